@@ -1,0 +1,57 @@
+/**
+ * A short in-process cache of resolved credentials, so that an authenticated request costs a map lookup
+ * instead of a database round trip. Revocation, logout, disabling a principal and membership changes
+ * call `invalidate`, which takes effect at once; the TTL bounds staleness of anything else.
+ */
+import type { Principal } from "./principal";
+
+interface Entry {
+  principal: Principal;
+  cachedUntil: number;
+}
+
+export class CredentialCache {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly maxEntries = 50_000,
+  ) {}
+
+  get(credential: string, now = Date.now()): Principal | undefined {
+    const entry = this.entries.get(credential);
+    if (!entry) return undefined;
+    const expiresAt = entry.principal.credential.expiresAt;
+    if (entry.cachedUntil <= now || (expiresAt !== undefined && expiresAt <= now)) {
+      this.entries.delete(credential);
+      return undefined;
+    }
+    return entry.principal;
+  }
+
+  set(credential: string, principal: Principal, ttlMs = this.ttlMs): void {
+    if (ttlMs <= 0) return;
+    if (this.entries.size >= this.maxEntries) {
+      // Maps iterate in insertion order: drop the oldest entry.
+      const oldest = this.entries.keys().next().value;
+      if (oldest !== undefined) this.entries.delete(oldest);
+    }
+    this.entries.set(credential, { principal, cachedUntil: Date.now() + ttlMs });
+  }
+
+  /** Rare (logout, revoke, disable): a scan is cheaper than keeping secondary indexes on the hot path. */
+  invalidate(target: { credentialId?: string; principalId?: string }): void {
+    for (const [key, entry] of this.entries) {
+      if (
+        (target.credentialId && entry.principal.credential.id === target.credentialId) ||
+        (target.principalId && entry.principal.id === target.principalId)
+      ) {
+        this.entries.delete(key);
+      }
+    }
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}

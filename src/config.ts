@@ -1,0 +1,123 @@
+/**
+ * Every setting of the service, read from the environment once and validated at start.
+ * The README's configuration table lists the same names; keep the two in step.
+ */
+
+export type Environment = "dev" | "stage" | "prod";
+export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
+
+export interface Config {
+  port: number;
+  host: string;
+  /** postgres:// URL; when absent the embedded database in `dataDir` is used. */
+  databaseUrl?: string;
+  databasePoolSize: number;
+  dataDir: string;
+  env: Environment;
+  logLevel: LogLevel;
+  /** Public base URL used in bootstrap links; derived from host/port when unset. */
+  publicUrl?: string;
+  maxBodyBytes: number;
+  maxMessageBytes: number;
+  maxFrameBytes: number;
+  replayLimit: number;
+  typingTtlMs: number;
+  heartbeatMs: number;
+  wsRateLimitPerSecond: number;
+  wsRateLimitBurst: number;
+  wsBackpressureBytes: number;
+  sessionTtlMs: number;
+  cookieSecure: boolean;
+  credentialCacheMs: number;
+  identityUrl?: string;
+  identityCacheMs: number;
+  adminEmail?: string;
+  adminPassword?: string;
+  adminSocket: string;
+  loginMaxFailures: number;
+  loginWindowMs: number;
+  shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(`${name} must be one of ${allowed.join(", ")}, got "${raw}"`);
+  }
+  return raw as T;
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+function url(env: Env, name: string, protocols: string[]): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} is not a valid URL`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} must start with ${protocols.map((p) => p + "//").join(" or ")}`);
+  }
+  return raw.replace(/\/+$/, "");
+}
+
+const KIB = 1024;
+const SECOND = 1000;
+const DAY = 24 * 3600 * SECOND;
+
+export function loadConfig(env: Env = process.env): Config {
+  const dataDir = env.DATA_DIR || "./data";
+  return {
+    port: integer(env, "PORT", 5005, 0, 65535),
+    host: env.HOST || "0.0.0.0",
+    databaseUrl: url(env, "DATABASE_URL", ["postgres:", "postgresql:"]),
+    databasePoolSize: integer(env, "DATABASE_POOL_SIZE", 20, 1, 500),
+    dataDir,
+    env: oneOf(env, "SYMBIA_ENV", ["dev", "stage", "prod"] as const, "dev"),
+    logLevel: oneOf(env, "LOG_LEVEL", ["debug", "info", "warn", "error", "silent"] as const, "info"),
+    publicUrl: url(env, "PUBLIC_URL", ["http:", "https:"]),
+    maxBodyBytes: integer(env, "MAX_BODY_BYTES", 1024 * KIB, 1 * KIB, 64 * 1024 * KIB),
+    maxMessageBytes: integer(env, "MAX_MESSAGE_BYTES", 64 * KIB, 1, 16 * 1024 * KIB),
+    maxFrameBytes: integer(env, "MAX_FRAME_BYTES", 1024 * KIB, 1 * KIB, 64 * 1024 * KIB),
+    replayLimit: integer(env, "REPLAY_LIMIT", 1000, 1, 100_000),
+    typingTtlMs: integer(env, "TYPING_TTL_MS", 8 * SECOND, 100, 600 * SECOND),
+    heartbeatMs: integer(env, "HEARTBEAT_MS", 30 * SECOND, 1 * SECOND, 600 * SECOND),
+    wsRateLimitPerSecond: integer(env, "WS_RATE_LIMIT", 50, 1, 100_000),
+    wsRateLimitBurst: integer(env, "WS_RATE_BURST", 100, 1, 100_000),
+    wsBackpressureBytes: integer(env, "WS_BACKPRESSURE_BYTES", 4 * 1024 * KIB, 16 * KIB, 1024 * 1024 * KIB),
+    sessionTtlMs: integer(env, "SESSION_TTL_HOURS", 7 * 24, 1, 24 * 365) * 3600 * SECOND,
+    cookieSecure: boolean(env, "COOKIE_SECURE", false),
+    credentialCacheMs: integer(env, "CREDENTIAL_CACHE_MS", 30 * SECOND, 0, DAY),
+    identityUrl: url(env, "IDENTITY_URL", ["http:", "https:"]),
+    identityCacheMs: integer(env, "IDENTITY_CACHE_MS", 30 * SECOND, 0, DAY),
+    adminEmail: env.SYMBIA_ADMIN_EMAIL || undefined,
+    adminPassword: env.SYMBIA_ADMIN_PASSWORD || undefined,
+    adminSocket: env.ADMIN_SOCKET || `${dataDir.replace(/\/+$/, "")}/admin.sock`,
+    loginMaxFailures: integer(env, "LOGIN_MAX_FAILURES", 5, 1, 10_000),
+    loginWindowMs: integer(env, "LOGIN_WINDOW_SECONDS", 15 * 60, 1, 86_400) * SECOND,
+    shutdownTimeoutMs: integer(env, "SHUTDOWN_TIMEOUT_MS", 10 * SECOND, 0, 600 * SECOND),
+  };
+}

@@ -1,0 +1,153 @@
+/**
+ * The two database drivers behind one interface: postgres.js with a pool when DATABASE_URL is set, the
+ * embedded PGlite (persisted in DATA_DIR) otherwise. Everything above this file sees a Drizzle database and
+ * `rows()` for raw statements, whose result has the same shape on both drivers.
+ */
+import { PGlite } from "@electric-sql/pglite";
+import type { SQL } from "drizzle-orm";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
+import { mkdirSync } from "node:fs";
+import postgres from "postgres";
+import { loadPgliteAssets } from "./pglite-assets";
+import { claimDataDir, releaseDataDir } from "./data-dir-lock";
+import * as schema from "./schema";
+
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
+/** A Drizzle transaction handle, as passed to `db.transaction(async (tx) => ...)`. */
+export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+export type Executor = Db | Tx;
+
+export interface Database {
+  kind: "postgres" | "pglite";
+  db: Db;
+  /** postgres.js client, for LISTEN/NOTIFY; absent on the embedded database. */
+  pg?: postgres.Sql;
+  ping(timeoutMs?: number): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export class DatabaseUnavailableError extends Error {}
+
+/** Rows of a raw `execute()`: postgres.js answers an array, PGlite an object with `rows`. */
+export function rowsOf<T>(result: unknown): T[] {
+  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
+}
+
+export async function rows<T>(executor: Executor, query: SQL): Promise<T[]> {
+  return rowsOf<T>(await executor.execute(query));
+}
+
+function describeTarget(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || 5432}${u.pathname}`;
+  } catch {
+    return "the configured server";
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    promise.then(
+      (v) => (clearTimeout(timer), resolve(v)),
+      (e) => (clearTimeout(timer), reject(e)),
+    );
+  });
+}
+
+export async function openPostgres(url: string, poolSize: number): Promise<Database> {
+  const pg = postgres(url, {
+    max: poolSize,
+    connect_timeout: 5,
+    idle_timeout: 60,
+    onnotice: () => {},
+    // Connection errors surface as rejected queries; keep postgres.js from printing them too.
+    debug: false,
+  });
+  try {
+    await withTimeout(pg`select 1`, 6000);
+  } catch (error) {
+    await pg.end({ timeout: 0 }).catch(() => {});
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new DatabaseUnavailableError(`cannot reach PostgreSQL at ${describeTarget(url)}: ${reason}`);
+  }
+  const db = drizzlePostgres(pg, { schema }) as unknown as Db;
+  return {
+    kind: "postgres",
+    db,
+    pg,
+    async ping(timeoutMs = 2000) {
+      try {
+        await withTimeout(pg`select 1`, timeoutMs);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    async close() {
+      await pg.end({ timeout: 5 });
+    },
+  };
+}
+
+export interface PgliteOptions {
+  /** Directory to persist in; undefined keeps the database in memory (tests). */
+  dataDir?: string;
+  /** A `dumpDataDir()` tarball to start from instead of running initdb (tests clone a migrated template). */
+  loadDataDir?: Blob;
+}
+
+export async function openPglite(options: PgliteOptions): Promise<{ database: Database; client: PGlite }> {
+  const assets = await loadPgliteAssets();
+  let pgliteDir: string | undefined;
+  if (options.dataDir) {
+    mkdirSync(options.dataDir, { recursive: true });
+    claimDataDir(options.dataDir);
+    pgliteDir = `${options.dataDir.replace(/\/+$/, "")}/pgdata`;
+  }
+  let client: PGlite;
+  try {
+    client = await PGlite.create(pgliteDir, { ...assets, loadDataDir: options.loadDataDir });
+  } catch (error) {
+    if (options.dataDir) releaseDataDir(options.dataDir);
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new DatabaseUnavailableError(`cannot open the embedded database in ${options.dataDir ?? "memory"}: ${reason}`);
+  }
+  const db = drizzlePglite(client, { schema }) as unknown as Db;
+  let closed = false;
+  const database: Database = {
+    kind: "pglite",
+    db,
+    async ping() {
+      if (closed) return false;
+      try {
+        await client.query("select 1");
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      // close() flushes the data directory to disk.
+      await client.close();
+      if (options.dataDir) releaseDataDir(options.dataDir);
+    },
+  };
+  return { database, client };
+}
+
+export interface OpenOptions {
+  databaseUrl?: string;
+  poolSize: number;
+  dataDir: string;
+}
+
+export async function openDatabase(options: OpenOptions): Promise<Database> {
+  if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize);
+  return (await openPglite({ dataDir: options.dataDir })).database;
+}

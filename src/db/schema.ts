@@ -1,0 +1,162 @@
+/**
+ * The whole product's schema. TypeScript keys are the column names, which are also the field names of the
+ * API's resources (snake_case): a row read with Drizzle or with raw SQL has the same shape, and a resource
+ * is the row minus its internal columns. One schema serves PostgreSQL and the embedded PGlite alike.
+ */
+import { sql } from "drizzle-orm";
+import {
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from "drizzle-orm/pg-core";
+
+const createdAt = () => timestamp("created_at", { withTimezone: true }).notNull().defaultNow();
+
+// ---------------------------------------------------------------- identity
+
+/** Users, agents and services: anyone who can hold a session or an API key. */
+export const principals = pgTable("principals", {
+  id: text("id").primaryKey(),
+  type: text("type").notNull().$type<"user" | "agent" | "service">(),
+  email: text("email"),
+  name: text("name"),
+  password_hash: text("password_hash"),
+  is_super_admin: boolean("is_super_admin").notNull().default(false),
+  entitlements: text("entitlements").array().notNull().default(sql`'{}'::text[]`),
+  disabled_at: timestamp("disabled_at", { withTimezone: true }),
+  created_at: createdAt(),
+}, (t) => [
+  // Emails are matched case-insensitively at login.
+  uniqueIndex("principals_email_key").on(sql`lower(${t.email})`),
+]);
+
+export const organizations = pgTable("organizations", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  created_at: createdAt(),
+});
+
+export const memberships = pgTable("memberships", {
+  principal_id: text("principal_id").notNull().references(() => principals.id, { onDelete: "cascade" }),
+  org_id: text("org_id").notNull().references(() => organizations.id, { onDelete: "cascade" }),
+  role: text("role").notNull().$type<"admin" | "member">(),
+  created_at: createdAt(),
+}, (t) => [
+  primaryKey({ columns: [t.principal_id, t.org_id] }),
+  index("memberships_org_idx").on(t.org_id),
+]);
+
+/** Login sessions. The token handed out is `<id>.<secret>`; only SHA-256(secret) is stored. */
+export const sessions = pgTable("sessions", {
+  id: uuid("id").primaryKey(),
+  principal_id: text("principal_id").notNull().references(() => principals.id, { onDelete: "cascade" }),
+  token_hash: text("token_hash").notNull(),
+  created_at: createdAt(),
+  expires_at: timestamp("expires_at", { withTimezone: true }).notNull(),
+  revoked_at: timestamp("revoked_at", { withTimezone: true }),
+  ip: text("ip"),
+  user_agent: text("user_agent"),
+}, (t) => [index("sessions_principal_idx").on(t.principal_id)]);
+
+/** API keys. The key is `smk_<prefix>_<secret>`; the prefix is visible and indexed, the key is stored hashed. */
+export const apiKeys = pgTable("api_keys", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  prefix: text("prefix").notNull(),
+  key_hash: text("key_hash").notNull(),
+  principal_id: text("principal_id").notNull().references(() => principals.id, { onDelete: "cascade" }),
+  name: text("name"),
+  /** Entitlements granted to whoever presents the key. */
+  scopes: text("scopes").array().notNull().default(sql`'{}'::text[]`),
+  /** Organisations the key acts in: [{id, role}]. */
+  orgs: jsonb("orgs").notNull().default(sql`'[]'::jsonb`).$type<{ id: string; role: "admin" | "member" }[]>(),
+  created_at: createdAt(),
+  expires_at: timestamp("expires_at", { withTimezone: true }),
+  revoked_at: timestamp("revoked_at", { withTimezone: true }),
+}, (t) => [
+  uniqueIndex("api_keys_prefix_key").on(t.prefix),
+  index("api_keys_principal_idx").on(t.principal_id),
+]);
+
+// ---------------------------------------------------------------- messaging
+
+export const conversations = pgTable("conversations", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  type: text("type").notNull().$type<"private" | "group">(),
+  name: text("name"),
+  description: text("description"),
+  org_id: text("org_id"),
+  created_by: text("created_by").notNull(),
+  created_at: createdAt(),
+  updated_at: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+  metadata: jsonb("metadata").notNull().default(sql`'{}'::jsonb`).$type<Record<string, unknown>>(),
+  /** Highest sequence handed out; the next message takes last_sequence + 1 in the same statement. */
+  last_sequence: integer("last_sequence").notNull().default(0),
+  last_message_at: timestamp("last_message_at", { withTimezone: true }),
+}, (t) => [
+  index("conversations_org_updated_idx").on(t.org_id, t.updated_at.desc()),
+  index("conversations_last_message_idx").on(t.last_message_at),
+]);
+
+export const participants = pgTable("participants", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  conversation_id: uuid("conversation_id").notNull().references(() => conversations.id, { onDelete: "cascade" }),
+  user_id: text("user_id").notNull(),
+  user_type: text("user_type").notNull().$type<"user" | "agent" | "service" | "bot">(),
+  role: text("role").notNull().$type<"owner" | "admin" | "member">(),
+  joined_at: timestamp("joined_at", { withTimezone: true }).notNull().defaultNow(),
+  last_read_at: timestamp("last_read_at", { withTimezone: true }),
+}, (t) => [
+  uniqueIndex("participants_conversation_user_key").on(t.conversation_id, t.user_id),
+  index("participants_user_idx").on(t.user_id),
+]);
+
+export const messages = pgTable("messages", {
+  id: uuid("id").primaryKey(),
+  conversation_id: uuid("conversation_id").notNull().references(() => conversations.id, { onDelete: "cascade" }),
+  sender_id: text("sender_id").notNull(),
+  sender_type: text("sender_type").notNull().$type<"user" | "agent" | "service" | "bot">(),
+  content: text("content").notNull(),
+  content_type: text("content_type").notNull().default("text/plain"),
+  reply_to: uuid("reply_to"),
+  org_id: text("org_id"),
+  run_id: text("run_id"),
+  trace_id: text("trace_id"),
+  sequence: integer("sequence").notNull(),
+  priority: text("priority").notNull().default("normal").$type<"low" | "normal" | "high" | "critical">(),
+  interruptible: boolean("interruptible").notNull().default(true),
+  preempted_by: uuid("preempted_by"),
+  created_at: createdAt(),
+  updated_at: timestamp("updated_at", { withTimezone: true }),
+  deleted_at: timestamp("deleted_at", { withTimezone: true }),
+  metadata: jsonb("metadata").notNull().default(sql`'{}'::jsonb`).$type<Record<string, unknown>>(),
+  version: integer("version").notNull().default(1),
+  data_class: text("data_class"),
+  policy_ref: text("policy_ref"),
+}, (t) => [
+  uniqueIndex("messages_conversation_sequence_key").on(t.conversation_id, t.sequence),
+  index("messages_conversation_created_idx").on(t.conversation_id, t.created_at),
+]);
+
+/** Every superseded content of a message, with who wrote it and when. */
+export const messageVersions = pgTable("message_versions", {
+  message_id: uuid("message_id").notNull().references(() => messages.id, { onDelete: "cascade" }),
+  version: integer("version").notNull(),
+  content: text("content").notNull(),
+  content_type: text("content_type").notNull(),
+  edited_by: text("edited_by").notNull(),
+  created_at: timestamp("created_at", { withTimezone: true }).notNull(),
+  superseded_at: timestamp("superseded_at", { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [primaryKey({ columns: [t.message_id, t.version] })]);
+
+export type PrincipalRow = typeof principals.$inferSelect;
+export type ConversationRow = typeof conversations.$inferSelect;
+export type ParticipantRow = typeof participants.$inferSelect;
+export type MessageRow = typeof messages.$inferSelect;
+export type MessageVersionRow = typeof messageVersions.$inferSelect;

@@ -1,0 +1,48 @@
+/**
+ * Names of the WebSocket events (PROTOCOL.md). Bootstrap and the docs list them from here, and the
+ * realtime layer dispatches on them.
+ */
+export const CLIENT_EVENTS = [
+  "join:conversation",
+  "leave:conversation",
+  "message:send",
+  "message:edit",
+  "message:delete",
+  "control:send",
+  "typing:start",
+  "typing:stop",
+  "presence:update",
+  "ping",
+] as const;
+
+export const CONTROL_EVENTS = [
+  "stream.pause",
+  "stream.resume",
+  "stream.preempt",
+  "stream.route",
+  "stream.handoff",
+  "stream.cancel",
+  "stream.priority",
+] as const;
+
+export const SERVER_EVENTS = [
+  "session:ready",
+  "ack",
+  "error",
+  "pong",
+  "message:new",
+  "message:updated",
+  "message:deleted",
+  "typing:started",
+  "typing:stopped",
+  "presence:changed",
+  ...CONTROL_EVENTS,
+  "participant:joined",
+  "participant:left",
+  "conversation:updated",
+  "conversation:deleted",
+] as const;
+
+export type ClientEvent = (typeof CLIENT_EVENTS)[number];
+export type ControlEvent = (typeof CONTROL_EVENTS)[number];
+export type ServerEvent = (typeof SERVER_EVENTS)[number];

@@ -1,0 +1,83 @@
+/**
+ * Starting and stopping one server process: open the database, migrate, build the services and the app,
+ * listen, and shut down gracefully on SIGTERM/SIGINT.
+ */
+import { createApp, type App } from "./app";
+import type { Config } from "./config";
+import { openDatabase, type Database } from "./db/client";
+import { migrate } from "./db/migrate";
+import { describeError, log } from "./log";
+import { createServices, type Services } from "./services";
+
+export interface RunningServer {
+  app: App;
+  services: Services;
+  port: number;
+  url: string;
+  /** Stop accepting, finish in-flight requests, close sockets with 1001, close the database. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** An already open (and migrated) database; tests pass one. When absent the configured one is opened. */
+  database?: Database;
+  /** Hooks run after the services exist and before the port opens (e.g. creating the first admin). */
+  beforeListen?: (services: Services) => Promise<void>;
+}
+
+export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
+  const database =
+    options.database ??
+    (await openDatabase({ databaseUrl: config.databaseUrl, poolSize: config.databasePoolSize, dataDir: config.dataDir }));
+  try {
+    if (!options.database) {
+      const applied = await migrate(database.db);
+      if (applied.length > 0) log.info("migrations applied", { migrations: applied });
+    }
+    const services = createServices(config, database);
+    await options.beforeListen?.(services);
+    const app = createApp(services);
+    app.listen({ port: config.port, hostname: config.host });
+    const port = app.server!.port!;
+    const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+
+    let stopping: Promise<void> | undefined;
+    const stop = () =>
+      (stopping ??= (async () => {
+        const server = app.server;
+        if (server) {
+          // Stops listening at once; the promise settles when in-flight requests have finished.
+          const drained = server.stop(false);
+          await Promise.race([drained, Bun.sleep(config.shutdownTimeoutMs)]);
+          server.stop(true);
+        }
+        await database.close();
+      })());
+    return { app, services, port, url: `http://${host}:${port}`, stop };
+  } catch (error) {
+    if (!options.database) await database.close().catch(() => {});
+    throw error;
+  }
+}
+
+/** Runs until SIGTERM/SIGINT, then shuts down and exits 0 (1 if the shutdown itself failed). */
+export function stopOnSignals(server: RunningServer): void {
+  let signalled = false;
+  const onSignal = (signal: string) => {
+    if (signalled) return;
+    signalled = true;
+    log.info("shutting down", { signal });
+    server.stop().then(
+      () => {
+        log.info("stopped");
+        process.exit(0);
+      },
+      (error) => {
+        log.error("shutdown failed", describeError(error));
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGINT", () => onSignal("SIGINT"));
+}

@@ -1,0 +1,24 @@
+/**
+ * The long-lived pieces one server process is made of, built once at start (or per test) and passed to
+ * the HTTP modules and the realtime layer. Nothing in here listens on a port.
+ */
+import type { AuthChange } from "./auth/local-identity";
+import { LocalIdentity } from "./auth/local-identity";
+import type { IdentityProvider } from "./auth/identity";
+import type { Config } from "./config";
+import type { Database } from "./db/client";
+import { Bus } from "./events";
+
+export interface Services {
+  config: Config;
+  database: Database;
+  identity: IdentityProvider;
+  /** Credential and principal changes: caches and open sockets react to them. */
+  authChanges: Bus<AuthChange>;
+}
+
+export function createServices(config: Config, database: Database): Services {
+  const authChanges = new Bus<AuthChange>();
+  const identity = new LocalIdentity(database.db, config, authChanges);
+  return { config, database, identity, authChanges };
+}
