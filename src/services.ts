@@ -7,6 +7,7 @@ import { LocalIdentity } from "./auth/local-identity";
 import type { IdentityProvider } from "./auth/identity";
 import type { Config } from "./config";
 import type { Database } from "./db/client";
+import type { DomainEvent } from "./domain/events";
 import { Bus } from "./events";
 
 export interface Services {
@@ -15,10 +16,12 @@ export interface Services {
   identity: IdentityProvider;
   /** Credential and principal changes: caches and open sockets react to them. */
   authChanges: Bus<AuthChange>;
+  /** Committed writes of the messaging domain: the realtime hub publishes them. */
+  domainEvents: Bus<DomainEvent>;
 }
 
 export function createServices(config: Config, database: Database): Services {
   const authChanges = new Bus<AuthChange>();
   const identity = new LocalIdentity(database.db, config, authChanges);
-  return { config, database, identity, authChanges };
+  return { config, database, identity, authChanges, domainEvents: new Bus<DomainEvent>() };
 }

@@ -1,0 +1,37 @@
+/**
+ * What the domain announces after a write has committed. The realtime hub turns each event into exactly
+ * one pre-serialised frame published on the conversation's topic (and, with several instances, a NOTIFY).
+ */
+import type { ConversationResource, MessageResource, ParticipantResource } from "./resources";
+
+export type DomainEvent =
+  | { type: "message.created"; conversationId: string; message: MessageResource }
+  | { type: "message.updated"; conversationId: string; message: MessageResource }
+  | {
+      type: "message.deleted";
+      conversationId: string;
+      message: { id: string; conversationId: string; sequence: number; deletedAt: string };
+    }
+  | { type: "control.sent"; conversationId: string; message: MessageResource; control: ControlBroadcast }
+  | { type: "participant.added"; conversationId: string; participant: ParticipantResource }
+  | { type: "participant.removed"; conversationId: string; participant: ParticipantResource }
+  | { type: "participant.updated"; conversationId: string; participant: ParticipantResource }
+  | { type: "conversation.updated"; conversationId: string; conversation: ConversationResource }
+  | { type: "conversation.deleted"; conversationId: string };
+
+/** The payload of a `stream.*` WebSocket event (PROTOCOL.md). */
+export interface ControlBroadcast {
+  event: string;
+  conversationId: string;
+  messageId: string;
+  sequence: number;
+  senderId: string;
+  senderType: string;
+  target?: unknown;
+  reason?: string;
+  preemptedBy?: string;
+  runId?: string;
+  traceId?: string;
+  effectiveAt: string;
+  metadata?: Record<string, unknown>;
+}
