@@ -10,7 +10,12 @@ import { Elysia, ValidationError } from "elysia";
 import { admitRequest, requestContext, requestStateOf } from "./http/context";
 import { AppError, isDatabaseUnavailable } from "./http/errors";
 import { describeError, log } from "./log";
+import { adminModule } from "./modules/admin";
 import { authModule } from "./modules/auth";
+import { controlModule } from "./modules/control";
+import { conversationsModule } from "./modules/conversations";
+import { messagesModule } from "./modules/messages";
+import { participantsModule } from "./modules/participants";
 import { systemModule, type RouteInfo } from "./modules/system";
 import type { Services } from "./services";
 import { SERVICE_NAME, VERSION } from "./version";
@@ -126,7 +131,12 @@ export function createApp(services: Services) {
     )
     .use(requestContext)
     .use(systemModule(services, () => routeList))
-    .use(authModule(services));
+    .use(authModule(services))
+    .use(conversationsModule(services))
+    .use(participantsModule(services))
+    .use(messagesModule(services))
+    .use(controlModule(services))
+    .use(adminModule(services));
 
   routeList = app.routes
     .filter((r) => !r.path.startsWith("/docs") || r.path === "/docs/llms.txt")

@@ -5,8 +5,8 @@
 import type { ConversationResource, MessageResource, ParticipantResource } from "./resources";
 
 export type DomainEvent =
-  | { type: "message.created"; conversationId: string; message: MessageResource }
-  | { type: "message.updated"; conversationId: string; message: MessageResource }
+  | { type: "message.created"; conversationId: string; message: MessageResource; json: string }
+  | { type: "message.updated"; conversationId: string; message: MessageResource; json: string }
   | {
       type: "message.deleted";
       conversationId: string;

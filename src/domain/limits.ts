@@ -1,0 +1,39 @@
+/**
+ * Input rules beyond what a schema can say: sizes in bytes, content types, JSON that must parse.
+ */
+import type { Config } from "../config";
+import { badRequest, tooLarge } from "../http/errors";
+
+/** Metadata is free-form JSON, bounded so that one field cannot carry more than a message may. */
+export function checkMetadata(config: Config, metadata: Record<string, unknown> | undefined): void {
+  if (metadata === undefined) return;
+  if (Buffer.byteLength(JSON.stringify(metadata)) > config.maxMessageBytes) {
+    throw tooLarge(`metadata exceeds ${config.maxMessageBytes} bytes`);
+  }
+}
+
+/** `type/subtype` (with optional parameters) or a short token such as `markdown`. */
+const CONTENT_TYPE = /^(?:[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}(?:\s*;\s*[a-z0-9_.-]+=[^;]{1,100}){0,4}|[a-z0-9][a-z0-9_.+-]{0,63})$/i;
+
+/** `event` is reserved for control messages, which only POST /control creates. */
+export function normaliseContentType(contentType: string | undefined): string {
+  const value = (contentType ?? "text/plain").trim();
+  if (!CONTENT_TYPE.test(value)) throw badRequest("contentType must be a media type (type/subtype) or a short token", "invalid_content_type");
+  if (value.toLowerCase() === "event") throw badRequest("contentType event is reserved for control events", "reserved_content_type");
+  return value;
+}
+
+export function checkContent(config: Config, content: string, contentType: string): void {
+  if (content.length === 0 || content.trim().length === 0) throw badRequest("content must not be empty", "empty_content");
+  // Cheap bound first: a JS string's UTF-8 size is at most 3 bytes per UTF-16 unit.
+  if (content.length * 3 > config.maxMessageBytes && Buffer.byteLength(content) > config.maxMessageBytes) {
+    throw tooLarge(`content exceeds ${config.maxMessageBytes} bytes`);
+  }
+  if (contentType.toLowerCase().startsWith("application/json")) {
+    try {
+      JSON.parse(content);
+    } catch {
+      throw badRequest("content is not valid JSON, as contentType application/json requires", "invalid_json_content");
+    }
+  }
+}

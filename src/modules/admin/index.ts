@@ -1,0 +1,65 @@
+/**
+ * REST routes of the admin API: /api/admin/...
+ */
+import { Elysia } from "elysia";
+import { authenticated } from "../../http/context";
+import type { Services } from "../../services";
+import { ConversationParams } from "../shared-models";
+import { ParticipantParams } from "../participants/model";
+import { AdminAddParticipantBody, AdminListQuery, AdminOrgQuery, AdminUserParams } from "./model";
+import {
+  adminAddParticipant,
+  adminConversationDetail,
+  adminDeleteConversation,
+  adminListConversations,
+  adminRemoveParticipant,
+  adminStats,
+  adminUserConversations,
+} from "./service";
+
+export function adminModule(services: Services) {
+  return new Elysia({ prefix: "/api/admin", tags: ["admin"] })
+    .use(authenticated)
+    .get("/conversations", ({ principal, query, scope }) => adminListConversations(services, principal, query, scope), {
+      query: AdminListQuery,
+      detail: { summary: "All conversations, paginated, filterable by org and type" },
+    })
+    .get("/conversations/:id", ({ principal, params }) => adminConversationDetail(services, principal, params.id), {
+      params: ConversationParams,
+      detail: { summary: "A conversation with its participants and last 50 messages" },
+    })
+    .delete(
+      "/conversations/:id",
+      async ({ principal, params, set }) => {
+        await adminDeleteConversation(services, principal, params.id);
+        set.status = 204;
+      },
+      { params: ConversationParams, detail: { summary: "Delete a conversation" } },
+    )
+    .get(
+      "/users/:userId/conversations",
+      ({ principal, params, query, scope }) => adminUserConversations(services, principal, params.userId, query, scope),
+      { params: AdminUserParams, query: AdminOrgQuery, detail: { summary: "Conversations a principal participates in" } },
+    )
+    .post(
+      "/conversations/:id/participants",
+      async ({ principal, params, body, set }) => {
+        const participant = await adminAddParticipant(services, principal, params.id, body);
+        set.status = 201;
+        return participant;
+      },
+      { params: ConversationParams, body: AdminAddParticipantBody, detail: { summary: "Add a participant with a role" } },
+    )
+    .delete(
+      "/conversations/:id/participants/:userId",
+      async ({ principal, params, set }) => {
+        await adminRemoveParticipant(services, principal, params.id, params.userId);
+        set.status = 204;
+      },
+      { params: ParticipantParams, detail: { summary: "Remove a participant (not the owner)" } },
+    )
+    .get("/stats", ({ principal, query, scope }) => adminStats(services, principal, query, scope), {
+      query: AdminOrgQuery,
+      detail: { summary: "Totals and conversations active in the last 24 hours" },
+    });
+}

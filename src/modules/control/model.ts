@@ -1,0 +1,30 @@
+import { t } from "elysia";
+import { Metadata, ParticipantType, PrincipalId, Uuid } from "../shared-models";
+
+export const ControlEventName = t.Union([
+  t.Literal("stream.pause"),
+  t.Literal("stream.resume"),
+  t.Literal("stream.preempt"),
+  t.Literal("stream.route"),
+  t.Literal("stream.handoff"),
+  t.Literal("stream.cancel"),
+  t.Literal("stream.priority"),
+]);
+
+/** A participant id (UUID), or the principal it belongs to. */
+export const ControlTarget = t.Union([
+  PrincipalId,
+  t.Object({ principalId: PrincipalId, principalType: t.Optional(ParticipantType) }),
+]);
+
+export const SendControlBody = t.Object({
+  event: ControlEventName,
+  target: t.Optional(ControlTarget),
+  reason: t.Optional(t.String({ maxLength: 2000 })),
+  preemptedBy: t.Optional(Uuid),
+  runId: t.Optional(t.String({ maxLength: 255 })),
+  traceId: t.Optional(t.String({ maxLength: 255 })),
+  metadata: t.Optional(Metadata),
+});
+
+export type SendControlInput = typeof SendControlBody.static;

@@ -1,0 +1,50 @@
+/**
+ * REST routes of conversations: /api/conversations[/:id]
+ */
+import { Elysia } from "elysia";
+import { authenticated } from "../../http/context";
+import type { Services } from "../../services";
+import { ConversationParams } from "../shared-models";
+import { CreateConversationBody, ListConversationsQuery, UpdateConversationBody } from "./model";
+import {
+  createConversation,
+  deleteConversation,
+  getConversation,
+  listConversations,
+  updateConversation,
+} from "./service";
+
+export function conversationsModule(services: Services) {
+  return new Elysia({ prefix: "/api/conversations", tags: ["conversations"] })
+    .use(authenticated)
+    .get("", ({ principal, query, scope }) => listConversations(services, principal, query, scope), {
+      query: ListConversationsQuery,
+      detail: { summary: "Conversations the caller participates in, newest activity first" },
+    })
+    .post(
+      "",
+      async ({ principal, body, scope, set }) => {
+        const conversation = await createConversation(services, principal, body, scope);
+        set.status = 201;
+        return conversation;
+      },
+      { body: CreateConversationBody, detail: { summary: "Create a conversation; the caller becomes its owner" } },
+    )
+    .get("/:id", ({ principal, params }) => getConversation(services, principal, params.id), {
+      params: ConversationParams,
+      detail: { summary: "A conversation with its participants" },
+    })
+    .patch("/:id", ({ principal, params, body }) => updateConversation(services, principal, params.id, body), {
+      params: ConversationParams,
+      body: UpdateConversationBody,
+      detail: { summary: "Update name, description or metadata (owner, admin)" },
+    })
+    .delete(
+      "/:id",
+      async ({ principal, params, set }) => {
+        await deleteConversation(services, principal, params.id);
+        set.status = 204;
+      },
+      { params: ConversationParams, detail: { summary: "Delete a conversation with its messages (owner)" } },
+    );
+}

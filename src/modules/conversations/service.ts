@@ -1,0 +1,150 @@
+/**
+ * Conversations: create, read, update, delete, list. No HTTP here; REST and the WebSocket call these.
+ */
+import { and, desc, eq, inArray, sql } from "drizzle-orm";
+import { isOrgMember, type Principal } from "../../auth/principal";
+import { conversations, participants, type ParticipantRow } from "../../db/schema";
+import { requireParticipant, requireReader } from "../../domain/access";
+import { checkMetadata } from "../../domain/limits";
+import {
+  toConversation,
+  toParticipant,
+  type ConversationResource,
+  type ConversationWithParticipants,
+} from "../../domain/resources";
+import { badRequest, forbidden } from "../../http/errors";
+import type { Scope } from "../../http/scope";
+import type { Services } from "../../services";
+import type { CreateConversationInput, UpdateConversationInput } from "./model";
+
+export const PRIVATE_CONVERSATION_LIMIT = 2;
+
+/** The org a request acts in: the explicit parameter, else X-Org-Id. The caller must belong to it. */
+export function resolveOrg(principal: Principal, explicit: string | undefined, scope: Scope): string | undefined {
+  const orgId = explicit ?? scope.orgId;
+  if (orgId && !isOrgMember(principal, orgId)) {
+    throw forbidden("You are not a member of this organization", "org_forbidden");
+  }
+  return orgId;
+}
+
+export async function createConversation(
+  services: Services,
+  principal: Principal,
+  input: CreateConversationInput,
+  scope: Scope,
+): Promise<ConversationWithParticipants> {
+  const name = input.name?.trim();
+  if (input.type === "group" && !name) throw badRequest("A group conversation needs a name", "name_required");
+  checkMetadata(services.config, input.metadata);
+  const orgId = resolveOrg(principal, input.orgId, scope);
+
+  // The creator is the owner; listed participants join as members (duplicates and the creator dropped).
+  const others = new Map<string, ParticipantRow["user_type"]>();
+  for (const p of input.participants ?? []) {
+    if (p.userId !== principal.id) others.set(p.userId, p.userType ?? "user");
+  }
+  if (input.type === "private" && others.size + 1 > PRIVATE_CONVERSATION_LIMIT) {
+    throw badRequest("A private conversation holds at most two participants", "too_many_participants");
+  }
+
+  return services.database.db.transaction(async (tx) => {
+    const [conversation] = await tx
+      .insert(conversations)
+      .values({
+        type: input.type,
+        name: name ?? null,
+        description: input.description ?? null,
+        org_id: orgId ?? null,
+        created_by: principal.id,
+        metadata: input.metadata ?? {},
+      })
+      .returning();
+    const rows = await tx
+      .insert(participants)
+      .values([
+        { conversation_id: conversation.id, user_id: principal.id, user_type: principal.type, role: "owner" as const },
+        ...[...others].map(([userId, userType]) => ({
+          conversation_id: conversation.id,
+          user_id: userId,
+          user_type: userType,
+          role: "member" as const,
+        })),
+      ])
+      .returning();
+    return { ...toConversation(conversation), participants: rows.map(toParticipant) };
+  });
+}
+
+export async function getConversation(
+  services: Services,
+  principal: Principal,
+  conversationId: string,
+): Promise<ConversationWithParticipants> {
+  const { db } = services.database;
+  const { conversation } = await requireReader(db, principal, conversationId);
+  const rows = await db
+    .select()
+    .from(participants)
+    .where(eq(participants.conversation_id, conversationId))
+    .orderBy(participants.joined_at, participants.id);
+  return { ...toConversation(conversation), participants: rows.map(toParticipant) };
+}
+
+export async function listConversations(
+  services: Services,
+  principal: Principal,
+  options: { orgId?: string; limit?: number; offset?: number },
+  scope: Scope,
+): Promise<ConversationResource[]> {
+  const orgId = resolveOrg(principal, options.orgId, scope);
+  const mine = services.database.db
+    .select({ id: participants.conversation_id })
+    .from(participants)
+    .where(eq(participants.user_id, principal.id));
+  const rows = await services.database.db
+    .select()
+    .from(conversations)
+    .where(and(inArray(conversations.id, mine), orgId ? eq(conversations.org_id, orgId) : undefined))
+    .orderBy(desc(conversations.updated_at), desc(conversations.id))
+    .limit(options.limit ?? 100)
+    .offset(options.offset ?? 0);
+  return rows.map(toConversation);
+}
+
+export async function updateConversation(
+  services: Services,
+  principal: Principal,
+  conversationId: string,
+  input: UpdateConversationInput,
+): Promise<ConversationResource> {
+  const { db } = services.database;
+  checkMetadata(services.config, input.metadata);
+  const name = input.name?.trim();
+  if (input.name !== undefined && !name) throw badRequest("name cannot be blank", "name_required");
+  const { conversation } = await requireParticipant(db, principal, conversationId, ["owner", "admin"]);
+  const changes: Partial<typeof conversations.$inferInsert> = { updated_at: sql`now()` as unknown as Date };
+  if (name !== undefined) changes.name = name;
+  if (input.description !== undefined) changes.description = input.description;
+  if (input.metadata !== undefined) changes.metadata = input.metadata;
+  if (conversation.type === "group" && changes.name === null) throw badRequest("A group conversation needs a name", "name_required");
+  const [updated] = await db.update(conversations).set(changes).where(eq(conversations.id, conversationId)).returning();
+  const resource = toConversation(updated);
+  services.domainEvents.emit({ type: "conversation.updated", conversationId, conversation: resource });
+  return resource;
+}
+
+export async function deleteConversation(services: Services, principal: Principal, conversationId: string): Promise<void> {
+  const { db } = services.database;
+  await requireParticipant(db, principal, conversationId, ["owner"]);
+  await removeConversation(services, conversationId);
+}
+
+/** Deletes a conversation with its participants and messages (cascade) and announces it. */
+export async function removeConversation(services: Services, conversationId: string): Promise<void> {
+  const deleted = await services.database.db
+    .delete(conversations)
+    .where(eq(conversations.id, conversationId))
+    .returning({ id: conversations.id });
+  if (deleted.length > 0) services.domainEvents.emit({ type: "conversation.deleted", conversationId });
+}

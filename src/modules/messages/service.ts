@@ -1,0 +1,369 @@
+/**
+ * Messages: send (the hot path), edit with history, soft delete, list and replay.
+ *
+ * Sending is one SQL statement: it bumps the conversation's counter, checks that the sender participates
+ * and that references exist, and inserts the message with the new sequence. The counter's row lock orders
+ * concurrent senders, and because it is a single statement a failed insert (a duplicate client id) rolls
+ * the counter back too: sequences stay 1, 2, 3 … with no gap and no duplicate.
+ */
+import { and, asc, desc, eq, gt, isNull, lt, type SQL, sql } from "drizzle-orm";
+import type { Principal } from "../../auth/principal";
+import { rows } from "../../db/client";
+import { messages, messageVersions, participants, type MessageRow } from "../../db/schema";
+import { findParticipant, loadConversation, requireParticipant, requireReader } from "../../domain/access";
+import { checkContent, checkMetadata, normaliseContentType } from "../../domain/limits";
+import { toMessage, type MessageResource } from "../../domain/resources";
+import { AppError, badRequest, conflict, forbidden, notFound, sqlState, constraintName } from "../../http/errors";
+import type { Scope } from "../../http/scope";
+import type { Services } from "../../services";
+import type { EditMessageInput, SendMessageInput } from "./model";
+
+export interface StoredMessage {
+  message: MessageResource;
+  /** The message serialised once; REST answers with it and the realtime hub wraps it in its frame. */
+  json: string;
+  /** True when a client id was sent again and the stored message is returned (no new sequence, no event). */
+  replayed: boolean;
+}
+
+/** Everything a new message row needs besides its sequence (which the statement assigns). */
+export interface NewMessage {
+  id?: string;
+  content: string;
+  contentType: string;
+  replyTo?: string;
+  runId?: string;
+  traceId?: string;
+  priority: MessageRow["priority"];
+  interruptible: boolean;
+  preemptedBy?: string;
+  metadata: Record<string, unknown>;
+}
+
+/** Scope headers recorded on what a request creates. */
+function scopedMetadata(metadata: Record<string, unknown> | undefined, scope: Scope): Record<string, unknown> {
+  return scope.serviceId ? { ...metadata, serviceId: scope.serviceId } : (metadata ?? {});
+}
+
+export async function sendMessage(
+  services: Services,
+  principal: Principal,
+  conversationId: string,
+  input: SendMessageInput,
+  scope: Scope,
+): Promise<StoredMessage> {
+  const contentType = normaliseContentType(input.contentType);
+  checkContent(services.config, input.content, contentType);
+  checkMetadata(services.config, input.metadata);
+  const stored = await insertMessage(services, principal, conversationId, scope, {
+    id: input.id,
+    content: input.content,
+    contentType,
+    replyTo: input.replyTo,
+    runId: input.runId,
+    traceId: input.traceId,
+    priority: input.priority ?? "normal",
+    interruptible: input.interruptible ?? true,
+    preemptedBy: input.preemptedBy,
+    metadata: scopedMetadata(input.metadata, scope),
+  });
+  if (!stored.replayed) {
+    services.domainEvents.emit({ type: "message.created", conversationId, message: stored.message, json: stored.json });
+  }
+  return stored;
+}
+
+/** The one-statement insert shared by messages and control events. Emits nothing. */
+export async function insertMessage(
+  services: Services,
+  principal: Principal,
+  conversationId: string,
+  scope: Scope,
+  m: NewMessage,
+): Promise<StoredMessage> {
+  const { db } = services.database;
+  const id = m.id ?? Bun.randomUUIDv7();
+  const replyTo = m.replyTo ?? null;
+  const preemptedBy = m.preemptedBy ?? null;
+  let inserted: MessageRow[];
+  try {
+    inserted = await rows<MessageRow>(db, sql`
+      with next as (
+        update conversations c
+           set last_sequence = c.last_sequence + 1, updated_at = now(), last_message_at = now()
+         where c.id = ${conversationId}
+           and exists (select 1 from participants p where p.conversation_id = c.id and p.user_id = ${principal.id})
+           and (${replyTo}::uuid is null
+                or exists (select 1 from messages r where r.id = ${replyTo}::uuid and r.conversation_id = c.id))
+           and (${preemptedBy}::uuid is null
+                or exists (select 1 from messages r where r.id = ${preemptedBy}::uuid and r.conversation_id = c.id))
+        returning c.last_sequence, c.org_id
+      )
+      insert into messages (id, conversation_id, sender_id, sender_type, content, content_type, reply_to, org_id,
+                            run_id, trace_id, sequence, priority, interruptible, preempted_by, metadata,
+                            data_class, policy_ref)
+      select ${id}, ${conversationId}, ${principal.id}, ${principal.type}, ${m.content}, ${m.contentType},
+             ${replyTo}::uuid, next.org_id, ${m.runId ?? null}, ${m.traceId ?? null}, next.last_sequence,
+             ${m.priority}, ${m.interruptible}, ${preemptedBy}::uuid, ${JSON.stringify(m.metadata)}::jsonb,
+             ${scope.dataClass ?? null}, ${scope.policyRef ?? null}
+        from next
+      returning *`);
+  } catch (error) {
+    if (sqlState(error) === "23505" && constraintName(error) === "messages_pkey" && m.id) {
+      return replayClientId(services, principal, conversationId, m.id);
+    }
+    throw error;
+  }
+  if (inserted.length === 0) throw await explainRejectedSend(services, principal, conversationId, replyTo, preemptedBy);
+  const message = toMessage(inserted[0]);
+  return { message, json: JSON.stringify(message), replayed: false };
+}
+
+/** A client id seen before: the same sender and conversation get the stored message back; anyone else 409. */
+async function replayClientId(
+  services: Services,
+  principal: Principal,
+  conversationId: string,
+  id: string,
+): Promise<StoredMessage> {
+  const [existing] = await services.database.db.select().from(messages).where(eq(messages.id, id));
+  if (!existing || existing.sender_id !== principal.id || existing.conversation_id !== conversationId) {
+    throw conflict("A message with this id already exists", "duplicate_id");
+  }
+  const message = toMessage(existing);
+  return { message, json: JSON.stringify(message), replayed: true };
+}
+
+/** Off the hot path: the statement inserted nothing, find out which rule said no. */
+async function explainRejectedSend(
+  services: Services,
+  principal: Principal,
+  conversationId: string,
+  replyTo: string | null,
+  preemptedBy: string | null,
+): Promise<AppError> {
+  const { db } = services.database;
+  try {
+    await loadConversation(db, conversationId);
+  } catch (error) {
+    if (error instanceof AppError) return error;
+    throw error;
+  }
+  if (!(await findParticipant(db, conversationId, principal.id))) {
+    return forbidden("You are not a participant of this conversation", "not_participant");
+  }
+  for (const [field, ref] of [["replyTo", replyTo], ["preemptedBy", preemptedBy]] as const) {
+    if (!ref) continue;
+    const [found] = await db
+      .select({ id: messages.id })
+      .from(messages)
+      .where(and(eq(messages.id, ref), eq(messages.conversation_id, conversationId)));
+    if (!found) return badRequest(`${field} does not name a message of this conversation`, "invalid_reference");
+  }
+  return notFound("Conversation");
+}
+
+type Cursor = { sequence: number } | { time: Date };
+
+function parseCursor(name: string, value: string | undefined): Cursor | undefined {
+  if (value === undefined) return undefined;
+  if (/^\d{1,10}$/.test(value)) return { sequence: Number(value) };
+  // ISO-8601 date or date-time only: Date.parse alone accepts too much.
+  if (/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(value)) {
+    const time = new Date(value);
+    if (!Number.isNaN(time.getTime())) return { time };
+  }
+  throw badRequest(`${name} must be a sequence number or an ISO-8601 time`, "invalid_cursor");
+}
+
+function cursorCondition(cursor: Cursor, direction: "before" | "after"): SQL {
+  if ("sequence" in cursor) {
+    return direction === "before" ? lt(messages.sequence, cursor.sequence) : gt(messages.sequence, cursor.sequence);
+  }
+  return direction === "before" ? lt(messages.created_at, cursor.time) : gt(messages.created_at, cursor.time);
+}
+
+/** Reading marks `last_read_at`, at most once per this many ms per reader, to keep reads free of writes. */
+const READ_MARK_INTERVAL_MS = 5000;
+const lastReadMarks = new Map<string, number>();
+
+async function markRead(services: Services, conversationId: string, userId: string): Promise<void> {
+  const key = `${conversationId}:${userId}`;
+  const now = Date.now();
+  if ((lastReadMarks.get(key) ?? 0) > now - READ_MARK_INTERVAL_MS) return;
+  if (lastReadMarks.size > 100_000) lastReadMarks.clear();
+  lastReadMarks.set(key, now);
+  await services.database.db
+    .update(participants)
+    .set({ last_read_at: new Date(now) })
+    .where(and(eq(participants.conversation_id, conversationId), eq(participants.user_id, userId)));
+}
+
+/**
+ * A page of live (not deleted) messages in ascending sequence. With `before`, the newest `limit` below it;
+ * with only `after`, the oldest `limit` above it; with neither, the newest `limit`.
+ */
+export async function listMessages(
+  services: Services,
+  principal: Principal,
+  conversationId: string,
+  options: { limit?: number; before?: string; after?: string },
+): Promise<MessageResource[]> {
+  const limit = options.limit ?? 50;
+  const before = parseCursor("before", options.before);
+  const after = parseCursor("after", options.after);
+  const access = await requireReader(services.database.db, principal, conversationId);
+  const where = and(
+    eq(messages.conversation_id, conversationId),
+    isNull(messages.deleted_at),
+    before ? cursorCondition(before, "before") : undefined,
+    after ? cursorCondition(after, "after") : undefined,
+  );
+  const newestFirst = Boolean(before) || !after;
+  const page = await services.database.db
+    .select()
+    .from(messages)
+    .where(where)
+    .orderBy(newestFirst ? desc(messages.sequence) : asc(messages.sequence))
+    .limit(limit);
+  if (newestFirst) page.reverse();
+  if (access.participant) await markRead(services, conversationId, principal.id);
+  return page.map(toMessage);
+}
+
+/** Messages above `since` in their current state (edited, deleted included), for resuming a stream. */
+export async function messagesSince(
+  services: Services,
+  conversationId: string,
+  since: number,
+  limit: number,
+): Promise<MessageRow[]> {
+  return services.database.db
+    .select()
+    .from(messages)
+    .where(and(eq(messages.conversation_id, conversationId), gt(messages.sequence, since)))
+    .orderBy(asc(messages.sequence))
+    .limit(limit);
+}
+
+/** Loads a message for a change by `principal`, who must still participate in its conversation. */
+async function messageForChange(services: Services, principal: Principal, messageId: string, conversationId?: string) {
+  const { db } = services.database;
+  const [row] = await db.select().from(messages).where(eq(messages.id, messageId));
+  if (!row || (conversationId && row.conversation_id !== conversationId)) throw notFound("Message");
+  const { participant } = await requireParticipant(db, principal, row.conversation_id);
+  return { row, participant };
+}
+
+export async function editMessage(
+  services: Services,
+  principal: Principal,
+  target: { messageId: string; conversationId?: string },
+  input: EditMessageInput,
+): Promise<StoredMessage> {
+  const { row } = await messageForChange(services, principal, target.messageId, target.conversationId);
+  if (row.sender_id !== principal.id) throw forbidden("Only the sender can edit a message", "not_sender");
+  if (row.content_type === "event") throw forbidden("Control events cannot be edited", "not_editable");
+  const contentType = input.contentType === undefined ? row.content_type : normaliseContentType(input.contentType);
+  checkContent(services.config, input.content, contentType);
+
+  const updated = await services.database.db.transaction(async (tx) => {
+    // Lock the row so two concurrent edits each record the version they replaced.
+    const [current] = await tx.select().from(messages).where(eq(messages.id, row.id)).for("update");
+    if (!current || current.deleted_at) throw conflict("A deleted message cannot be edited", "message_deleted");
+    await tx.insert(messageVersions).values({
+      message_id: current.id,
+      version: current.version,
+      content: current.content,
+      content_type: current.content_type,
+      edited_by: current.sender_id,
+      created_at: current.updated_at ?? current.created_at,
+    });
+    const [next] = await tx
+      .update(messages)
+      .set({ content: input.content, content_type: contentType, version: current.version + 1, updated_at: new Date() })
+      .where(eq(messages.id, current.id))
+      .returning();
+    return next;
+  });
+  const message = toMessage(updated);
+  const json = JSON.stringify(message);
+  services.domainEvents.emit({ type: "message.updated", conversationId: message.conversation_id, message, json });
+  return { message, json, replayed: false };
+}
+
+export async function deleteMessage(
+  services: Services,
+  principal: Principal,
+  target: { messageId: string; conversationId?: string },
+): Promise<{ id: string; conversationId: string; sequence: number; deletedAt: string }> {
+  const { row, participant } = await messageForChange(services, principal, target.messageId, target.conversationId);
+  if (row.sender_id !== principal.id && participant.role === "member") {
+    throw forbidden("Only the sender, an owner or an admin can delete a message", "not_allowed");
+  }
+  const [deleted] = await services.database.db
+    .update(messages)
+    .set({ deleted_at: new Date() })
+    .where(and(eq(messages.id, row.id), isNull(messages.deleted_at)))
+    .returning({ deleted_at: messages.deleted_at });
+  if (!deleted) throw notFound("Message");
+  const result = {
+    id: row.id,
+    conversationId: row.conversation_id,
+    sequence: Number(row.sequence),
+    deletedAt: deleted.deleted_at!.toISOString(),
+  };
+  services.domainEvents.emit({ type: "message.deleted", conversationId: row.conversation_id, message: result });
+  return result;
+}
+
+export interface MessageVersion {
+  version: number;
+  content: string;
+  content_type: string;
+  edited_by: string;
+  created_at: string;
+  current: boolean;
+}
+
+/** Every version of a message, oldest first, the current one last. */
+export async function messageHistory(
+  services: Services,
+  principal: Principal,
+  conversationId: string,
+  messageId: string,
+): Promise<{ message_id: string; versions: MessageVersion[] }> {
+  const { db } = services.database;
+  await requireReader(db, principal, conversationId);
+  const [row] = await db
+    .select()
+    .from(messages)
+    .where(and(eq(messages.id, messageId), eq(messages.conversation_id, conversationId), isNull(messages.deleted_at)));
+  if (!row) throw notFound("Message");
+  const previous = await db
+    .select()
+    .from(messageVersions)
+    .where(eq(messageVersions.message_id, messageId))
+    .orderBy(asc(messageVersions.version));
+  return {
+    message_id: messageId,
+    versions: [
+      ...previous.map((v) => ({
+        version: v.version,
+        content: v.content,
+        content_type: v.content_type,
+        edited_by: v.edited_by,
+        created_at: v.created_at.toISOString(),
+        current: false,
+      })),
+      {
+        version: row.version,
+        content: row.content,
+        content_type: row.content_type,
+        edited_by: row.sender_id,
+        created_at: (row.updated_at ?? row.created_at).toISOString(),
+        current: true,
+      },
+    ],
+  };
+}

@@ -1,0 +1,193 @@
+/**
+ * Participants: join, leave, add, remove, change role (ownership transfer included). Each change is
+ * announced so that the realtime layer can subscribe or unsubscribe the principal's sockets at once.
+ */
+import { and, eq } from "drizzle-orm";
+import { isOrgMember, type Principal } from "../../auth/principal";
+import type { Executor } from "../../db/client";
+import { participants, type ParticipantRow } from "../../db/schema";
+import { findParticipant, loadConversation, requireParticipant } from "../../domain/access";
+import { toParticipant, type ParticipantResource } from "../../domain/resources";
+import { badRequest, conflict, forbidden, notFound, sqlState } from "../../http/errors";
+import type { Services } from "../../services";
+import { PRIVATE_CONVERSATION_LIMIT } from "../conversations/service";
+
+export type ParticipantType = ParticipantRow["user_type"];
+export type Role = ParticipantRow["role"];
+
+export interface Joined {
+  participant: ParticipantResource;
+  /** False when the principal was already a participant. */
+  created: boolean;
+}
+
+export async function joinConversation(services: Services, principal: Principal, conversationId: string): Promise<Joined> {
+  const { db } = services.database;
+  const conversation = await loadConversation(db, conversationId);
+  const existing = await findParticipant(db, conversationId, principal.id);
+  if (existing) return { participant: toParticipant(existing), created: false };
+  if (conversation.type !== "group") throw forbidden("Only group conversations can be joined", "not_joinable");
+  // Joining is open to the members of the conversation's organisation; a conversation with no
+  // organisation is joined only by invitation (POST /participants).
+  if (!conversation.org_id || !isOrgMember(principal, conversation.org_id)) {
+    throw forbidden("Only members of the conversation's organization can join it", "org_forbidden");
+  }
+  return insertParticipant(services, db, conversationId, principal.id, principal.type, "member", true);
+}
+
+export async function leaveConversation(services: Services, principal: Principal, conversationId: string): Promise<void> {
+  const { participant } = await requireParticipant(services.database.db, principal, conversationId);
+  if (participant.role === "owner") {
+    throw forbidden("The owner cannot leave; transfer ownership first", "owner_cannot_leave");
+  }
+  await deleteParticipant(services, participant);
+}
+
+export async function addParticipant(
+  services: Services,
+  principal: Principal,
+  conversationId: string,
+  input: { userId: string; userType?: ParticipantType },
+): Promise<ParticipantResource> {
+  const { db } = services.database;
+  await requireParticipant(db, principal, conversationId, ["owner", "admin"]);
+  return (await addAs(services, conversationId, input.userId, input.userType ?? "user", "member")).participant;
+}
+
+/** Adds a participant with a role, enforcing the private-conversation limit. Used by owners and the admin API. */
+export async function addAs(
+  services: Services,
+  conversationId: string,
+  userId: string,
+  userType: ParticipantType,
+  role: Role,
+): Promise<Joined> {
+  const { db } = services.database;
+  return db.transaction(async (tx) => {
+    const conversation = await loadConversation(tx, conversationId);
+    if (await findParticipant(tx, conversationId, userId)) {
+      throw conflict("This principal is already a participant", "already_participant");
+    }
+    if (conversation.type === "private") {
+      const count = (await tx.select({ id: participants.id }).from(participants).where(eq(participants.conversation_id, conversationId))).length;
+      if (count >= PRIVATE_CONVERSATION_LIMIT) {
+        throw conflict("A private conversation holds at most two participants", "conversation_full");
+      }
+    }
+    if (role === "owner") await demoteOwner(tx, conversationId);
+    return insertParticipant(services, tx, conversationId, userId, userType, role, false);
+  }).then((joined) => {
+    services.domainEvents.emit({ type: "participant.added", conversationId, participant: joined.participant });
+    return joined;
+  });
+}
+
+async function insertParticipant(
+  services: Services,
+  db: Executor,
+  conversationId: string,
+  userId: string,
+  userType: ParticipantType,
+  role: Role,
+  emit: boolean,
+): Promise<Joined> {
+  try {
+    const [row] = await db
+      .insert(participants)
+      .values({ conversation_id: conversationId, user_id: userId, user_type: userType, role })
+      .returning();
+    const participant = toParticipant(row);
+    if (emit) services.domainEvents.emit({ type: "participant.added", conversationId, participant });
+    return { participant, created: true };
+  } catch (error) {
+    // Two joins racing: the unique index lets one through; the other finds the row.
+    if (sqlState(error) === "23505") {
+      const existing = await findParticipant(db, conversationId, userId);
+      if (existing) return { participant: toParticipant(existing), created: false };
+    }
+    if (sqlState(error) === "23503") throw notFound("Conversation");
+    throw error;
+  }
+}
+
+async function demoteOwner(db: Executor, conversationId: string): Promise<void> {
+  await db
+    .update(participants)
+    .set({ role: "admin" })
+    .where(and(eq(participants.conversation_id, conversationId), eq(participants.role, "owner")));
+}
+
+export async function removeParticipant(
+  services: Services,
+  principal: Principal,
+  conversationId: string,
+  userId: string,
+): Promise<void> {
+  const { db } = services.database;
+  const { participant: actor } = await requireParticipant(db, principal, conversationId, ["owner", "admin"]);
+  const target = await findParticipant(db, conversationId, userId);
+  if (!target) throw notFound("Participant");
+  if (target.role === "owner") throw forbidden("The owner cannot be removed", "owner_cannot_be_removed");
+  if (target.role === "admin" && actor.role !== "owner" && target.user_id !== principal.id) {
+    throw forbidden("Only the owner can remove an admin", "insufficient_role");
+  }
+  await deleteParticipant(services, target);
+}
+
+/** Removal by a system admin through the admin API: anyone but the owner. */
+export async function removeParticipantAsAdmin(services: Services, conversationId: string, userId: string): Promise<void> {
+  const { db } = services.database;
+  await loadConversation(db, conversationId);
+  const target = await findParticipant(db, conversationId, userId);
+  if (!target) throw notFound("Participant");
+  if (target.role === "owner") throw forbidden("The owner cannot be removed", "owner_cannot_be_removed");
+  await deleteParticipant(services, target);
+}
+
+async function deleteParticipant(services: Services, target: ParticipantRow): Promise<void> {
+  const deleted = await services.database.db.delete(participants).where(eq(participants.id, target.id)).returning();
+  if (deleted.length === 0) throw notFound("Participant");
+  services.domainEvents.emit({
+    type: "participant.removed",
+    conversationId: target.conversation_id,
+    participant: toParticipant(deleted[0]),
+  });
+}
+
+/**
+ * Only the owner changes roles. Giving `owner` to someone transfers ownership: they become owner and the
+ * previous owner becomes an admin, in one transaction.
+ */
+export async function changeRole(
+  services: Services,
+  principal: Principal,
+  conversationId: string,
+  userId: string,
+  role: Role,
+): Promise<ParticipantResource> {
+  const { db } = services.database;
+  await requireParticipant(db, principal, conversationId, ["owner"]);
+  if (userId === principal.id) {
+    throw badRequest("The owner changes their own role by transferring ownership to someone else", "invalid_role_change");
+  }
+  const changed = await db.transaction(async (tx) => {
+    const target = await findParticipant(tx, conversationId, userId);
+    if (!target) throw notFound("Participant");
+    const updates: ParticipantRow[] = [];
+    if (role === "owner") {
+      updates.push(
+        ...(await tx
+          .update(participants)
+          .set({ role: "admin" })
+          .where(and(eq(participants.conversation_id, conversationId), eq(participants.user_id, principal.id)))
+          .returning()),
+      );
+    }
+    const [updated] = await tx.update(participants).set({ role }).where(eq(participants.id, target.id)).returning();
+    return { updated, others: updates };
+  });
+  for (const row of [...changed.others, changed.updated]) {
+    services.domainEvents.emit({ type: "participant.updated", conversationId, participant: toParticipant(row) });
+  }
+  return toParticipant(changed.updated);
+}
