@@ -31,9 +31,13 @@ export interface Config {
   credentialCacheMs: number;
   identityUrl?: string;
   identityCacheMs: number;
+  /** How long a call to the remote Identity service may take before the request fails with 502. */
+  identityTimeoutMs: number;
+  /** First super admin, created at start when the database has no user yet. */
   adminEmail?: string;
   adminPassword?: string;
-  adminSocket: string;
+  /** Unix socket the operator CLI talks to while the server runs; undefined when ADMIN_SOCKET=off. */
+  adminSocket?: string;
   loginMaxFailures: number;
   loginWindowMs: number;
   shutdownTimeoutMs: number;
@@ -88,6 +92,26 @@ const KIB = 1024;
 const SECOND = 1000;
 const DAY = 24 * 3600 * SECOND;
 
+function adminSocketPath(env: Env, dataDir: string): string | undefined {
+  const raw = env.ADMIN_SOCKET;
+  if (raw === "off") return undefined;
+  const path = raw || `${dataDir.replace(/\/+$/, "")}/admin.sock`;
+  // sun_path holds 108 bytes including the terminating NUL.
+  if (Buffer.byteLength(path) > 107) {
+    throw new ConfigError(`ADMIN_SOCKET path is longer than 107 bytes (${path}); set ADMIN_SOCKET to a shorter path`);
+  }
+  return path;
+}
+
+function bootstrapAdmin(env: Env): { adminEmail?: string; adminPassword?: string } {
+  const adminEmail = env.SYMBIA_ADMIN_EMAIL || undefined;
+  const adminPassword = env.SYMBIA_ADMIN_PASSWORD || undefined;
+  if (Boolean(adminEmail) !== Boolean(adminPassword)) {
+    throw new ConfigError("SYMBIA_ADMIN_EMAIL and SYMBIA_ADMIN_PASSWORD must be set together");
+  }
+  return { adminEmail, adminPassword };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = env.DATA_DIR || "./data";
   return {
@@ -113,9 +137,9 @@ export function loadConfig(env: Env = process.env): Config {
     credentialCacheMs: integer(env, "CREDENTIAL_CACHE_MS", 30 * SECOND, 0, DAY),
     identityUrl: url(env, "IDENTITY_URL", ["http:", "https:"]),
     identityCacheMs: integer(env, "IDENTITY_CACHE_MS", 30 * SECOND, 0, DAY),
-    adminEmail: env.SYMBIA_ADMIN_EMAIL || undefined,
-    adminPassword: env.SYMBIA_ADMIN_PASSWORD || undefined,
-    adminSocket: env.ADMIN_SOCKET || `${dataDir.replace(/\/+$/, "")}/admin.sock`,
+    identityTimeoutMs: integer(env, "IDENTITY_TIMEOUT_MS", 5 * SECOND, 100, 120 * SECOND),
+    ...bootstrapAdmin(env),
+    adminSocket: adminSocketPath(env, dataDir),
     loginMaxFailures: integer(env, "LOGIN_MAX_FAILURES", 5, 1, 10_000),
     loginWindowMs: integer(env, "LOGIN_WINDOW_SECONDS", 15 * 60, 1, 86_400) * SECOND,
     shutdownTimeoutMs: integer(env, "SHUTDOWN_TIMEOUT_MS", 10 * SECOND, 0, 600 * SECOND),
