@@ -3,6 +3,9 @@
  * listen, and shut down gracefully on SIGTERM/SIGINT.
  */
 import { createApp, type App } from "./app";
+import { startAdminSocket } from "./auth/admin-socket";
+import { startAuthRelay } from "./auth/auth-relay";
+import { IdentityAdmin } from "./auth/identity-admin";
 import type { Config } from "./config";
 import { openDatabase, type Database } from "./db/client";
 import { migrate } from "./db/migrate";
@@ -26,6 +29,7 @@ export interface StartOptions {
 }
 
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
+  const cleanups: (() => Promise<void>)[] = [];
   const database =
     options.database ??
     (await openDatabase({ databaseUrl: config.databaseUrl, poolSize: config.databasePoolSize, dataDir: config.dataDir }));
@@ -35,15 +39,21 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       if (applied.length > 0) log.info("migrations applied", { migrations: applied });
     }
     const services = createServices(config, database);
+    const identityAdmin = new IdentityAdmin(database.db, services.authChanges);
+    await identityAdmin.ensureBootstrapAdmin(config);
+    const authRelay = await startAuthRelay(database, services.authChanges, { listen: true });
+    cleanups.push(() => authRelay.stop());
     await options.beforeListen?.(services);
     const app = createApp(services);
     app.listen({ port: config.port, hostname: config.host });
+    const adminSocket = config.adminSocket ? await startAdminSocket(config.adminSocket, identityAdmin) : undefined;
     const port = app.server!.port!;
     const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
 
     let stopping: Promise<void> | undefined;
     const stop = () =>
       (stopping ??= (async () => {
+        adminSocket?.stop();
         const server = app.server;
         if (server) {
           // Stops listening at once; the promise settles when in-flight requests have finished.
@@ -51,10 +61,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
           await Promise.race([drained, Bun.sleep(config.shutdownTimeoutMs)]);
           server.stop(true);
         }
+        await authRelay.stop();
         await database.close();
       })());
     return { app, services, port, url: `http://${host}:${port}`, stop };
   } catch (error) {
+    for (const cleanup of cleanups) await cleanup().catch(() => {});
     if (!options.database) await database.close().catch(() => {});
     throw error;
   }

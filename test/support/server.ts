@@ -47,7 +47,8 @@ export interface TestServer {
 export const uniq = (prefix = "t") => `${prefix}-${randomUUID().slice(0, 8)}`;
 
 export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
-  const config = loadConfig({ LOG_LEVEL: "silent", ...env, PORT: "0", HOST: "127.0.0.1" });
+  // No admin socket unless a test asks for one: parallel test servers would all claim ./data/admin.sock.
+  const config = loadConfig({ LOG_LEVEL: "silent", ADMIN_SOCKET: "off", ...env, PORT: "0", HOST: "127.0.0.1" });
   const database = await openTestDatabase();
   const server = await startServer(config, { database });
   const { db } = database;
