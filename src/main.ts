@@ -3,6 +3,8 @@
  * The executable's command line: `serve` (default), `migrate`, `version`, and the operator commands for
  * principals (see src/cli/).
  */
+import { OPERATOR_COMMANDS, operatorHelpLines, runOperatorCommand } from "./cli/identity-commands";
+import { UsageError } from "./cli/usage-error";
 import { ConfigError, loadConfig } from "./config";
 import { DatabaseUnavailableError, openDatabase } from "./db/client";
 import { DataDirInUseError } from "./db/data-dir-lock";
@@ -20,12 +22,13 @@ Commands:
   migrate      apply database migrations and exit
   version      print the version
   help         show this help
+${operatorHelpLines().join("\n")}
+
+Run "${SERVICE_NAME} <command> --help" for the flags of users, keys and orgs commands.
 
 Configuration comes from environment variables (PORT, HOST, DATABASE_URL, DATA_DIR, SYMBIA_ENV,
 LOG_LEVEL, ...); see the README. Without DATABASE_URL the embedded database in DATA_DIR (./data) is used.
 `;
-
-class UsageError extends Error {}
 
 function fail(message: string): never {
   process.stderr.write(`${SERVICE_NAME}: ${message}\n`);
@@ -40,6 +43,10 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === "version" || command === "--version" || command === "-v") {
     process.stdout.write(`${VERSION}\n`);
+    return;
+  }
+  if (OPERATOR_COMMANDS.includes(command)) {
+    await runOperatorCommand(command, rest);
     return;
   }
   if (rest.includes("--help") || rest.includes("-h")) {
