@@ -5,6 +5,7 @@
 import type { AuthChange } from "./auth/local-identity";
 import { LocalIdentity } from "./auth/local-identity";
 import type { IdentityProvider } from "./auth/identity";
+import { RemoteIdentity } from "./auth/remote-identity";
 import type { Config } from "./config";
 import type { Database } from "./db/client";
 import type { DomainEvent } from "./domain/events";
@@ -22,6 +23,8 @@ export interface Services {
 
 export function createServices(config: Config, database: Database): Services {
   const authChanges = new Bus<AuthChange>();
-  const identity = new LocalIdentity(database.db, config, authChanges);
+  const identity = config.identityUrl
+    ? new RemoteIdentity(config, authChanges)
+    : new LocalIdentity(database.db, config, authChanges);
   return { config, database, identity, authChanges, domainEvents: new Bus<DomainEvent>() };
 }
