@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startTestServer, type TestServer } from "./support/server";
+import { startTestServer, type TestServer } from "../support/server";
 
 let t: TestServer;
 beforeAll(async () => {
