@@ -4,9 +4,37 @@
 import type { Config } from "../config";
 import { badRequest, tooLarge } from "../http/errors";
 
-/** Metadata is free-form JSON, bounded so that one field cannot carry more than a message may. */
+/** Deeper JSON overflows the stack of a serialiser or of the database's parser; no real payload nests this far. */
+export const MAX_METADATA_DEPTH = 64;
+
+/** PostgreSQL text and jsonb hold neither U+0000 nor unpaired surrogates (which jsonb rejects as an escape). */
+export function isStorableText(value: string): boolean {
+  return !value.includes("\u0000") && value.isWellFormed();
+}
+
+/**
+ * Metadata is free-form JSON, bounded so that one field cannot carry more than a message may, and
+ * storable as jsonb. Walked iteratively so that nesting cannot exhaust the stack before it is refused.
+ */
 export function checkMetadata(config: Config, metadata: Record<string, unknown> | undefined): void {
   if (metadata === undefined) return;
+  const pending: [unknown, number][] = [[metadata, 1]];
+  while (pending.length > 0) {
+    const [value, depth] = pending.pop()!;
+    if (typeof value === "string") {
+      if (!isStorableText(value)) throw badRequest("metadata holds a NUL character or an unpaired surrogate", "invalid_text");
+    } else if (value !== null && typeof value === "object") {
+      if (depth > MAX_METADATA_DEPTH) throw badRequest(`metadata nests deeper than ${MAX_METADATA_DEPTH} levels`, "metadata_too_deep");
+      if (Array.isArray(value)) {
+        for (const item of value) pending.push([item, depth + 1]);
+      } else {
+        for (const [key, item] of Object.entries(value)) {
+          if (!isStorableText(key)) throw badRequest("metadata holds a NUL character or an unpaired surrogate", "invalid_text");
+          pending.push([item, depth + 1]);
+        }
+      }
+    }
+  }
   if (Buffer.byteLength(JSON.stringify(metadata)) > config.maxMessageBytes) {
     throw tooLarge(`metadata exceeds ${config.maxMessageBytes} bytes`);
   }
@@ -29,6 +57,7 @@ export function checkContent(config: Config, content: string, contentType: strin
   if (content.length * 3 > config.maxMessageBytes && Buffer.byteLength(content) > config.maxMessageBytes) {
     throw tooLarge(`content exceeds ${config.maxMessageBytes} bytes`);
   }
+  if (!isStorableText(content)) throw badRequest("content holds a NUL character or an unpaired surrogate", "invalid_text");
   if (contentType.toLowerCase().startsWith("application/json")) {
     try {
       JSON.parse(content);

@@ -2,13 +2,49 @@
  * TypeBox pieces used by several modules' request schemas (they are also the OpenAPI document).
  */
 import { t } from "elysia";
+import { FormatRegistry, type StringOptions } from "@sinclair/typebox";
+import { isStorableText } from "../domain/limits";
+import { badRequest } from "../http/errors";
+
+/**
+ * PostgreSQL text and jsonb cannot hold U+0000, and jsonb refuses unpaired UTF-16 surrogates. Strings that
+ * reach the database refuse both here, as invalid input (400; 404 in a path), instead of failing there.
+ */
+FormatRegistry.Has("storable-text") || FormatRegistry.Set("storable-text", isStorableText);
+export const Text = (options: StringOptions = {}) => t.String({ format: "storable-text", ...options });
 
 export const Uuid = t.String({ format: "uuid" });
 /** Principal ids are opaque strings: users' UUIDs, agents such as `assistant:support`, services. */
-export const PrincipalId = t.String({ minLength: 1, maxLength: 255 });
+export const PrincipalId = Text({ minLength: 1, maxLength: 255 });
+export const OrgId = Text({ minLength: 1, maxLength: 255 });
 export const ParticipantType = t.Union([t.Literal("user"), t.Literal("agent"), t.Literal("service"), t.Literal("bot")]);
-export const Metadata = t.Record(t.String(), t.Unknown());
-export const ShortText = (maxLength: number) => t.String({ maxLength });
+/**
+ * A JSON object. Written as an intersection on purpose: Elysia's normaliser rebuilds a plain `t.Record`
+ * from whatever it is given before checking it, so `"abc"` or `[1]` would pass as `{"0": ...}`; an
+ * intersection is checked as sent, and arrays, strings and numbers are refused.
+ */
+export const Metadata = t.Intersect([t.Record(t.String(), t.Unknown()), t.Object({})], {
+  description: "Free-form JSON object",
+});
+export const ShortText = (maxLength: number) => Text({ maxLength });
+
+/** Whole numbers in a query string; fractions and values beyond what the database takes are refused. */
+export const QueryInteger = (minimum: number, maximum: number) => t.Numeric({ minimum, maximum, multipleOf: 1 });
+export const PageOffset = QueryInteger(0, 1_000_000_000);
 
 export const ConversationParams = t.Object({ id: Uuid });
 export const ErrorBody = t.Object({ error: t.String(), code: t.String() });
+
+/**
+ * Parse hook of the JSON-bodied routes: JSON in, as the contract says. Without it Elysia would also read
+ * form and multipart bodies into the same fields. Media types are case-insensitive; `+json` suffixes count.
+ */
+export async function jsonBodyOnly({ request }: { request: Request }, contentType: string): Promise<unknown> {
+  const text = await request.text();
+  // No body at all (DELETE, POST /join) passes whatever the headers say; the route's schema decides.
+  if (text === "") return undefined;
+  if (!/^application\/(?:[\w.-]+\+)?json$/i.test(contentType.trim())) {
+    throw badRequest("Request body must be JSON (Content-Type: application/json)", "unsupported_media_type");
+  }
+  return JSON.parse(text);
+}

@@ -4,7 +4,7 @@
 import { Elysia } from "elysia";
 import { authenticated } from "../../http/context";
 import type { Services } from "../../services";
-import { ConversationParams } from "../shared-models";
+import { ConversationParams, jsonBodyOnly } from "../shared-models";
 import { ParticipantParams } from "../participants/model";
 import { AdminAddParticipantBody, AdminListQuery, AdminOrgQuery, AdminUserParams } from "./model";
 import {
@@ -20,6 +20,7 @@ import {
 export function adminModule(services: Services) {
   return new Elysia({ prefix: "/api/admin", tags: ["admin"] })
     .use(authenticated)
+    .onParse(jsonBodyOnly)
     .get("/conversations", ({ principal, query, scope }) => adminListConversations(services, principal, query, scope), {
       query: AdminListQuery,
       detail: { summary: "All conversations, paginated, filterable by org and type" },

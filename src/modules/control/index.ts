@@ -4,13 +4,14 @@
 import { Elysia } from "elysia";
 import { authenticated } from "../../http/context";
 import type { Services } from "../../services";
-import { ConversationParams } from "../shared-models";
+import { ConversationParams, jsonBodyOnly } from "../shared-models";
 import { SendControlBody } from "./model";
 import { sendControl } from "./service";
 
 export function controlModule(services: Services) {
   return new Elysia({ prefix: "/api/conversations/:id", tags: ["control"] })
     .use(authenticated)
+    .onParse(jsonBodyOnly)
     .post(
       "/control",
       async ({ principal, params, body, scope, requestId }) => {

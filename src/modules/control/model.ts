@@ -1,5 +1,5 @@
 import { t } from "elysia";
-import { Metadata, ParticipantType, PrincipalId, Uuid } from "../shared-models";
+import { Metadata, ParticipantType, PrincipalId, Text, Uuid } from "../shared-models";
 
 export const ControlEventName = t.Union([
   t.Literal("stream.pause"),
@@ -20,10 +20,10 @@ export const ControlTarget = t.Union([
 export const SendControlBody = t.Object({
   event: ControlEventName,
   target: t.Optional(ControlTarget),
-  reason: t.Optional(t.String({ maxLength: 2000 })),
+  reason: t.Optional(Text({ maxLength: 2000 })),
   preemptedBy: t.Optional(Uuid),
-  runId: t.Optional(t.String({ maxLength: 255 })),
-  traceId: t.Optional(t.String({ maxLength: 255 })),
+  runId: t.Optional(Text({ maxLength: 255 })),
+  traceId: t.Optional(Text({ maxLength: 255 })),
   metadata: t.Optional(Metadata),
 });
 

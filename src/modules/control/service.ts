@@ -34,7 +34,10 @@ async function resolveTarget(
   event: string,
   target: SendControlInput["target"],
 ): Promise<ResolvedTarget | undefined> {
-  if (target === undefined) return undefined;
+  if (target === undefined) {
+    if (ROUTING_EVENTS.has(event)) throw badRequest(`${event} needs a target: the participant to hand over to`, "target_required");
+    return undefined;
+  }
   const principalId = typeof target === "string" ? target : target.principalId;
   const byParticipantId = typeof target === "string" && UUID.test(target);
   const [participant] = await services.database.db

@@ -4,7 +4,7 @@
 import { Elysia } from "elysia";
 import { authenticated } from "../../http/context";
 import type { Services } from "../../services";
-import { ConversationParams } from "../shared-models";
+import { ConversationParams, jsonBodyOnly } from "../shared-models";
 import { CreateConversationBody, ListConversationsQuery, UpdateConversationBody } from "./model";
 import {
   createConversation,
@@ -17,6 +17,7 @@ import {
 export function conversationsModule(services: Services) {
   return new Elysia({ prefix: "/api/conversations", tags: ["conversations"] })
     .use(authenticated)
+    .onParse(jsonBodyOnly)
     .get("", ({ principal, query, scope }) => listConversations(services, principal, query, scope), {
       query: ListConversationsQuery,
       detail: { summary: "Conversations the caller participates in, newest activity first" },

@@ -1,11 +1,11 @@
 import { t } from "elysia";
-import { Metadata, ParticipantType, PrincipalId } from "../shared-models";
+import { Metadata, OrgId, PageOffset, ParticipantType, PrincipalId, QueryInteger, Text } from "../shared-models";
 
 export const CreateConversationBody = t.Object({
   type: t.Union([t.Literal("private"), t.Literal("group")]),
-  name: t.Optional(t.String({ maxLength: 200 })),
-  description: t.Optional(t.String({ maxLength: 2000 })),
-  orgId: t.Optional(t.String({ minLength: 1, maxLength: 255 })),
+  name: t.Optional(Text({ maxLength: 200 })),
+  description: t.Optional(Text({ maxLength: 2000 })),
+  orgId: t.Optional(OrgId),
   metadata: t.Optional(Metadata),
   participants: t.Optional(
     t.Array(t.Object({ userId: PrincipalId, userType: t.Optional(ParticipantType) }), { maxItems: 500 }),
@@ -13,15 +13,15 @@ export const CreateConversationBody = t.Object({
 });
 
 export const UpdateConversationBody = t.Object({
-  name: t.Optional(t.String({ minLength: 1, maxLength: 200 })),
-  description: t.Optional(t.Union([t.String({ maxLength: 2000 }), t.Null()])),
+  name: t.Optional(Text({ minLength: 1, maxLength: 200 })),
+  description: t.Optional(t.Union([Text({ maxLength: 2000 }), t.Null()])),
   metadata: t.Optional(Metadata),
 });
 
 export const ListConversationsQuery = t.Object({
-  orgId: t.Optional(t.String({ minLength: 1, maxLength: 255 })),
-  limit: t.Optional(t.Numeric({ minimum: 1, maximum: 500 })),
-  offset: t.Optional(t.Numeric({ minimum: 0 })),
+  orgId: t.Optional(OrgId),
+  limit: t.Optional(QueryInteger(1, 500)),
+  offset: t.Optional(PageOffset),
 });
 
 export type CreateConversationInput = typeof CreateConversationBody.static;

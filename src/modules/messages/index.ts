@@ -4,7 +4,7 @@
 import { Elysia, t } from "elysia";
 import { authenticated } from "../../http/context";
 import type { Services } from "../../services";
-import { ConversationParams } from "../shared-models";
+import { ConversationParams, jsonBodyOnly } from "../shared-models";
 import { EditMessageBody, ListMessagesQuery, MessageParams, SendMessageBody } from "./model";
 import { deleteMessage, editMessage, listMessages, messageHistory, sendMessage } from "./service";
 
@@ -16,6 +16,7 @@ function jsonResponse(json: string, status: number, requestId: string): Response
 export function messagesModule(services: Services) {
   return new Elysia({ prefix: "/api/conversations/:id/messages", tags: ["messages"] })
     .use(authenticated)
+    .onParse(jsonBodyOnly)
     .get("", ({ principal, params, query }) => listMessages(services, principal, params.id, query), {
       params: ConversationParams,
       query: ListMessagesQuery,

@@ -1,5 +1,5 @@
 import { t } from "elysia";
-import { Metadata, Uuid } from "../shared-models";
+import { Metadata, QueryInteger, Text, Uuid } from "../shared-models";
 
 export const Priority = t.Union([t.Literal("low"), t.Literal("normal"), t.Literal("high"), t.Literal("critical")]);
 
@@ -7,11 +7,11 @@ export const Priority = t.Union([t.Literal("low"), t.Literal("normal"), t.Litera
 export const SendMessageBody = t.Object({
   id: t.Optional(Uuid),
   content: t.String(),
-  contentType: t.Optional(t.String({ maxLength: 255 })),
+  contentType: t.Optional(Text({ maxLength: 255 })),
   replyTo: t.Optional(Uuid),
   metadata: t.Optional(Metadata),
-  runId: t.Optional(t.String({ maxLength: 255 })),
-  traceId: t.Optional(t.String({ maxLength: 255 })),
+  runId: t.Optional(Text({ maxLength: 255 })),
+  traceId: t.Optional(Text({ maxLength: 255 })),
   priority: t.Optional(Priority),
   interruptible: t.Optional(t.Boolean()),
   preemptedBy: t.Optional(Uuid),
@@ -19,14 +19,14 @@ export const SendMessageBody = t.Object({
 
 export const EditMessageBody = t.Object({
   content: t.String(),
-  contentType: t.Optional(t.String({ maxLength: 255 })),
+  contentType: t.Optional(Text({ maxLength: 255 })),
 });
 
 /** A sequence number or an ISO-8601 time. */
 const Cursor = t.String({ minLength: 1, maxLength: 64 });
 
 export const ListMessagesQuery = t.Object({
-  limit: t.Optional(t.Numeric({ minimum: 1, maximum: 200 })),
+  limit: t.Optional(QueryInteger(1, 200)),
   before: t.Optional(Cursor),
   after: t.Optional(Cursor),
 });

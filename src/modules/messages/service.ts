@@ -6,7 +6,7 @@
  * concurrent senders, and because it is a single statement a failed insert (a duplicate client id) rolls
  * the counter back too: sequences stay 1, 2, 3 … with no gap and no duplicate.
  */
-import { and, asc, desc, eq, gt, isNull, lt, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, gte, isNull, lt, type SQL, sql } from "drizzle-orm";
 import type { Principal } from "../../auth/principal";
 import { rows } from "../../db/client";
 import { messages, messageVersions, participants, type MessageRow } from "../../db/schema";
@@ -165,13 +165,17 @@ async function explainRejectedSend(
 
 type Cursor = { sequence: number } | { time: Date };
 
+/** Sequences are PostgreSQL integers; a larger cursor means the same as the largest one. */
+const MAX_SEQUENCE = 2_147_483_647;
+
 function parseCursor(name: string, value: string | undefined): Cursor | undefined {
   if (value === undefined) return undefined;
-  if (/^\d{1,10}$/.test(value)) return { sequence: Number(value) };
+  if (/^\d{1,10}$/.test(value)) return { sequence: Math.min(Number(value), MAX_SEQUENCE) };
   // ISO-8601 date or date-time only: Date.parse alone accepts too much.
   if (/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(value)) {
     const time = new Date(value);
-    if (!Number.isNaN(time.getTime())) return { time };
+    // PostgreSQL has no year 0 (nor earlier years in this notation).
+    if (!Number.isNaN(time.getTime()) && time.getUTCFullYear() >= 1) return { time };
   }
   throw badRequest(`${name} must be a sequence number or an ISO-8601 time`, "invalid_cursor");
 }
@@ -180,7 +184,10 @@ function cursorCondition(cursor: Cursor, direction: "before" | "after"): SQL {
   if ("sequence" in cursor) {
     return direction === "before" ? lt(messages.sequence, cursor.sequence) : gt(messages.sequence, cursor.sequence);
   }
-  return direction === "before" ? lt(messages.created_at, cursor.time) : gt(messages.created_at, cursor.time);
+  if (direction === "before") return lt(messages.created_at, cursor.time);
+  // Times leave the API in milliseconds while the column keeps microseconds: "after T" starts at the next
+  // millisecond, so that a message's own created_at, used as the cursor, does not return it again.
+  return gte(messages.created_at, new Date(cursor.time.getTime() + 1));
 }
 
 /** Reading marks `last_read_at`, at most once per this many ms per reader, to keep reads free of writes. */

@@ -4,13 +4,14 @@
 import { Elysia } from "elysia";
 import { authenticated } from "../../http/context";
 import type { Services } from "../../services";
-import { ConversationParams } from "../shared-models";
+import { ConversationParams, jsonBodyOnly } from "../shared-models";
 import { AddParticipantBody, ChangeRoleBody, ParticipantParams } from "./model";
 import { addParticipant, changeRole, joinConversation, leaveConversation, removeParticipant } from "./service";
 
 export function participantsModule(services: Services) {
   return new Elysia({ prefix: "/api/conversations/:id", tags: ["participants"] })
     .use(authenticated)
+    .onParse(jsonBodyOnly)
     .post(
       "/join",
       async ({ principal, params, set }) => {

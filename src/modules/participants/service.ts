@@ -74,9 +74,12 @@ export async function addAs(
         throw conflict("A private conversation holds at most two participants", "conversation_full");
       }
     }
-    if (role === "owner") await demoteOwner(tx, conversationId);
-    return insertParticipant(services, tx, conversationId, userId, userType, role, false);
-  }).then((joined) => {
+    const demoted = role === "owner" ? await demoteOwner(tx, conversationId) : [];
+    return { joined: await insertParticipant(services, tx, conversationId, userId, userType, role, false), demoted };
+  }).then(({ joined, demoted }) => {
+    for (const row of demoted) {
+      services.domainEvents.emit({ type: "participant.updated", conversationId, participant: toParticipant(row) });
+    }
     services.domainEvents.emit({ type: "participant.added", conversationId, participant: joined.participant });
     return joined;
   });
@@ -110,11 +113,13 @@ async function insertParticipant(
   }
 }
 
-async function demoteOwner(db: Executor, conversationId: string): Promise<void> {
-  await db
+/** The previous owner becomes an admin; the rows are returned so that the change is announced too. */
+async function demoteOwner(db: Executor, conversationId: string): Promise<ParticipantRow[]> {
+  return db
     .update(participants)
     .set({ role: "admin" })
-    .where(and(eq(participants.conversation_id, conversationId), eq(participants.role, "owner")));
+    .where(and(eq(participants.conversation_id, conversationId), eq(participants.role, "owner")))
+    .returning();
 }
 
 export async function removeParticipant(
