@@ -3,6 +3,7 @@
  * by tests, which use unique ids); without it, each server gets its own in-memory PGlite cloned from one
  * migrated template, so initdb runs once per run instead of once per test.
  */
+import { randomUUID } from "node:crypto";
 import { openPglite, openPostgres, type Database } from "../../src/db/client";
 import { migrate } from "../../src/db/migrate";
 
@@ -37,4 +38,32 @@ export async function openTestDatabase(): Promise<Database> {
     return openPostgres(TEST_DATABASE_URL, 10);
   }
   return (await openPglite({ loadDataDir: await pgliteTemplate() })).database;
+}
+
+/**
+ * A migrated database with no rows at all, for tests that need "nothing exists yet" (the first
+ * administrator). On PostgreSQL that is a database of its own, dropped when it is closed.
+ */
+export async function openEmptyTestDatabase(): Promise<Database> {
+  if (!TEST_DATABASE_URL) return openTestDatabase();
+  const name = `symbia_test_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
+  const runOnServer = async (statement: string) => {
+    const server = await openPostgres(TEST_DATABASE_URL, 1);
+    try {
+      await server.pg!.unsafe(statement);
+    } finally {
+      await server.close();
+    }
+  };
+  await runOnServer(`create database ${name}`);
+  const url = new URL(TEST_DATABASE_URL);
+  url.pathname = `/${name}`;
+  const database = await openPostgres(url.toString(), 5);
+  await migrate(database.db);
+  const close = database.close.bind(database);
+  database.close = async () => {
+    await close();
+    await runOnServer(`drop database if exists ${name} with (force)`);
+  };
+  return database;
 }

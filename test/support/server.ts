@@ -6,6 +6,8 @@ import { randomUUID } from "node:crypto";
 import { loadConfig, type Config } from "../../src/config";
 import { apiKeys, memberships, organizations, principals, sessions } from "../../src/db/schema";
 import { formatSessionToken, hashSecret, newApiKey, newSecret } from "../../src/auth/secrets";
+import { IdentityAdmin } from "../../src/auth/identity-admin";
+import type { Database } from "../../src/db/client";
 import { startServer, type RunningServer } from "../../src/server";
 import { openTestDatabase } from "./database";
 
@@ -29,11 +31,15 @@ export interface PrincipalOptions {
   superAdmin?: boolean;
   /** For agents and services: credential is an API key with these scopes (defaults to `entitlements`). */
   sessionExpiresAt?: Date;
+  /** For agents and services: when their API key expires (default: never). */
+  keyExpiresAt?: Date;
 }
 
 export interface TestServer {
   server: RunningServer;
   config: Config;
+  /** Operator operations on this server's database, announcing changes on its AuthChange bus. */
+  admin: IdentityAdmin;
   url: string;
   wsUrl: string;
   stop(): Promise<void>;
@@ -46,10 +52,15 @@ export interface TestServer {
 
 export const uniq = (prefix = "t") => `${prefix}-${randomUUID().slice(0, 8)}`;
 
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+export interface TestServerOptions {
+  /** A database to serve instead of a fresh test database (e.g. an empty one from openEmptyTestDatabase). */
+  database?: Database;
+}
+
+export async function startTestServer(env: Record<string, string> = {}, options: TestServerOptions = {}): Promise<TestServer> {
   // No admin socket unless a test asks for one: parallel test servers would all claim ./data/admin.sock.
   const config = loadConfig({ LOG_LEVEL: "silent", ADMIN_SOCKET: "off", ...env, PORT: "0", HOST: "127.0.0.1" });
-  const database = await openTestDatabase();
+  const database = options.database ?? (await openTestDatabase());
   const server = await startServer(config, { database });
   const { db } = database;
 
@@ -60,6 +71,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   const testServer: TestServer = {
     server,
     config,
+    admin: new IdentityAdmin(db, server.services.authChanges),
     url: server.url,
     wsUrl: server.url.replace(/^http/, "ws") + "/api/ws",
     stop: () => server.stop(),
@@ -105,6 +117,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
           principal_id: id,
           scopes: options.entitlements ?? [],
           orgs,
+          expires_at: options.keyExpiresAt ?? null,
         });
         token = key.key;
       }
