@@ -35,9 +35,28 @@ export const PageOffset = QueryInteger(0, 1_000_000_000);
 export const ConversationParams = t.Object({ id: Uuid });
 export const ErrorBody = t.Object({ error: t.String(), code: t.String() });
 
+/** Deeper than any valid body (metadata stops at 64 levels); validating deeper values overflows the stack. */
+const MAX_BODY_DEPTH = 100;
+
+function nestsDeeperThan(value: unknown, limit: number): boolean {
+  const pending: [unknown, number][] = [[value, 1]];
+  while (pending.length > 0) {
+    const [item, depth] = pending.pop()!;
+    if (item === null || typeof item !== "object") continue;
+    if (depth > limit) return true;
+    for (const child of Array.isArray(item) ? item : Object.values(item)) {
+      if (child !== null && typeof child === "object") pending.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
 /**
- * Parse hook of the JSON-bodied routes: JSON in, as the contract says. Without it Elysia would also read
- * form and multipart bodies into the same fields. Media types are case-insensitive; `+json` suffixes count.
+ * Parse hook of the JSON-bodied routes: JSON in, as the contract says, and always an object. Without it
+ * Elysia would also read form and multipart bodies into the same fields, and its normaliser would turn a
+ * body of `[]` or `"x"` into `{}`, which a route whose fields are all optional (PATCH) accepts.
+ * Media types are case-insensitive; `+json` suffixes count. What is thrown here is answered as
+ * 400 invalid_json.
  */
 export async function jsonBodyOnly({ request }: { request: Request }, contentType: string): Promise<unknown> {
   const text = await request.text();
@@ -46,5 +65,8 @@ export async function jsonBodyOnly({ request }: { request: Request }, contentTyp
   if (!/^application\/(?:[\w.-]+\+)?json$/i.test(contentType.trim())) {
     throw badRequest("Request body must be JSON (Content-Type: application/json)", "unsupported_media_type");
   }
-  return JSON.parse(text);
+  const body: unknown = JSON.parse(text);
+  if (body === null || typeof body !== "object" || Array.isArray(body)) throw badRequest("Request body must be a JSON object");
+  if (nestsDeeperThan(body, MAX_BODY_DEPTH)) throw badRequest(`Request body nests deeper than ${MAX_BODY_DEPTH} levels`);
+  return body;
 }

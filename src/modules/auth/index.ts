@@ -8,6 +8,7 @@ import { describePrincipal } from "../../auth/principal";
 import { requestContext } from "../../http/context";
 import { unauthorized } from "../../http/errors";
 import type { Services } from "../../services";
+import { jsonBodyOnly } from "../shared-models";
 
 function reply(result: AuthReply, set: { status?: number | string; headers: Record<string, any> }) {
   set.status = result.status;
@@ -20,6 +21,7 @@ export function authModule(services: Services) {
   const { identity } = services;
   return new Elysia({ prefix: "/api/auth", tags: ["auth"] })
     .use(requestContext)
+    .onParse(jsonBodyOnly)
     .post(
       "/login",
       async ({ body, request, clientIp, set }) =>
