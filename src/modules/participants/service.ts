@@ -5,7 +5,7 @@
 import { and, eq } from "drizzle-orm";
 import { isOrgMember, type Principal } from "../../auth/principal";
 import type { Executor } from "../../db/client";
-import { participants, type ParticipantRow } from "../../db/schema";
+import { conversations, participants, type ParticipantRow } from "../../db/schema";
 import { findParticipant, loadConversation, requireParticipant } from "../../domain/access";
 import { toParticipant, type ParticipantResource } from "../../domain/resources";
 import { badRequest, conflict, forbidden, notFound, sqlState } from "../../http/errors";
@@ -64,7 +64,10 @@ export async function addAs(
 ): Promise<Joined> {
   const { db } = services.database;
   return db.transaction(async (tx) => {
-    const conversation = await loadConversation(tx, conversationId);
+    // Adds to one conversation take turns on its row, so that the duplicate check and the private limit
+    // hold under concurrency (two adds could otherwise both see one participant and both insert).
+    const [conversation] = await tx.select().from(conversations).where(eq(conversations.id, conversationId)).for("update");
+    if (!conversation) throw notFound("Conversation");
     if (await findParticipant(tx, conversationId, userId)) {
       throw conflict("This principal is already a participant", "already_participant");
     }
@@ -75,7 +78,10 @@ export async function addAs(
       }
     }
     const demoted = role === "owner" ? await demoteOwner(tx, conversationId) : [];
-    return { joined: await insertParticipant(services, tx, conversationId, userId, userType, role, false), demoted };
+    const joined = await insertParticipant(services, tx, conversationId, userId, userType, role, false);
+    // A join that does not take the lock may still have won the race.
+    if (!joined.created) throw conflict("This principal is already a participant", "already_participant");
+    return { joined, demoted };
   }).then(({ joined, demoted }) => {
     for (const row of demoted) {
       services.domainEvents.emit({ type: "participant.updated", conversationId, participant: toParticipant(row) });
@@ -94,23 +100,27 @@ async function insertParticipant(
   role: Role,
   emit: boolean,
 ): Promise<Joined> {
+  let row: ParticipantRow | undefined;
   try {
-    const [row] = await db
+    // No exception on a duplicate: inside a transaction it would abort it, and the lookup below with it.
+    [row] = await db
       .insert(participants)
       .values({ conversation_id: conversationId, user_id: userId, user_type: userType, role })
+      .onConflictDoNothing({ target: [participants.conversation_id, participants.user_id] })
       .returning();
-    const participant = toParticipant(row);
-    if (emit) services.domainEvents.emit({ type: "participant.added", conversationId, participant });
-    return { participant, created: true };
   } catch (error) {
-    // Two joins racing: the unique index lets one through; the other finds the row.
-    if (sqlState(error) === "23505") {
-      const existing = await findParticipant(db, conversationId, userId);
-      if (existing) return { participant: toParticipant(existing), created: false };
-    }
     if (sqlState(error) === "23503") throw notFound("Conversation");
     throw error;
   }
+  if (!row) {
+    // Two joins racing: the unique index lets one through; the other finds the row.
+    const existing = await findParticipant(db, conversationId, userId);
+    if (!existing) throw conflict("This principal is already a participant", "already_participant");
+    return { participant: toParticipant(existing), created: false };
+  }
+  const participant = toParticipant(row);
+  if (emit) services.domainEvents.emit({ type: "participant.added", conversationId, participant });
+  return { participant, created: true };
 }
 
 /** The previous owner becomes an admin; the rows are returned so that the change is announced too. */
