@@ -1,0 +1,41 @@
+/**
+ * Typed client of symbia-messaging: REST methods for every endpoint, and a WebSocket connection with acks
+ * as promises, events as callbacks, automatic reconnection and resumption without loss.
+ *
+ *   const client = new MessagingClient({ baseUrl: "http://localhost:5005", apiKey });
+ *   const socket = client.realtime();
+ *   socket.on("message:new", (message) => console.log(message.sequence, message.content));
+ *   await socket.connect();
+ *   await socket.join(conversationId);
+ *   await socket.send(conversationId, { content: "hello" });
+ */
+import { RealtimeClient, type RealtimeOptions } from "./realtime";
+import { RestClient, type RestOptions } from "./rest";
+
+export class MessagingClient extends RestClient {
+  constructor(options: RestOptions) {
+    super(options);
+  }
+
+  /** URL of the WebSocket endpoint. */
+  get websocketUrl(): string {
+    return `${this.baseUrl.replace(/^http/, "ws")}/api/ws`;
+  }
+
+  /** A WebSocket connection using this client's credentials (call `connect()` on it). */
+  realtime(options: Partial<Omit<RealtimeOptions, "credentials">> = {}): RealtimeClient {
+    return new RealtimeClient({
+      url: this.websocketUrl,
+      ...options,
+      credentials: () => ({ token: this.token, apiKey: this.apiKey, headers: this.authHeaders() }),
+    });
+  }
+}
+
+export { ApiError, RealtimeError } from "./errors";
+export { RealtimeClient } from "./realtime";
+export type { ConnectionEvents, RealtimeEvents, RealtimeOptions, ReconnectOptions } from "./realtime";
+export { RestClient } from "./rest";
+export type { RestOptions, ScopeOptions } from "./rest";
+export { SequenceTracker } from "./sequence-tracker";
+export type * from "./types";
