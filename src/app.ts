@@ -17,6 +17,9 @@ import { conversationsModule } from "./modules/conversations";
 import { messagesModule } from "./modules/messages";
 import { participantsModule } from "./modules/participants";
 import { systemModule, type RouteInfo } from "./modules/system";
+import { RealtimeHub } from "./realtime/hub";
+import { realtimeModule } from "./realtime/route";
+import { realtimeSocketOptions } from "./realtime/socket-options";
 import type { Services } from "./services";
 import { SERVICE_NAME, VERSION } from "./version";
 
@@ -35,13 +38,15 @@ function describeValidation(error: ValidationError): string {
   return `${field || error.type}: ${first.message}`;
 }
 
-export function createApp(services: Services) {
+/** `realtime` is the hub behind /api/ws; the server keeps a handle on it to attach and shut it down. */
+export function createApp(services: Services, realtime: RealtimeHub = new RealtimeHub(services)) {
   const { config } = services;
   let routeList: RouteInfo[] = [];
 
   const app = new Elysia({
     // Bun rejects larger bodies itself; the gate answers 413 with JSON first when Content-Length says so.
     serve: { maxRequestBodySize: config.maxBodyBytes + 64 * 1024, reusePort: false },
+    websocket: realtimeSocketOptions(config),
   })
     .onRequest(async ({ request, server, set }) => {
       try {
@@ -136,7 +141,8 @@ export function createApp(services: Services) {
     .use(participantsModule(services))
     .use(messagesModule(services))
     .use(controlModule(services))
-    .use(adminModule(services));
+    .use(adminModule(services))
+    .use(realtimeModule(realtime));
 
   routeList = app.routes
     .filter((r) => !r.path.startsWith("/docs") || r.path === "/docs/llms.txt")

@@ -10,11 +10,14 @@ import type { Config } from "./config";
 import { openDatabase, type Database } from "./db/client";
 import { migrate } from "./db/migrate";
 import { describeError, log } from "./log";
+import { RealtimeHub } from "./realtime/hub";
 import { createServices, type Services } from "./services";
 
 export interface RunningServer {
   app: App;
   services: Services;
+  /** The WebSocket hub (connections, topics); tests read its counters. */
+  realtime: RealtimeHub;
   port: number;
   url: string;
   /** Stop accepting, finish in-flight requests, close sockets with 1001, close the database. */
@@ -44,8 +47,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const authRelay = await startAuthRelay(database, services.authChanges, { listen: true });
     cleanups.push(() => authRelay.stop());
     await options.beforeListen?.(services);
-    const app = createApp(services);
+    const realtime = new RealtimeHub(services);
+    cleanups.push(() => realtime.shutdown(0));
+    const app = createApp(services, realtime);
     app.listen({ port: config.port, hostname: config.host });
+    realtime.attach(app.server!);
     const adminSocket = config.adminSocket ? await startAdminSocket(config.adminSocket, identityAdmin) : undefined;
     const port = app.server!.port!;
     const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
@@ -58,13 +64,15 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         if (server) {
           // Stops listening at once; the promise settles when in-flight requests have finished.
           const drained = server.stop(false);
+          // Sockets are closed by us, with 1001, once the frames they already sent have been answered.
+          await realtime.shutdown(config.shutdownTimeoutMs);
           await Promise.race([drained, Bun.sleep(config.shutdownTimeoutMs)]);
           server.stop(true);
         }
         await authRelay.stop();
         await database.close();
       })());
-    return { app, services, port, url: `http://${host}:${port}`, stop };
+    return { app, services, realtime, port, url: `http://${host}:${port}`, stop };
   } catch (error) {
     for (const cleanup of cleanups) await cleanup().catch(() => {});
     if (!options.database) await database.close().catch(() => {});

@@ -39,6 +39,7 @@ export const SERVER_EVENTS = [
   ...CONTROL_EVENTS,
   "participant:joined",
   "participant:left",
+  "participant:updated",
   "conversation:updated",
   "conversation:deleted",
 ] as const;

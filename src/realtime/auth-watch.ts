@@ -1,0 +1,51 @@
+/**
+ * Open sockets follow their credential: a revoked credential closes its sockets with 4401 at once, and a
+ * changed principal (disabled, new grants) is authenticated again with the credential the socket opened
+ * with, keeping the socket only if that still succeeds.
+ */
+import { describeError, log } from "../log";
+import { requireReader } from "../domain/access";
+import { CLOSE, type Connection } from "./connection";
+import { errorFrame } from "./frames";
+import type { RealtimeHub } from "./hub";
+
+export function closeOnAuthChanges(hub: RealtimeHub): () => void {
+  return hub.services.authChanges.on((change) => {
+    if (change.kind === "credential_revoked") {
+      for (const connection of [...hub.connections()]) {
+        if (connection.principal.credential.id === change.credentialId) connection.close(CLOSE.unauthorized, "credential revoked");
+      }
+      return;
+    }
+    for (const connection of [...hub.connectionsOf(change.principalId)]) void reauthenticate(hub, connection);
+  });
+}
+
+async function reauthenticate(hub: RealtimeHub, connection: Connection): Promise<void> {
+  try {
+    const outcome = await hub.services.identity.authenticate(connection.credentials);
+    if (connection.closed) return;
+    if (!outcome?.ok) {
+      connection.close(CLOSE.unauthorized, outcome?.message ?? "authentication required");
+      return;
+    }
+    connection.principal = outcome.principal;
+    await recheckObserved(hub, connection);
+  } catch (error) {
+    // Keep the socket: an unreachable database must not disconnect everyone; the next change retries.
+    log.warn("socket re-authentication failed", { connectionId: connection.id, ...describeError(error) });
+  }
+}
+
+/** A watcher who lost the right to observe (e.g. an admin grant withdrawn) stops receiving those topics. */
+async function recheckObserved(hub: RealtimeHub, connection: Connection): Promise<void> {
+  for (const [conversationId, joined] of [...connection.joined]) {
+    if (!joined.observer) continue;
+    try {
+      await requireReader(hub.services.database.db, connection.principal, conversationId);
+    } catch {
+      hub.unsubscribe(connection, conversationId);
+      connection.send(errorFrame("access_revoked", "You may no longer watch this conversation", "join:conversation"));
+    }
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Server frames as strings. A frame is serialised once, here, and the same bytes go to every subscriber:
+ * Bun's publish copies them into each socket's buffer without re-encoding.
+ */
+import type { DomainEvent } from "../domain/events";
+import type { ParticipantResource } from "../domain/resources";
+import type { ServerEvent } from "./events";
+
+export type PresenceStatus = "online" | "away" | "busy" | "offline";
+
+/** One frame for one conversation topic, ready to send. */
+export interface TopicFrame {
+  conversationId: string;
+  frame: string;
+  /** The message sequence the frame carries (new messages, control events): replay and live are joined on it. */
+  sequence?: number;
+  /**
+   * Membership ends with this frame: after it is out, the principal's sockets (or every socket) stop
+   * receiving the topic. Carried with the frame so that a relay from another instance has the same effect.
+   */
+  revoke?: { principalId: string } | { everyone: true };
+  /** A connection that must not receive the frame (typing goes to everyone but the typist). */
+  exceptConnectionId?: string;
+}
+
+export function serverFrame(event: ServerEvent, data: unknown): string {
+  return JSON.stringify({ event, data });
+}
+
+/** Wraps JSON the domain already produced, so that a message is never serialised twice. */
+export function frameWithJson(event: ServerEvent, json: string): string {
+  return `{"event":${JSON.stringify(event)},"data":${json}}`;
+}
+
+export function ackFrame(ack: string | number, dataJson: string): string {
+  return `{"event":"ack","ack":${JSON.stringify(ack)},"ok":true,"data":${dataJson}}`;
+}
+
+export function ackErrorFrame(ack: string | number, code: string, message: string): string {
+  return JSON.stringify({ event: "ack", ack, ok: false, error: { code, message } });
+}
+
+export function errorFrame(code: string, message: string, event?: string): string {
+  return JSON.stringify({ event: "error", data: { code, message, ...(event !== undefined && { event }) } });
+}
+
+function participantPayload(participant: ParticipantResource) {
+  return {
+    conversationId: participant.conversation_id,
+    userId: participant.user_id,
+    userType: participant.user_type,
+    role: participant.role,
+  };
+}
+
+export function presenceFrame(conversationId: string, userId: string, userType: string, status: PresenceStatus): string {
+  return serverFrame("presence:changed", { userId, userType, status, conversationId });
+}
+
+export function typingFrame(event: "typing:started" | "typing:stopped", conversationId: string, userId: string, userType: string): string {
+  return serverFrame(event, { conversationId, userId, userType });
+}
+
+/**
+ * What a committed domain event looks like on the wire. Pure: the same event always gives the same frame,
+ * and nothing here knows about sockets.
+ */
+export function frameOfDomainEvent(event: DomainEvent): TopicFrame {
+  const conversationId = event.conversationId;
+  switch (event.type) {
+    case "message.created":
+      return { conversationId, frame: frameWithJson("message:new", event.json), sequence: event.message.sequence };
+    case "message.updated":
+      return { conversationId, frame: frameWithJson("message:updated", event.json) };
+    case "message.deleted":
+      return { conversationId, frame: serverFrame("message:deleted", event.message) };
+    case "control.sent":
+      return {
+        conversationId,
+        frame: serverFrame(event.control.event as ServerEvent, event.control),
+        sequence: event.control.sequence,
+      };
+    case "participant.added":
+      return { conversationId, frame: serverFrame("participant:joined", participantPayload(event.participant)) };
+    case "participant.removed":
+      return {
+        conversationId,
+        frame: serverFrame("participant:left", participantPayload(event.participant)),
+        revoke: { principalId: event.participant.user_id },
+      };
+    case "participant.updated":
+      return { conversationId, frame: serverFrame("participant:updated", participantPayload(event.participant)) };
+    case "conversation.updated":
+      return { conversationId, frame: serverFrame("conversation:updated", event.conversation) };
+    case "conversation.deleted":
+      return { conversationId, frame: serverFrame("conversation:deleted", { id: conversationId }), revoke: { everyone: true } };
+  }
+}

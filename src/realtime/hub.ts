@@ -1,0 +1,447 @@
+/**
+ * The realtime hub: open connections, their conversation topics, and the one path by which frames reach
+ * sockets.
+ *
+ * Every committed domain event (REST or WebSocket alike) becomes one pre-serialised frame
+ * (`frameOfDomainEvent`) handed to `deliver`, which publishes it once on the conversation's Bun topic.
+ * A relay from other instances would call `deliver` with frames it received; nothing else sends to topics.
+ *
+ * Joining with `since` replays from the database without loss or duplicates: the connection is first
+ * registered as joining, so live frames for the conversation are buffered for it; the replay query runs;
+ * then, in one synchronous step, the replay is sent, the buffered frames above the replayed sequence
+ * follow, and the socket subscribes to the topic. JavaScript runs that step without interruption, so no
+ * frame can fall between replay and live.
+ */
+import type { Server } from "bun";
+import { extractCredentials } from "../auth/identity";
+import type { Principal } from "../auth/principal";
+import type { MessageRow } from "../db/schema";
+import { requireReader } from "../domain/access";
+import { toMessage } from "../domain/resources";
+import { forbidden } from "../http/errors";
+import type { Scope } from "../http/scope";
+import { describeError, log } from "../log";
+import { messagesSince } from "../modules/messages/service";
+import type { Services } from "../services";
+import { CLOSE, Connection, type PendingJoin, type RealtimeSocket } from "./connection";
+import { closeOnAuthChanges } from "./auth-watch";
+import { frameOfDomainEvent, frameWithJson, serverFrame, type TopicFrame } from "./frames";
+import { Presence } from "./presence";
+import { ReleaseLog, SequenceOrder } from "./sequence-order";
+import { heartbeatSeconds } from "./socket-options";
+import { TypingIndicators } from "./typing";
+
+/** How often connections are checked for a full send buffer and an expired credential. */
+const SWEEP_INTERVAL_MS = 200;
+/** Ordering state of a conversation is kept this long after its last frame. */
+const ORDER_IDLE_MS = 60_000;
+/**
+ * A replayed message younger than this may still have its live frame on the way (committed, not yet
+ * emitted); older ones went out long ago. Compares the database's created_at with this host's clock.
+ */
+const IN_FLIGHT_AGE_MS = 5_000;
+/** The longest a join waits for such frames (a gap from another instance never fills). */
+const IN_FLIGHT_WAIT_MS = 1_000;
+
+export const topicOf = (conversationId: string) => `conversation:${conversationId}`;
+
+/** What the upgrade request left for the socket: the gate's principal and scope. */
+export interface UpgradeContext {
+  request: Request;
+  principal?: Principal;
+  scope: Scope;
+  requestId: string;
+}
+
+export interface JoinResult {
+  conversationId: string;
+  /** Everything up to this sequence has been sent (or preceded `since`); later messages arrive live. */
+  lastSequence: number;
+  replayed: number;
+  /** More than the replay limit was missing: messages after `lastSequence` up to the live ones are to be paged over REST. */
+  truncated: boolean;
+  /** Extension: participants present in the conversation now. */
+  presence: ReturnType<Presence["snapshot"]>;
+}
+
+function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  let set = map.get(key);
+  if (!set) map.set(key, (set = new Set()));
+  set.add(value);
+}
+
+function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  const set = map.get(key);
+  if (!set) return;
+  set.delete(value);
+  if (set.size === 0) map.delete(key);
+}
+
+export class RealtimeHub {
+  private server?: Server<unknown>;
+  private readonly bySocket = new WeakMap<object, Connection>();
+  private readonly byId = new Map<string, Connection>();
+  private readonly byPrincipal = new Map<string, Set<Connection>>();
+  private readonly subscribers = new Map<string, Set<Connection>>();
+  private readonly joiners = new Map<string, Set<Connection>>();
+  private readonly order: SequenceOrder;
+  private readonly releases = new ReleaseLog();
+  /** Bytes published per topic since its subscribers' buffers were last checked. */
+  private readonly publishedBytes = new Map<string, number>();
+  readonly presence: Presence;
+  readonly typing: TypingIndicators;
+  private readonly inflight = new Set<Promise<void>>();
+  private readonly detach: (() => void)[] = [];
+  private sweepTimer?: ReturnType<typeof setInterval>;
+  private sweeps = 0;
+  private closing = false;
+
+  constructor(readonly services: Services) {
+    this.order = new SequenceOrder((frame) => this.fanOut(frame));
+    this.presence = new Presence({
+      connectionsOf: (principalId) => this.byPrincipal.get(principalId) ?? [],
+      subscribersOf: (conversationId) => this.subscribers.get(conversationId) ?? [],
+      publish: (frame) => this.deliver(frame),
+    });
+    this.typing = new TypingIndicators(services.config.typingTtlMs, (frame) => this.deliver(frame));
+    this.detach.push(
+      services.domainEvents.on((event) => {
+        // Emitted synchronously inside the domain call, after its commit: a failure here must not fail the write.
+        try {
+          this.deliver(frameOfDomainEvent(event));
+        } catch (error) {
+          log.error("realtime delivery failed", { event: event.type, conversationId: event.conversationId, ...describeError(error) });
+        }
+      }),
+      closeOnAuthChanges(this),
+    );
+  }
+
+  /** The Bun server whose topics the hub publishes on; given once it listens. */
+  attach(server: Server<unknown>): void {
+    this.server = server;
+    this.sweepTimer ??= setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
+    this.sweepTimer.unref?.();
+  }
+
+  get connectionCount(): number {
+    return this.byId.size;
+  }
+
+  /** Bytes waiting in all sockets' send buffers; bounded by the slow-consumer limit per socket. */
+  bufferedBytes(): number {
+    let total = 0;
+    for (const connection of this.byId.values()) total += connection.socket.getBufferedAmount();
+    return total;
+  }
+
+  connectionOf(socket: object): Connection | undefined {
+    return this.bySocket.get(socket);
+  }
+
+  /** A connection by the id its session:ready announced. */
+  connection(connectionId: string): Connection | undefined {
+    return this.byId.get(connectionId);
+  }
+
+  connections(): Iterable<Connection> {
+    return this.byId.values();
+  }
+
+  connectionsOf(principalId: string): Iterable<Connection> {
+    return this.byPrincipal.get(principalId) ?? [];
+  }
+
+  open(socket: RealtimeSocket, context: UpgradeContext): Connection | undefined {
+    if (this.closing) {
+      socket.close(CLOSE.goingAway, "server shutting down");
+      return undefined;
+    }
+    if (!context.principal) {
+      // The gate answers 401 before any upgrade; this is only a safety net.
+      socket.close(CLOSE.unauthorized, "authentication required");
+      return undefined;
+    }
+    const { config } = this.services;
+    const query = new URL(context.request.url).searchParams;
+    const connection = new Connection(
+      socket,
+      context.principal,
+      extractCredentials(context.request.headers, query),
+      context.scope,
+      context.requestId,
+      { perSecond: config.wsRateLimitPerSecond, burst: config.wsRateLimitBurst },
+    );
+    this.bySocket.set(socket, connection);
+    this.byId.set(connection.id, connection);
+    addTo(this.byPrincipal, connection.principal.id, connection);
+    connection.send(
+      serverFrame("session:ready", {
+        connectionId: connection.id,
+        user: { id: connection.principal.id, type: connection.principal.type },
+        heartbeatMs: heartbeatSeconds(config) * 1000,
+        serverTime: new Date().toISOString(),
+      }),
+    );
+    log.debug("socket opened", { requestId: connection.requestId, connectionId: connection.id, principal: connection.principal.id });
+    return connection;
+  }
+
+  /** Bun reports the socket closed (by either side): forget it everywhere. */
+  closed(socket: object, code: number): void {
+    const connection = this.bySocket.get(socket);
+    if (!connection) return;
+    this.bySocket.delete(socket);
+    connection.closed = true;
+    this.byId.delete(connection.id);
+    removeFrom(this.byPrincipal, connection.principal.id, connection);
+    for (const [conversationId, pending] of connection.joining) {
+      removeFrom(this.joiners, conversationId, connection);
+      pending.settled?.();
+    }
+    connection.joining.clear();
+    this.typing.stopConnection(connection);
+    for (const [conversationId, joined] of [...connection.joined]) {
+      this.unsubscribe(connection, conversationId);
+      this.presence.left(connection, conversationId, joined.observer);
+    }
+    this.presence.closed(connection.principal.id);
+    log.debug("socket closed", { connectionId: connection.id, principal: connection.principal.id, code });
+  }
+
+  /** Handles one client frame after the connection's earlier ones; tracked so shutdown can wait for it. */
+  run(connection: Connection, task: () => Promise<void>): void {
+    const done = connection.enqueue(task);
+    this.inflight.add(done);
+    done.finally(() => this.inflight.delete(done));
+  }
+
+  get shuttingDown(): boolean {
+    return this.closing;
+  }
+
+  /**
+   * The single delivery point: a frame for a conversation's topic, with its sequence when it carries a
+   * message. Frames pass the ordering stage, then reach joining buffers and the Bun topic.
+   */
+  deliver(frame: TopicFrame): void {
+    this.order.push(frame);
+  }
+
+  private fanOut(frame: TopicFrame): void {
+    const { conversationId, sequence } = frame;
+    if (sequence !== undefined) this.releases.record(conversationId, sequence);
+    const joiners = this.joiners.get(conversationId);
+    if (joiners) {
+      for (const connection of joiners) {
+        const pending = connection.joining.get(conversationId);
+        if (!pending) continue;
+        if (connection.id !== frame.exceptConnectionId) pending.buffer.push(frame);
+        if (sequence !== undefined && pending.awaiting?.delete(sequence) && pending.awaiting.size === 0) pending.settled?.();
+      }
+    }
+    if (this.subscribers.has(conversationId)) {
+      const except = frame.exceptConnectionId ? this.byId.get(frame.exceptConnectionId) : undefined;
+      // A socket's own publish skips that socket, whether or not it is subscribed.
+      if (except && !except.closed) except.socket.publish(topicOf(conversationId), frame.frame, false);
+      else this.server?.publish(topicOf(conversationId), frame.frame, false);
+      this.checkAfterPublish(conversationId, frame.frame.length);
+    }
+    if (frame.revoke) this.revoke(conversationId, frame.revoke);
+  }
+
+  /** Membership ended (removal, deletion): the frame announcing it is out; now stop the topic for them. */
+  private revoke(conversationId: string, revoke: NonNullable<TopicFrame["revoke"]>): void {
+    const everyone = "everyone" in revoke;
+    const affected = (connection: Connection) => everyone || connection.principal.id === revoke.principalId;
+    for (const connection of this.joiners.get(conversationId) ?? []) {
+      const pending = connection.joining.get(conversationId);
+      if (pending && affected(connection)) {
+        pending.revoked = true;
+        pending.settled?.();
+      }
+    }
+    for (const connection of [...(this.subscribers.get(conversationId) ?? [])]) {
+      if (affected(connection)) this.unsubscribe(connection, conversationId);
+    }
+    if (everyone) {
+      this.typing.dropConversation(conversationId);
+      this.order.forget(conversationId);
+      this.releases.forget(conversationId);
+    } else {
+      this.typing.stopPrincipal(revoke.principalId, conversationId);
+    }
+  }
+
+  /** Stops a socket's topic without announcing anything (membership ended, or the join starts over). */
+  unsubscribe(connection: Connection, conversationId: string): void {
+    if (!connection.joined.delete(conversationId)) return;
+    if (!connection.closed) connection.socket.unsubscribe(topicOf(conversationId));
+    removeFrom(this.subscribers, conversationId, connection);
+  }
+
+  /**
+   * Subscribes a connection to a conversation, replaying what it missed after `since`. Joining again
+   * starts over (a client may re-join with an earlier `since` to re-read).
+   */
+  async join(connection: Connection, conversationId: string, since?: number): Promise<JoinResult> {
+    this.unsubscribe(connection, conversationId);
+    const pending: PendingJoin = { buffer: [] };
+    connection.joining.set(conversationId, pending);
+    addTo(this.joiners, conversationId, connection);
+    try {
+      const { db } = this.services.database;
+      const access = await requireReader(db, connection.principal, conversationId);
+      const committed = Number(access.conversation.last_sequence);
+      const limit = this.services.config.replayLimit;
+      let replay: MessageRow[] = [];
+      if (since !== undefined && since < committed) replay = await messagesSince(this.services, conversationId, since, limit + 1);
+      let truncated = replay.length > limit;
+      if (truncated) replay = replay.slice(0, limit);
+      // A message committed just before the replay query may not have gone out live yet. Were it to go out
+      // after the subscription, this socket would receive it twice: wait, buffering, until it has passed.
+      const awaiting = this.notYetReleased(conversationId, replay);
+      if (awaiting.size > 0 && !connection.closed && !pending.revoked) await this.settle(pending, awaiting);
+      if (connection.closed) throw forbidden("The connection closed", "connection_closed");
+      if (pending.revoked) throw forbidden("You are not a participant of this conversation", "not_participant");
+
+      // From here to the subscription nothing awaits, so no live frame can slip between replay and topic.
+      let lastSequence = since ?? committed;
+      let replayed = 0;
+      // A replay larger than half the slow-consumer limit stops early (truncated): the client asks for the
+      // rest once it has read this part, instead of the server queueing it all at once.
+      let budget = this.services.config.wsBackpressureBytes / 2;
+      connection.socket.cork(() => {
+        for (const row of replay) {
+          const message = toMessage(row);
+          const frame = frameWithJson("message:new", JSON.stringify(message));
+          if (replayed > 0 && budget - frame.length < 0) {
+            truncated = true;
+            break;
+          }
+          budget -= frame.length;
+          connection.send(frame);
+          lastSequence = message.sequence;
+          replayed++;
+        }
+        const lastReplayed = lastSequence;
+        for (const frame of pending.buffer) {
+          if (frame.sequence !== undefined) {
+            if (since !== undefined && frame.sequence <= lastReplayed) continue;
+            if (!truncated) lastSequence = Math.max(lastSequence, frame.sequence);
+          }
+          connection.send(frame.frame);
+        }
+      });
+      connection.joining.delete(conversationId);
+      removeFrom(this.joiners, conversationId, connection);
+      connection.socket.subscribe(topicOf(conversationId));
+      connection.joined.set(conversationId, { observer: !access.participant });
+      addTo(this.subscribers, conversationId, connection);
+      if (access.participant) this.presence.joined(connection, conversationId);
+      return {
+        conversationId,
+        lastSequence,
+        replayed,
+        truncated,
+        presence: this.presence.snapshot(conversationId),
+      };
+    } finally {
+      if (connection.joining.get(conversationId) === pending) {
+        connection.joining.delete(conversationId);
+        removeFrom(this.joiners, conversationId, connection);
+      }
+    }
+  }
+
+  /** Recent replayed messages whose live frame has not gone out yet. */
+  private notYetReleased(conversationId: string, replay: MessageRow[]): Set<number> {
+    const awaiting = new Set<number>();
+    const now = Date.now();
+    for (const row of replay) {
+      const sequence = Number(row.sequence);
+      const age = now - new Date(row.created_at).getTime();
+      if (age < IN_FLIGHT_AGE_MS && !this.releases.has(conversationId, sequence)) awaiting.add(sequence);
+    }
+    return awaiting;
+  }
+
+  /** Resolves when every awaited sequence has been delivered to the join's buffer, or after a bound. */
+  private settle(pending: PendingJoin, awaiting: Set<number>): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        pending.awaiting = undefined;
+        pending.settled = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, IN_FLIGHT_WAIT_MS);
+      pending.awaiting = awaiting;
+      pending.settled = done;
+    });
+  }
+
+  /** Stops watching a conversation (participation itself is unchanged; POST /leave ends that). */
+  leave(connection: Connection, conversationId: string): void {
+    const joined = connection.joined.get(conversationId);
+    if (!joined) return;
+    this.unsubscribe(connection, conversationId);
+    if (!joined.observer) {
+      this.typing.stop(connection, conversationId);
+      this.presence.left(connection, conversationId, false);
+    }
+  }
+
+  /**
+   * Publishing does not report per socket, so a fast producer could fill a slow socket's buffer well past
+   * the limit between two sweeps. Once a topic has carried half the limit in bytes, its subscribers are
+   * checked at once: a cost of one check per subscriber per that many bytes.
+   */
+  private checkAfterPublish(conversationId: string, bytes: number): void {
+    const total = (this.publishedBytes.get(conversationId) ?? 0) + bytes;
+    if (total < this.services.config.wsBackpressureBytes / 2) {
+      this.publishedBytes.set(conversationId, total);
+      return;
+    }
+    this.publishedBytes.delete(conversationId);
+    for (const connection of [...(this.subscribers.get(conversationId) ?? [])]) this.closeIfSlow(connection);
+  }
+
+  private closeIfSlow(connection: Connection): boolean {
+    if (connection.closed || connection.socket.getBufferedAmount() <= this.services.config.wsBackpressureBytes) return false;
+    log.warn("closing slow consumer", { connectionId: connection.id, principal: connection.principal.id });
+    connection.close(CLOSE.slowConsumer, "slow consumer");
+    return true;
+  }
+
+  /** Slow consumers and expired credentials, checked periodically (publish does not report per socket). */
+  private sweep(): void {
+    const now = Date.now();
+    if (++this.sweeps % 5 === 0) {
+      this.order.prune(now, ORDER_IDLE_MS);
+      this.releases.prune(now);
+      this.publishedBytes.clear();
+    }
+    for (const connection of [...this.byId.values()]) {
+      if (connection.closed || this.closeIfSlow(connection)) continue;
+      const expiresAt = connection.principal.credential.expiresAt;
+      if (expiresAt !== undefined && expiresAt <= now) connection.close(CLOSE.unauthorized, "credential expired");
+    }
+  }
+
+  /**
+   * Graceful stop: refuse new frames, let frames being handled finish (their acks go out), then close
+   * every socket with 1001 so clients reconnect elsewhere and resume.
+   */
+  async shutdown(timeoutMs: number): Promise<void> {
+    this.closing = true;
+    if (this.inflight.size > 0) {
+      await Promise.race([Promise.allSettled([...this.inflight]), Bun.sleep(timeoutMs)]);
+    }
+    for (const connection of [...this.byId.values()]) connection.close(CLOSE.goingAway, "server shutting down");
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    this.typing.clear();
+    for (const off of this.detach.splice(0)) off();
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * Keeps the frames of a conversation in sequence order on their way to sockets, and remembers which
+ * sequences went out recently.
+ *
+ * The database hands out sequences in commit order, but the `emit` that follows a commit runs when the
+ * driver's answer is processed, and answers from different pool connections can be processed in another
+ * order. A client resumes from the highest sequence it has seen, so seeing 6 before 5 and then
+ * disconnecting would lose 5. This stage holds a frame that arrives ahead of a missing predecessor until
+ * the predecessor arrives, or for at most `holdMs`: a gap can be real (a message written by another
+ * instance, which this one never hears of), and then the frame goes out anyway.
+ *
+ * A conversation's state starts with the first sequenced frame seen for it (everything below counts as
+ * released) and is dropped when idle. Frames without a sequence queue behind held ones, so an edit never
+ * overtakes the message it edits.
+ */
+import type { TopicFrame } from "./frames";
+
+interface ConversationOrder {
+  /** Every sequence up to this one has been released (or given up on). */
+  released: number;
+  held: TopicFrame[];
+  timer?: ReturnType<typeof setTimeout>;
+  lastActivity: number;
+}
+
+export class SequenceOrder {
+  private readonly conversations = new Map<string, ConversationOrder>();
+
+  constructor(
+    private readonly release: (frame: TopicFrame) => void,
+    private readonly holdMs = 50,
+  ) {}
+
+  push(frame: TopicFrame, now = Date.now()): void {
+    let order = this.conversations.get(frame.conversationId);
+    if (!order) {
+      if (frame.sequence === undefined) return this.release(frame);
+      order = { released: frame.sequence - 1, held: [], lastActivity: now };
+      this.conversations.set(frame.conversationId, order);
+    }
+    order.lastActivity = now;
+    if (order.held.length === 0 && (frame.sequence === undefined || frame.sequence <= order.released + 1)) {
+      if (frame.sequence !== undefined) order.released = Math.max(order.released, frame.sequence);
+      return this.release(frame);
+    }
+    order.held.push(frame);
+    this.flush(order, false);
+    if (order.held.length > 0 && !order.timer) {
+      const waiting = order;
+      waiting.timer = setTimeout(() => {
+        waiting.timer = undefined;
+        this.flush(waiting, true);
+      }, this.holdMs);
+    }
+  }
+
+  /** The conversation is gone: release what is held and forget it. */
+  forget(conversationId: string): void {
+    const order = this.conversations.get(conversationId);
+    if (!order) return;
+    this.conversations.delete(conversationId);
+    this.flush(order, true);
+  }
+
+  /** Drops conversations idle for `idleMs` with nothing held, keeping memory proportional to activity. */
+  prune(now: number, idleMs: number): void {
+    for (const [conversationId, order] of this.conversations) {
+      if (order.held.length === 0 && now - order.lastActivity > idleMs) this.conversations.delete(conversationId);
+    }
+  }
+
+  /**
+   * Releases held frames in sequence order while there is no gap (or regardless of gaps when `force`),
+   * then the unsequenced frames once no sequenced frame is left waiting. The state is settled before
+   * anything is released, because releasing a frame may end the conversation (and forget it).
+   */
+  private flush(order: ConversationOrder, force: boolean): void {
+    const sequenced = order.held.filter((f) => f.sequence !== undefined).sort((a, b) => a.sequence! - b.sequence!);
+    const ready: TopicFrame[] = [];
+    for (const frame of sequenced) {
+      if (!force && frame.sequence! > order.released + 1) break;
+      order.released = Math.max(order.released, frame.sequence!);
+      ready.push(frame);
+    }
+    const waiting = new Set(sequenced.slice(ready.length));
+    if (waiting.size === 0) {
+      ready.push(...order.held.filter((f) => f.sequence === undefined));
+      order.held = [];
+      if (order.timer) clearTimeout(order.timer);
+      order.timer = undefined;
+    } else {
+      order.held = order.held.filter((f) => f.sequence === undefined || waiting.has(f));
+    }
+    for (const frame of ready) this.release(frame);
+  }
+}
+
+/**
+ * Which sequences of which conversations went out in the last `windowMs`. A join that replayed a recent
+ * message checks here whether that message's live frame is still to come.
+ */
+export class ReleaseLog {
+  private readonly released = new Map<string, Map<number, number>>();
+
+  constructor(private readonly windowMs = 15_000) {}
+
+  record(conversationId: string, sequence: number, now = Date.now()): void {
+    let sequences = this.released.get(conversationId);
+    if (!sequences) this.released.set(conversationId, (sequences = new Map()));
+    sequences.set(sequence, now);
+  }
+
+  has(conversationId: string, sequence: number): boolean {
+    return this.released.get(conversationId)?.has(sequence) ?? false;
+  }
+
+  forget(conversationId: string): void {
+    this.released.delete(conversationId);
+  }
+
+  prune(now = Date.now()): void {
+    const cutoff = now - this.windowMs;
+    for (const [conversationId, sequences] of this.released) {
+      // Maps keep insertion order, which is release order: stop at the first recent one.
+      for (const [sequence, at] of sequences) {
+        if (at > cutoff) break;
+        sequences.delete(sequence);
+      }
+      if (sequences.size === 0) this.released.delete(conversationId);
+    }
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * Bun's WebSocket settings, derived from the configuration. They apply to every socket of the server.
+ */
+import type { Config } from "../config";
+
+/**
+ * Bun pings an idle socket shortly before its idle timeout and closes it when the pong does not come.
+ * The timeout is whole seconds between 8 and 960, so the heartbeat is rounded into that range.
+ */
+export function heartbeatSeconds(config: Config): number {
+  return Math.min(960, Math.max(8, Math.round(config.heartbeatMs / 1000)));
+}
+
+/**
+ * Bun's own backpressure cap, a hard stop above the slow-consumer limit that the hub's sweep enforces
+ * (with close code 4008): room for what one burst of publishes can add between two sweeps.
+ */
+export function hardBackpressureLimit(config: Config): number {
+  return 4 * config.wsBackpressureBytes + 2 * config.maxFrameBytes;
+}
+
+/** The subset of Bun's WebSocketHandler settings this server sets. */
+export interface SocketSettings {
+  maxPayloadLength: number;
+  idleTimeout: number;
+  sendPings: boolean;
+  backpressureLimit: number;
+  closeOnBackpressureLimit: boolean;
+  perMessageDeflate: boolean;
+  publishToSelf: boolean;
+}
+
+export function realtimeSocketOptions(config: Config): SocketSettings {
+  return {
+    // A larger frame closes the connection with 1009.
+    maxPayloadLength: config.maxFrameBytes,
+    idleTimeout: heartbeatSeconds(config),
+    sendPings: true,
+    backpressureLimit: hardBackpressureLimit(config),
+    closeOnBackpressureLimit: true,
+    perMessageDeflate: false,
+    publishToSelf: false,
+  };
+}
