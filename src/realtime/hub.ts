@@ -28,7 +28,7 @@ import { closeOnAuthChanges } from "./auth-watch";
 import { frameOfDomainEvent, frameWithJson, serverFrame, type TopicFrame } from "./frames";
 import { Presence } from "./presence";
 import { ReleaseLog, SequenceOrder } from "./sequence-order";
-import { heartbeatSeconds } from "./socket-options";
+import { effectiveHeartbeatMs } from "./socket-options";
 import { TypingIndicators } from "./typing";
 
 /** How often connections are checked for a full send buffer and an expired credential. */
@@ -179,7 +179,7 @@ export class RealtimeHub {
       serverFrame("session:ready", {
         connectionId: connection.id,
         user: { id: connection.principal.id, type: connection.principal.type },
-        heartbeatMs: heartbeatSeconds(config) * 1000,
+        heartbeatMs: effectiveHeartbeatMs(config),
         serverTime: new Date().toISOString(),
       }),
     );

@@ -4,11 +4,17 @@
 import type { Config } from "../config";
 
 /**
- * Bun pings an idle socket shortly before its idle timeout and closes it when the pong does not come.
- * The timeout is whole seconds between 8 and 960, so the heartbeat is rounded into that range.
+ * Bun pings a socket that has been silent for half its idle timeout and closes it when nothing (no pong)
+ * arrives by the full timeout. The timeout is whole seconds between 8 and 960: twice the heartbeat,
+ * rounded into that range.
  */
-export function heartbeatSeconds(config: Config): number {
-  return Math.min(960, Math.max(8, Math.round(config.heartbeatMs / 1000)));
+export function idleTimeoutSeconds(config: Config): number {
+  return Math.min(960, Math.max(8, Math.round((2 * config.heartbeatMs) / 1000)));
+}
+
+/** The heartbeat actually in effect (announced in session:ready): how often a silent socket is pinged. */
+export function effectiveHeartbeatMs(config: Config): number {
+  return (idleTimeoutSeconds(config) * 1000) / 2;
 }
 
 /**
@@ -34,7 +40,7 @@ export function realtimeSocketOptions(config: Config): SocketSettings {
   return {
     // A larger frame closes the connection with 1009.
     maxPayloadLength: config.maxFrameBytes,
-    idleTimeout: heartbeatSeconds(config),
+    idleTimeout: idleTimeoutSeconds(config),
     sendPings: true,
     backpressureLimit: hardBackpressureLimit(config),
     closeOnBackpressureLimit: true,

@@ -7,7 +7,8 @@ import { IdentityAdmin } from "../../src/auth/identity-admin";
 import { startTestServer, type TestServer } from "../support/server";
 import { eq } from "drizzle-orm";
 import { principals } from "../../src/db/schema";
-import { groupConversation, joinedSocket, openSocket, restSend } from "./helpers";
+import { eventually, groupConversation, joinedSocket, openSocket, restSend } from "./helpers";
+import { RawTcpWebSocket } from "./raw-tcp";
 
 let server: TestServer;
 let admin: IdentityAdmin;
@@ -79,6 +80,29 @@ describe("credentials", () => {
     const closed = await socket.closed;
     expect(closed).toEqual({ code: 4401, reason: "credential expired" });
   });
+});
+
+describe("heartbeat", () => {
+  test("silent sockets are pinged every heartbeat; one that never answers is closed", async () => {
+    const own = await startTestServer({ HEARTBEAT_MS: "4000" });
+    try {
+      const user = await own.principal();
+      const healthy = await openSocket(own, user);
+      expect(healthy.frames[0].data.heartbeatMs).toBe(4000);
+      const deaf = await RawTcpWebSocket.connect(own.server.port, user.headers);
+      const opened = Date.now();
+      // Bun's timers tick every 4 s, so a ping comes within one heartbeat, the close within two or three.
+      await eventually(() => deaf.pings > 0, 6000, "a ping");
+      await eventually(() => deaf.ended, 8000, "the close of the socket that never answered");
+      expect(Date.now() - opened).toBeLessThan(12_000);
+      // A normal client answers pings by itself and stays.
+      expect(healthy.isClosed).toBe(false);
+      expect((await healthy.request("ping")).ok).toBe(true);
+      healthy.close();
+    } finally {
+      await own.stop();
+    }
+  }, 20_000);
 });
 
 describe("shutdown", () => {

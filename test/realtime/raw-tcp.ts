@@ -50,6 +50,8 @@ export class RawTcpWebSocket {
   private handshakeDone = false;
   private readonly texts: string[] = [];
   closeCode?: number;
+  /** Pings received (this client never answers them). */
+  pings = 0;
   bytesReceived = 0;
   ended = false;
 
@@ -109,6 +111,7 @@ export class RawTcpWebSocket {
     for (const frame of frames) {
       if (frame.opcode === 0x1) this.texts.push(frame.payload.toString());
       if (frame.opcode === 0x8 && frame.payload.length >= 2) this.closeCode = frame.payload.readUInt16BE(0);
+      if (frame.opcode === 0x9) this.pings++;
     }
   }
 
