@@ -80,6 +80,7 @@ export class RealtimeClient {
   private readonly conversations = new Map<string, SequenceTracker>();
   private readonly readyWaiters = new Set<() => void>();
   private nextAck = 0;
+  private connecting?: Promise<SessionReady>;
   private attempt = 0;
   private stopped = true;
   private reconnectTimer?: ReturnType<typeof setTimeout>;
@@ -98,10 +99,23 @@ export class RealtimeClient {
     return this.socket?.readyState === OPEN && this.sessionInfo !== undefined;
   }
 
-  /** Opens the connection; resolves once the server's `session:ready` arrives. */
+  /**
+   * Opens the connection; resolves once the server's `session:ready` arrives. Conversations joined before
+   * a `close()` are resumed.
+   */
   connect(): Promise<SessionReady> {
+    if (this.connected) return Promise.resolve(this.sessionInfo!);
+    if (this.connecting) return this.connecting;
     this.stopped = false;
-    return this.openSocket();
+    this.connecting = this.openSocket()
+      .then((session) => {
+        if (this.conversations.size > 0) void this.resume();
+        return session;
+      })
+      .finally(() => {
+        this.connecting = undefined;
+      });
+    return this.connecting;
   }
 
   /** Closes for good: no reconnection, pending requests fail with `closed`. */
@@ -144,7 +158,13 @@ export class RealtimeClient {
         reject(new RealtimeError("timeout", `No answer to ${event} within ${timeoutMs} ms`, event));
       }, timeoutMs);
       this.pending.set(ack, { event, resolve, reject, timer });
-      this.socket!.send(JSON.stringify({ event, data, ack }));
+      try {
+        this.socket!.send(JSON.stringify({ event, data, ack }));
+      } catch {
+        clearTimeout(timer);
+        this.pending.delete(ack);
+        reject(new RealtimeError("disconnected", `The connection closed before ${event} was sent`, event));
+      }
     });
   }
 

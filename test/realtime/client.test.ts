@@ -227,19 +227,42 @@ describe("WebSocket", () => {
 });
 
 describe("WebSocket timeouts", () => {
-  test("a request without an ack in time rejects with timeout", async () => {
-    // A server that starts a session and then never answers.
-    const silent = Bun.serve({
+  /** A server that starts a session and then never answers. */
+  function silentServer(heartbeatMs: number) {
+    let sessions = 0;
+    const server = Bun.serve({
       port: 0,
       hostname: "127.0.0.1",
       fetch: (request, srv) => (srv.upgrade(request) ? undefined : new Response("no", { status: 400 })),
       websocket: {
         open: (ws) => {
-          ws.send(JSON.stringify({ event: "session:ready", data: { connectionId: "c", user: { id: "u", type: "user" }, heartbeatMs: 30000, serverTime: "" } }));
+          sessions++;
+          ws.send(JSON.stringify({ event: "session:ready", data: { connectionId: "c", user: { id: "u", type: "user" }, heartbeatMs, serverTime: "" } }));
         },
         message: () => {},
       },
     });
+    return { server, sessions: () => sessions };
+  }
+
+  test("a connection that stays silent past a heartbeat is probed, and replaced when the probe goes unanswered", async () => {
+    const { server: silent, sessions } = silentServer(100);
+    try {
+      const socket = new RealtimeClient({
+        url: `ws://127.0.0.1:${silent.port}/api/ws`,
+        credentials: () => ({ headers: {} }),
+        reconnect: { initialDelayMs: 10, maxDelayMs: 20 },
+      });
+      await socket.connect();
+      await eventually(() => sessions() >= 2, 3000, "a reconnect after the unanswered probe");
+      socket.close();
+    } finally {
+      silent.stop(true);
+    }
+  });
+
+  test("a request without an ack in time rejects with timeout", async () => {
+    const { server: silent } = silentServer(30_000);
     try {
       const socket = new RealtimeClient({ url: `ws://127.0.0.1:${silent.port}/api/ws`, credentials: () => ({ headers: {} }), ackTimeoutMs: 100 });
       await socket.connect();
