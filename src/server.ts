@@ -9,6 +9,7 @@ import { IdentityAdmin } from "./auth/identity-admin";
 import type { Config } from "./config";
 import { openDatabase, type Database } from "./db/client";
 import { migrate } from "./db/migrate";
+import { startCluster } from "./cluster/cluster";
 import { describeError, log } from "./log";
 import { RealtimeHub } from "./realtime/hub";
 import { createServices, type Services } from "./services";
@@ -52,6 +53,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const app = createApp(services, realtime);
     app.listen({ port: config.port, hostname: config.host });
     realtime.attach(app.server!);
+    // With PostgreSQL, other instances may serve the same conversations: relay frames and presence.
+    const cluster = await startCluster(services, realtime);
+    if (cluster) cleanups.push(() => cluster.stop());
     const adminSocket = config.adminSocket ? await startAdminSocket(config.adminSocket, identityAdmin) : undefined;
     const port = app.server!.port!;
     const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
@@ -69,6 +73,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
           await Promise.race([drained, Bun.sleep(config.shutdownTimeoutMs)]);
           server.stop(true);
         }
+        // After the sockets closed, so that the other instances heard their presence end.
+        await cluster?.stop();
         await authRelay.stop();
         await database.close();
       })());

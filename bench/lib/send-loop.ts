@@ -1,3 +1,4 @@
+export {};
 /**
  * Load process: CONCURRENCY keep-alive loops POSTing messages to TARGET for SECONDS; prints one JSON line
  * with sends/s and latency percentiles. Runs in its own process so that it does not share the server's loop.

@@ -3,7 +3,8 @@
  * Bun's publish copies them into each socket's buffer without re-encoding.
  */
 import type { DomainEvent } from "../domain/events";
-import type { ParticipantResource } from "../domain/resources";
+import type { MessageResource, ParticipantResource } from "../domain/resources";
+import { controlBroadcastOf } from "../modules/control/service";
 import type { ServerEvent } from "./events";
 
 export type PresenceStatus = "online" | "away" | "busy" | "offline";
@@ -21,6 +22,8 @@ export interface TopicFrame {
   revoke?: { principalId: string } | { everyone: true };
   /** A connection that must not receive the frame (typing goes to everyone but the typist). */
   exceptConnectionId?: string;
+  /** Where another instance reads the frame's content again when it is too large to relay. */
+  reload?: { messageId: string } | { conversation: true };
 }
 
 export function serverFrame(event: ServerEvent, data: unknown): string {
@@ -71,7 +74,7 @@ export function frameOfDomainEvent(event: DomainEvent): TopicFrame {
     case "message.created":
       return { conversationId, frame: frameWithJson("message:new", event.json), sequence: event.message.sequence };
     case "message.updated":
-      return { conversationId, frame: frameWithJson("message:updated", event.json) };
+      return { conversationId, frame: frameWithJson("message:updated", event.json), reload: { messageId: event.message.id } };
     case "message.deleted":
       return { conversationId, frame: serverFrame("message:deleted", event.message) };
     case "control.sent":
@@ -91,8 +94,21 @@ export function frameOfDomainEvent(event: DomainEvent): TopicFrame {
     case "participant.updated":
       return { conversationId, frame: serverFrame("participant:updated", participantPayload(event.participant)) };
     case "conversation.updated":
-      return { conversationId, frame: serverFrame("conversation:updated", event.conversation) };
+      return { conversationId, frame: serverFrame("conversation:updated", event.conversation), reload: { conversation: true } };
     case "conversation.deleted":
       return { conversationId, frame: serverFrame("conversation:deleted", { id: conversationId }), revoke: { everyone: true } };
   }
+}
+
+/**
+ * The live frame of a stored message, read back from the database: `message:new`, or the `stream.*`
+ * event for a control message. A deleted message keeps its place but not its content.
+ */
+export function frameOfStoredMessage(message: MessageResource): TopicFrame {
+  const conversationId = message.conversation_id;
+  if (message.content_type === "event" && !message.deleted_at) {
+    const control = controlBroadcastOf(message);
+    return { conversationId, frame: serverFrame(control.event as ServerEvent, control), sequence: message.sequence };
+  }
+  return { conversationId, frame: frameWithJson("message:new", JSON.stringify(message)), sequence: message.sequence };
 }

@@ -15,9 +15,10 @@
 import type { Server } from "bun";
 import { extractCredentials } from "../auth/identity";
 import type { Principal } from "../auth/principal";
-import type { MessageRow } from "../db/schema";
+import { eq } from "drizzle-orm";
+import { conversations, messages, participants, type MessageRow } from "../db/schema";
 import { requireReader } from "../domain/access";
-import { toMessage } from "../domain/resources";
+import { toConversation, toMessage } from "../domain/resources";
 import { forbidden } from "../http/errors";
 import type { Scope } from "../http/scope";
 import { describeError, log } from "../log";
@@ -25,8 +26,8 @@ import { messagesSince } from "../modules/messages/service";
 import type { Services } from "../services";
 import { CLOSE, Connection, type PendingJoin, type RealtimeSocket } from "./connection";
 import { closeOnAuthChanges } from "./auth-watch";
-import { frameOfDomainEvent, frameWithJson, serverFrame, type TopicFrame } from "./frames";
-import { Presence } from "./presence";
+import { frameOfDomainEvent, frameOfStoredMessage, frameWithJson, serverFrame, type TopicFrame } from "./frames";
+import { Presence, type PresenceEntry } from "./presence";
 import { ReleaseLog, SequenceOrder } from "./sequence-order";
 import { effectiveHeartbeatMs } from "./socket-options";
 import { TypingIndicators } from "./typing";
@@ -35,6 +36,8 @@ import { TypingIndicators } from "./typing";
 const SWEEP_INTERVAL_MS = 200;
 /** Ordering state of a conversation is kept this long after its last frame. */
 const ORDER_IDLE_MS = 60_000;
+/** How long a frame waits for a missing predecessor before the gap is read from the database. */
+const ORDER_HOLD_MS = 50;
 /**
  * A replayed message younger than this may still have its live frame on the way (committed, not yet
  * emitted); older ones went out long ago. Compares the database's created_at with this host's clock.
@@ -96,12 +99,24 @@ export class RealtimeHub {
   private sweeps = 0;
   private closing = false;
 
+  /**
+   * Where frames produced here also go, besides this instance's topics: the cross-instance relay
+   * (src/cluster/), when several instances share PostgreSQL.
+   */
+  outbound?: (frame: TopicFrame) => void;
+
   constructor(readonly services: Services) {
-    this.order = new SequenceOrder((frame) => this.fanOut(frame));
+    this.order = new SequenceOrder(
+      (frame) => this.fanOut(frame),
+      ORDER_HOLD_MS,
+      (conversationId, after, upTo) => this.framesFromDatabase(conversationId, after, upTo),
+      (conversationId, sequence) => this.releases.has(conversationId, sequence),
+    );
     this.presence = new Presence({
       connectionsOf: (principalId) => this.byPrincipal.get(principalId) ?? [],
       subscribersOf: (conversationId) => this.subscribers.get(conversationId) ?? [],
-      publish: (frame) => this.deliver(frame),
+      // Each instance computes presence for its own subscribers; presence frames are not relayed.
+      publish: (frame) => this.order.push(frame),
     });
     this.typing = new TypingIndicators(services.config.typingTtlMs, (frame) => this.deliver(frame));
     this.detach.push(
@@ -226,6 +241,88 @@ export class RealtimeHub {
    */
   deliver(frame: TopicFrame): void {
     this.order.push(frame);
+    if (this.outbound) {
+      const { exceptConnectionId: _local, ...relayed } = frame;
+      this.outbound(relayed);
+    }
+  }
+
+  /** A frame produced by another instance: delivered here, not sent on. */
+  deliverRemote(frame: TopicFrame): void {
+    this.order.push(frame);
+  }
+
+  /** Messages after `after` up to `upTo`, as the frames that announced them live. */
+  private async framesFromDatabase(conversationId: string, after: number, upTo: number): Promise<TopicFrame[]> {
+    if (upTo <= after) return [];
+    const rows = await messagesSince(this.services, conversationId, after, upTo - after);
+    return rows.map((row) => frameOfStoredMessage(toMessage(row)));
+  }
+
+  /** A relayed reference to a frame too large for a notification, read back from the database. */
+  async reloadFrame(reference: { c: string; s?: number; m?: string; cv?: 1; r?: TopicFrame["revoke"] }): Promise<TopicFrame | undefined> {
+    const { db } = this.services.database;
+    if (reference.m) {
+      const [row] = await db.select().from(messages).where(eq(messages.id, reference.m));
+      return row ? { conversationId: reference.c, frame: frameWithJson("message:updated", JSON.stringify(toMessage(row))) } : undefined;
+    }
+    if (reference.cv) {
+      const [row] = await db.select().from(conversations).where(eq(conversations.id, reference.c));
+      return row ? { conversationId: reference.c, frame: serverFrame("conversation:updated", toConversation(row)) } : undefined;
+    }
+    if (reference.s !== undefined) {
+      const [frame] = await this.framesFromDatabase(reference.c, reference.s - 1, reference.s);
+      return frame && { ...frame, revoke: reference.r };
+    }
+    return undefined;
+  }
+
+  /** This instance's presence, for another instance that (re)started and asks for it. */
+  *localPresence(): Generator<PresenceEntry> {
+    for (const [principalId, connections] of this.byPrincipal) {
+      const seen = new Set<string>();
+      for (const connection of connections) {
+        for (const [conversationId, joined] of connection.joined) {
+          if (joined.observer || seen.has(conversationId)) continue;
+          seen.add(conversationId);
+          yield { conversationId, userId: principalId, userType: connection.principal.type, status: this.presence.statusOf(principalId) };
+        }
+      }
+    }
+  }
+
+  /**
+   * After a time without notifications from other instances (the LISTEN connection was down), bring
+   * this instance's subscribers up to date from the database: messages they missed, memberships that
+   * ended, conversations that were deleted.
+   */
+  async catchUp(): Promise<void> {
+    const { db } = this.services.database;
+    for (const conversationId of [...this.subscribers.keys()]) {
+      const [conversation] = await db
+        .select({ last_sequence: conversations.last_sequence })
+        .from(conversations)
+        .where(eq(conversations.id, conversationId));
+      if (!conversation) {
+        this.deliverRemote({ conversationId, frame: serverFrame("conversation:deleted", { id: conversationId }), revoke: { everyone: true } });
+        continue;
+      }
+      const members = new Set(
+        (await db.select({ user_id: participants.user_id }).from(participants).where(eq(participants.conversation_id, conversationId))).map(
+          (p) => p.user_id,
+        ),
+      );
+      for (const connection of [...(this.subscribers.get(conversationId) ?? [])]) {
+        const joined = connection.joined.get(conversationId);
+        if (joined && !joined.observer && !members.has(connection.principal.id)) {
+          this.revoke(conversationId, { principalId: connection.principal.id });
+        }
+      }
+      const released = this.order.releasedUpTo(conversationId);
+      if (released !== undefined && conversation.last_sequence > released) {
+        for (const frame of await this.framesFromDatabase(conversationId, released, conversation.last_sequence)) this.deliverRemote(frame);
+      }
+    }
   }
 
   private fanOut(frame: TopicFrame): void {
@@ -262,9 +359,13 @@ export class RealtimeHub {
       }
     }
     for (const connection of [...(this.subscribers.get(conversationId) ?? [])]) {
-      if (affected(connection)) this.unsubscribe(connection, conversationId);
+      if (!affected(connection)) continue;
+      const joined = connection.joined.get(conversationId);
+      this.unsubscribe(connection, conversationId);
+      if (!everyone && joined && !joined.observer) this.presence.left(connection, conversationId, false);
     }
     if (everyone) {
+      this.presence.forgetConversation(conversationId);
       this.typing.dropConversation(conversationId);
       this.order.forget(conversationId);
       this.releases.forget(conversationId);

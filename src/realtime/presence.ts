@@ -4,8 +4,15 @@
  * A principal's status (online, away, busy, offline) is one value shared by all its connections. It is
  * told only to conversations the principal has joined as a participant: a stranger never learns it, and
  * an admin watching read-only stays invisible. A principal is present in a conversation while at least
- * one of its connections has joined it; when the last such connection leaves or closes, the
- * conversation hears `offline`. So two tabs of one user produce one `offline`, after the second closes.
+ * one of its connections has joined it, on this instance or on another one; when the last such connection
+ * anywhere leaves or closes, the conversation hears `offline`. So two tabs of one user produce one
+ * `offline`, after the second closes.
+ *
+ * With several instances, each instance announces its local presence per (conversation, principal) and
+ * learns the others' (see src/cluster/). Every instance tells its own subscribers each change of the
+ * combined view, once: presence frames are computed on each instance, never relayed as frames, so that a
+ * change seen by two instances at once (two tabs closing on two machines) still yields one `offline` per
+ * watcher.
  */
 import type { Connection } from "./connection";
 import { presenceFrame, type PresenceStatus, type TopicFrame } from "./frames";
@@ -15,7 +22,26 @@ export interface PresenceView {
   connectionsOf(principalId: string): Iterable<Connection>;
   /** Connections subscribed to a conversation. */
   subscribersOf(conversationId: string): Iterable<Connection>;
+  /** Publishes to this instance's subscribers only. */
   publish(frame: TopicFrame): void;
+}
+
+/** One principal's presence in one conversation on one instance, as announced across instances. */
+export interface PresenceEntry {
+  conversationId: string;
+  userId: string;
+  userType: string;
+  /** undefined: no longer present there. */
+  status?: PresenceStatus;
+}
+
+/** Presence on the other instances; absent on a single instance. */
+export interface RemotePresence {
+  /** The status of a principal present in a conversation on some other instance, if any. */
+  statusIn(conversationId: string, principalId: string): PresenceStatus | undefined;
+  presentIn(conversationId: string): PresentPrincipal[];
+  /** Tells the other instances about a change of this instance's local presence. */
+  announce(entry: PresenceEntry): void;
 }
 
 export interface PresentPrincipal {
@@ -24,8 +50,13 @@ export interface PresentPrincipal {
   status: PresenceStatus;
 }
 
+const key = (conversationId: string, principalId: string) => `${conversationId} ${principalId}`;
+
 export class Presence {
   private readonly statuses = new Map<string, PresenceStatus>();
+  /** What this instance last told its subscribers, per conversation and principal. */
+  private readonly told = new Map<string, PresenceStatus>();
+  remote?: RemotePresence;
 
   constructor(private readonly view: PresenceView) {}
 
@@ -35,21 +66,20 @@ export class Presence {
 
   /** Called after `connection` joined the conversation as a participant. */
   joined(connection: Connection, conversationId: string): void {
-    if (this.presentElsewhere(connection, conversationId)) return;
-    this.tell(connection, conversationId, this.statusOf(connection.principal.id));
+    this.localChange(connection, conversationId);
   }
 
   /** Called after `connection` stopped watching the conversation (left, or is closing). */
   left(connection: Connection, conversationId: string, wasObserver: boolean): void {
-    if (wasObserver || this.presentElsewhere(connection, conversationId)) return;
-    this.tell(connection, conversationId, "offline");
+    if (wasObserver) return;
+    this.localChange(connection, conversationId);
   }
 
   /** A new status from one connection: every conversation the principal is present in hears it. */
   update(connection: Connection, status: PresenceStatus): void {
     const principalId = connection.principal.id;
     this.statuses.set(principalId, status);
-    for (const conversationId of this.conversationsOf(principalId)) this.tell(connection, conversationId, status);
+    for (const conversationId of this.conversationsOf(principalId)) this.localChange(connection, conversationId);
   }
 
   /** Called after a connection closed and left everything: forget the status with the last connection. */
@@ -58,7 +88,12 @@ export class Presence {
     this.statuses.delete(principalId);
   }
 
-  /** Who is present in a conversation now (participants only), for a joining client. */
+  /** Another instance's presence changed (or expired): tell this instance's subscribers what changed. */
+  remoteChanged(conversationId: string, userId: string, userType: string): void {
+    this.reconcile(conversationId, userId, userType);
+  }
+
+  /** Who is present in a conversation now (participants only, on every instance), for a joining client. */
   snapshot(conversationId: string): PresentPrincipal[] {
     const present = new Map<string, PresentPrincipal>();
     for (const connection of this.view.subscribersOf(conversationId)) {
@@ -66,7 +101,33 @@ export class Presence {
       if (connection.joined.get(conversationId)?.observer !== false || present.has(principal.id)) continue;
       present.set(principal.id, { userId: principal.id, userType: principal.type, status: this.statusOf(principal.id) });
     }
+    for (const entry of this.remote?.presentIn(conversationId) ?? []) {
+      if (!present.has(entry.userId)) present.set(entry.userId, entry);
+    }
     return [...present.values()];
+  }
+
+  private localChange(connection: Connection, conversationId: string): void {
+    const { principal } = connection;
+    this.remote?.announce({
+      conversationId,
+      userId: principal.id,
+      userType: principal.type,
+      status: this.presentHere(principal.id, conversationId) ? this.statusOf(principal.id) : undefined,
+    });
+    this.reconcile(conversationId, principal.id, principal.type, connection.id);
+  }
+
+  /** Publishes the combined status of a principal in a conversation if it differs from what was told. */
+  private reconcile(conversationId: string, principalId: string, userType: string, exceptConnectionId?: string): void {
+    const status = this.presentHere(principalId, conversationId)
+      ? this.statusOf(principalId)
+      : (this.remote?.statusIn(conversationId, principalId) ?? "offline");
+    const k = key(conversationId, principalId);
+    if ((this.told.get(k) ?? "offline") === status) return;
+    if (status === "offline") this.told.delete(k);
+    else this.told.set(k, status);
+    this.view.publish({ conversationId, frame: presenceFrame(conversationId, principalId, userType, status), exceptConnectionId });
   }
 
   private conversationsOf(principalId: string): Set<string> {
@@ -77,19 +138,15 @@ export class Presence {
     return conversations;
   }
 
-  private presentElsewhere(connection: Connection, conversationId: string): boolean {
-    for (const other of this.view.connectionsOf(connection.principal.id)) {
-      if (other !== connection && !other.closed && other.joined.get(conversationId)?.observer === false) return true;
+  private presentHere(principalId: string, conversationId: string): boolean {
+    for (const connection of this.view.connectionsOf(principalId)) {
+      if (!connection.closed && connection.joined.get(conversationId)?.observer === false) return true;
     }
     return false;
   }
 
-  private tell(connection: Connection, conversationId: string, status: PresenceStatus): void {
-    const { principal } = connection;
-    this.view.publish({
-      conversationId,
-      frame: presenceFrame(conversationId, principal.id, principal.type, status),
-      exceptConnectionId: connection.id,
-    });
+  /** The conversation is gone: nothing more is told about it. */
+  forgetConversation(conversationId: string): void {
+    for (const k of this.told.keys()) if (k.startsWith(conversationId + " ")) this.told.delete(k);
   }
 }

@@ -6,8 +6,10 @@
  * driver's answer is processed, and answers from different pool connections can be processed in another
  * order. A client resumes from the highest sequence it has seen, so seeing 6 before 5 and then
  * disconnecting would lose 5. This stage holds a frame that arrives ahead of a missing predecessor until
- * the predecessor arrives, or for at most `holdMs`: a gap can be real (a message written by another
- * instance, which this one never hears of), and then the frame goes out anyway.
+ * the predecessor arrives, or for at most `holdMs`. A gap that lasts is real: a message written by another
+ * instance whose notification was lost or is late. It is then read from the database (`fill`; every
+ * sequence below a committed one is committed too, since the counter's row lock orders them), and only
+ * if that fails does the frame go out anyway.
  *
  * A conversation's state starts with the first sequenced frame seen for it (everything below counts as
  * released) and is dropped when idle. Frames without a sequence queue behind held ones, so an edit never
@@ -16,12 +18,18 @@
 import type { TopicFrame } from "./frames";
 
 interface ConversationOrder {
+  conversationId: string;
   /** Every sequence up to this one has been released (or given up on). */
   released: number;
   held: TopicFrame[];
   timer?: ReturnType<typeof setTimeout>;
+  /** A read of the missing sequences from the database is under way. */
+  filling?: boolean;
   lastActivity: number;
 }
+
+/** Reads the frames of sequences after `after` up to `upTo` (inclusive) from the database. */
+export type GapFiller = (conversationId: string, after: number, upTo: number) => Promise<TopicFrame[]>;
 
 export class SequenceOrder {
   private readonly conversations = new Map<string, ConversationOrder>();
@@ -29,13 +37,22 @@ export class SequenceOrder {
   constructor(
     private readonly release: (frame: TopicFrame) => void,
     private readonly holdMs = 50,
+    private readonly fill?: GapFiller,
+    /** Whether a sequence already went out: a frame read to fill a gap may also arrive live later. */
+    private readonly alreadyReleased?: (conversationId: string, sequence: number) => boolean,
   ) {}
 
+  /** The highest sequence released for a conversation, if it is tracked. */
+  releasedUpTo(conversationId: string): number | undefined {
+    return this.conversations.get(conversationId)?.released;
+  }
+
   push(frame: TopicFrame, now = Date.now()): void {
+    if (frame.sequence !== undefined && this.alreadyReleased?.(frame.conversationId, frame.sequence)) return;
     let order = this.conversations.get(frame.conversationId);
     if (!order) {
       if (frame.sequence === undefined) return this.release(frame);
-      order = { released: frame.sequence - 1, held: [], lastActivity: now };
+      order = { conversationId: frame.conversationId, released: frame.sequence - 1, held: [], lastActivity: now };
       this.conversations.set(frame.conversationId, order);
     }
     order.lastActivity = now;
@@ -45,13 +62,36 @@ export class SequenceOrder {
     }
     order.held.push(frame);
     this.flush(order, false);
-    if (order.held.length > 0 && !order.timer) {
+    if (order.held.length > 0 && !order.timer && !order.filling) {
       const waiting = order;
       waiting.timer = setTimeout(() => {
         waiting.timer = undefined;
-        this.flush(waiting, true);
+        void this.fillThenFlush(waiting);
       }, this.holdMs);
     }
+  }
+
+  /** The gap outlasted the hold: read the missing sequences, then release everything in order. */
+  private async fillThenFlush(order: ConversationOrder): Promise<void> {
+    const firstHeld = Math.min(...order.held.filter((f) => f.sequence !== undefined).map((f) => f.sequence!));
+    if (this.fill && Number.isFinite(firstHeld) && firstHeld > order.released + 1) {
+      order.filling = true;
+      try {
+        const found = await this.fill(order.conversationId, order.released, firstHeld - 1);
+        for (const frame of found) {
+          const known = order.held.some((f) => f.sequence === frame.sequence);
+          if (frame.sequence !== undefined && frame.sequence > order.released && !known) {
+            order.held.push(frame);
+          }
+        }
+      } catch {
+        // The database is unreachable: release what is held rather than hold it forever.
+      } finally {
+        order.filling = false;
+      }
+      if (this.conversations.get(order.conversationId) !== order) return; // forgotten meanwhile
+    }
+    this.flush(order, true);
   }
 
   /** The conversation is gone: release what is held and forget it. */

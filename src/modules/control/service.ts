@@ -7,6 +7,7 @@ import { ENTITLEMENT, hasEntitlement, type Principal } from "../../auth/principa
 import { participants } from "../../db/schema";
 import { requireParticipant } from "../../domain/access";
 import type { ControlBroadcast } from "../../domain/events";
+import type { MessageResource } from "../../domain/resources";
 import { checkMetadata } from "../../domain/limits";
 import { badRequest, forbidden } from "../../http/errors";
 import type { Scope } from "../../http/scope";
@@ -57,6 +58,32 @@ async function resolveTarget(
   return { principalId, principalType: typeof target === "string" ? "user" : (target.principalType ?? "user") };
 }
 
+/**
+ * The `stream.*` event of a stored control message. Built from the message alone, so that an instance
+ * reading it back from the database (a gap after a lost notification) sends what the live event carried.
+ */
+export function controlBroadcastOf(message: MessageResource): ControlBroadcast {
+  const { control, serviceId: _serviceId, ...metadata } = message.metadata as {
+    control?: { event: string; target?: unknown; reason?: string; preemptedBy?: string };
+    serviceId?: string;
+  } & Record<string, unknown>;
+  return {
+    event: control?.event ?? message.content,
+    conversationId: message.conversation_id,
+    messageId: message.id,
+    sequence: message.sequence,
+    senderId: message.sender_id,
+    senderType: message.sender_type,
+    ...(control?.target !== undefined && { target: control.target }),
+    ...(control?.reason !== undefined && { reason: control.reason }),
+    ...(control?.preemptedBy !== undefined && { preemptedBy: control.preemptedBy }),
+    ...(message.run_id !== null && { runId: message.run_id }),
+    ...(message.trace_id !== null && { traceId: message.trace_id }),
+    effectiveAt: message.created_at,
+    ...(Object.keys(metadata).length > 0 && { metadata }),
+  };
+}
+
 export interface StoredControl extends StoredMessage {
   broadcast: ControlBroadcast;
 }
@@ -97,21 +124,7 @@ export async function sendControl(
     },
   });
   const { message } = stored;
-  const broadcast: ControlBroadcast = {
-    event: input.event,
-    conversationId,
-    messageId: message.id,
-    sequence: message.sequence,
-    senderId: message.sender_id,
-    senderType: message.sender_type,
-    ...(target && { target }),
-    ...(input.reason !== undefined && { reason: input.reason }),
-    ...(input.preemptedBy !== undefined && { preemptedBy: input.preemptedBy }),
-    ...(input.runId !== undefined && { runId: input.runId }),
-    ...(input.traceId !== undefined && { traceId: input.traceId }),
-    effectiveAt: message.created_at,
-    ...(input.metadata !== undefined && { metadata: input.metadata }),
-  };
+  const broadcast = controlBroadcastOf(message);
   services.domainEvents.emit({ type: "control.sent", conversationId, message, control: broadcast });
   return { ...stored, broadcast };
 }

@@ -254,19 +254,24 @@ export async function listMessages(
   return page.map(toMessage);
 }
 
-/** Messages above `since` in their current state (edited, deleted included), for resuming a stream. */
+/**
+ * Messages above `since` in their current state, for resuming a stream: edited ones with their new
+ * content, deleted ones with `deleted_at` and no content.
+ */
 export async function messagesSince(
   services: Services,
   conversationId: string,
   since: number,
   limit: number,
 ): Promise<MessageRow[]> {
-  return services.database.db
+  const rows = await services.database.db
     .select()
     .from(messages)
     .where(and(eq(messages.conversation_id, conversationId), gt(messages.sequence, since)))
     .orderBy(asc(messages.sequence))
     .limit(limit);
+  // A deleted message keeps its place in the sequence, but what it said is gone for readers.
+  return rows.map((row) => (row.deleted_at ? { ...row, content: "", metadata: {} } : row));
 }
 
 /** Loads a message for a change by `principal`, who must still participate in its conversation. */

@@ -1,0 +1,194 @@
+/**
+ * Several instances on one PostgreSQL: what one instance's sockets must hear from the others goes through
+ * LISTEN/NOTIFY on the `symbia_events` channel (see NotifyChannel for why and how it is sent).
+ *
+ * - Frames: every frame this instance delivers to a conversation topic is also sent to the others, who
+ *   deliver it to theirs. A frame too large for a notification goes as a reference (conversation and
+ *   sequence, or the message or conversation to reload), which the receiver reads from the database.
+ *   Sequenced frames pass each receiver's ordering stage, which fills gaps from the database.
+ * - Presence: each instance announces its local presence per (conversation, principal) and keeps the
+ *   others'. An instance that stops sending (no heartbeat for EXPIRY_MS, e.g. killed) is forgotten,
+ *   and its principals go offline for everyone's watchers.
+ * - After the LISTEN connection comes back (PostgreSQL restarted), the hub catches up from the database:
+ *   missed messages, ended memberships and deleted conversations.
+ *
+ * On the embedded database there is one process only, and none of this runs.
+ */
+import { randomUUID } from "node:crypto";
+import type { TopicFrame } from "../realtime/frames";
+import type { PresentPrincipal, PresenceEntry, RemotePresence } from "../realtime/presence";
+import type { PresenceStatus } from "../realtime/frames";
+import type { RealtimeHub } from "../realtime/hub";
+import type { Services } from "../services";
+import { describeError, log } from "../log";
+import { MAX_PAYLOAD_BYTES, NotifyChannel } from "./notify-channel";
+
+export const EVENTS_CHANNEL = "symbia_events";
+/** How often an instance says it is alive, and how long silence lasts before it counts as gone. */
+export const HEARTBEAT_MS = 2_000;
+export const EXPIRY_MS = 7_000;
+/** Frames above this go as references; the rest of the payload budget is for the envelope and batching. */
+const INLINE_FRAME_BYTES = MAX_PAYLOAD_BYTES - 600;
+
+/** What instances say to each other. Short keys: every byte counts against the 8,000-byte payload. */
+type Item =
+  | {
+      k: "f";
+      c: string;
+      /** The frame itself, or absent when it is to be reloaded (`s`, `m` or `cv`). */
+      f?: string;
+      s?: number;
+      r?: TopicFrame["revoke"];
+      /** Reload the message with this id (an update too large to inline). */
+      m?: string;
+      /** Reload the conversation (an update too large to inline). */
+      cv?: 1;
+    }
+  | { k: "p"; c: string; u: string; t: string; st?: PresenceStatus }
+  | { k: "hb" }
+  | { k: "sync" }
+  | { k: "bye" };
+
+interface Peer {
+  lastSeen: number;
+  /** `${conversationId} ${userId}` → presence there. */
+  presence: Map<string, { conversationId: string; userId: string; userType: string; status: PresenceStatus }>;
+}
+
+export interface Cluster {
+  readonly instanceId: string;
+  peers(): string[];
+  stop(): Promise<void>;
+}
+
+export async function startCluster(services: Services, hub: RealtimeHub): Promise<Cluster | undefined> {
+  const { database, config } = services;
+  if (database.kind !== "postgres" || !database.pg || !config.databaseUrl) return undefined;
+
+  const instanceId = randomUUID();
+  const peers = new Map<string, Peer>();
+  /** Remote items are handled one after another, so references read from the database keep their place. */
+  let inbound: Promise<void> = Promise.resolve();
+
+  const channel = new NotifyChannel<Item>({
+    url: config.databaseUrl,
+    channel: EVENTS_CHANNEL,
+    origin: instanceId,
+    listener: database.pg,
+    onItems: (items, origin) => {
+      inbound = inbound.then(() => receive(items, origin)).catch((error) =>
+        log.warn("cross-instance item not handled", describeError(error)),
+      );
+    },
+    onListen: (reconnected) => {
+      channel.send({ k: "sync" });
+      if (reconnected) {
+        log.info("cross-instance channel reconnected; catching up");
+        hub.catchUp().catch((error) => log.warn("catching up after reconnect failed", describeError(error)));
+      }
+    },
+  });
+
+  const remote: RemotePresence = {
+    statusIn(conversationId, principalId) {
+      for (const peer of peers.values()) {
+        const entry = peer.presence.get(`${conversationId} ${principalId}`);
+        if (entry) return entry.status;
+      }
+      return undefined;
+    },
+    presentIn(conversationId) {
+      const present: PresentPrincipal[] = [];
+      for (const peer of peers.values()) {
+        for (const entry of peer.presence.values()) {
+          if (entry.conversationId === conversationId) present.push({ userId: entry.userId, userType: entry.userType, status: entry.status });
+        }
+      }
+      return present;
+    },
+    announce(entry: PresenceEntry) {
+      channel.send({ k: "p", c: entry.conversationId, u: entry.userId, t: entry.userType, st: entry.status });
+    },
+  };
+
+  function peerOf(origin: string): Peer {
+    let peer = peers.get(origin);
+    if (!peer) {
+      peer = { lastSeen: Date.now(), presence: new Map() };
+      peers.set(origin, peer);
+    }
+    peer.lastSeen = Date.now();
+    return peer;
+  }
+
+  function forgetPeer(origin: string): void {
+    const peer = peers.get(origin);
+    if (!peer) return;
+    peers.delete(origin);
+    for (const entry of peer.presence.values()) hub.presence.remoteChanged(entry.conversationId, entry.userId, entry.userType);
+  }
+
+  async function receive(items: Item[], origin: string): Promise<void> {
+    const peer = peerOf(origin);
+    for (const item of items) {
+      switch (item.k) {
+        case "f": {
+          const frame = item.f !== undefined ? { conversationId: item.c, frame: item.f, sequence: item.s, revoke: item.r } : await hub.reloadFrame(item);
+          if (frame) hub.deliverRemote(frame);
+          break;
+        }
+        case "p": {
+          const k = `${item.c} ${item.u}`;
+          if (item.st) peer.presence.set(k, { conversationId: item.c, userId: item.u, userType: item.t, status: item.st });
+          else peer.presence.delete(k);
+          hub.presence.remoteChanged(item.c, item.u, item.t);
+          break;
+        }
+        case "sync":
+          // A new (or reconnected) instance knows nothing of ours: tell it our presence again.
+          for (const entry of hub.localPresence()) remote.announce(entry);
+          break;
+        case "bye":
+          forgetPeer(origin);
+          break;
+        case "hb":
+          break;
+      }
+    }
+  }
+
+  const relayFrame = (frame: TopicFrame) => {
+    const item: Item = { k: "f", c: frame.conversationId, s: frame.sequence, r: frame.revoke };
+    if (Buffer.byteLength(frame.frame) <= INLINE_FRAME_BYTES) item.f = frame.frame;
+    else if (frame.reload && "messageId" in frame.reload) item.m = frame.reload.messageId;
+    else if (frame.reload) item.cv = 1;
+    else if (frame.sequence === undefined) {
+      log.warn("frame too large to relay dropped", { conversationId: frame.conversationId, bytes: frame.frame.length });
+      return;
+    }
+    channel.send(item);
+  };
+
+  await channel.start();
+  hub.presence.remote = remote;
+  hub.outbound = relayFrame;
+  const heartbeat = setInterval(() => {
+    channel.send({ k: "hb" });
+    const cutoff = Date.now() - EXPIRY_MS;
+    for (const [origin, peer] of peers) if (peer.lastSeen < cutoff) forgetPeer(origin);
+  }, HEARTBEAT_MS);
+  heartbeat.unref?.();
+  log.info("cross-instance fan-out on", { channel: EVENTS_CHANNEL, instanceId });
+
+  return {
+    instanceId,
+    peers: () => [...peers.keys()],
+    async stop() {
+      clearInterval(heartbeat);
+      hub.outbound = undefined;
+      hub.presence.remote = undefined;
+      channel.send({ k: "bye" });
+      await channel.stop();
+    },
+  };
+}

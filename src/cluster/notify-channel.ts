@@ -1,0 +1,141 @@
+/**
+ * A PostgreSQL LISTEN/NOTIFY channel shared by the instances of one installation.
+ *
+ * Sending: items are queued and go out coalesced, one NOTIFY for all items ready within about a
+ * millisecond, each payload under PostgreSQL's 8,000-byte limit. NOTIFY runs on a connection of its own
+ * and never inside a write transaction: a transaction holding a notification takes a database-wide lock
+ * at commit (notifications are kept in commit order), which would serialise every writer under load.
+ * Payloads are sent one after another on that one connection, so every instance receives one instance's
+ * items in the order they were queued.
+ *
+ * Receiving: postgres.js keeps the LISTEN connection alive and reconnects it by itself; `onListen` runs
+ * on every (re)connect so that the caller can catch up on what it may have missed meanwhile.
+ */
+import postgres from "postgres";
+import { describeError, log } from "../log";
+
+/** NOTIFY payloads must stay under 8,000 bytes; keep room for the envelope. */
+export const MAX_PAYLOAD_BYTES = 7_800;
+
+export interface Envelope<T> {
+  /** The sending instance; an instance ignores its own envelopes. */
+  o: string;
+  i: T[];
+}
+
+export interface NotifyChannelOptions<T> {
+  url: string;
+  channel: string;
+  origin: string;
+  /** The LISTEN side; the pool's client, which manages the listening connection. */
+  listener: postgres.Sql;
+  onItems(items: T[], origin: string): void;
+  onListen?(reconnected: boolean): void;
+  /** How long to wait for more items before sending. */
+  coalesceMs?: number;
+}
+
+export class NotifyChannel<T> {
+  private readonly sender: postgres.Sql;
+  private queue: string[] = [];
+  private timer?: ReturnType<typeof setTimeout>;
+  private sending: Promise<void> = Promise.resolve();
+  private subscription?: { unlisten(): Promise<void> };
+  private listens = 0;
+  private stopped = false;
+  /** Items that could not be sent (database down); counted for the operator, not retried. */
+  dropped = 0;
+
+  constructor(private readonly options: NotifyChannelOptions<T>) {
+    this.sender = postgres(options.url, { max: 1, onnotice: () => {}, connect_timeout: 5, idle_timeout: 0 });
+  }
+
+  async start(): Promise<void> {
+    this.subscription = await this.options.listener.listen(
+      this.options.channel,
+      (payload) => this.receive(payload),
+      () => {
+        this.options.onListen?.(this.listens > 0);
+        this.listens++;
+      },
+    );
+  }
+
+  /** Queues one item; it goes out with whatever else is queued within the coalescing delay. */
+  send(item: T): void {
+    if (this.stopped) return;
+    const encoded = JSON.stringify(item);
+    if (Buffer.byteLength(encoded) > MAX_PAYLOAD_BYTES) {
+      throw new Error(`relay item of ${Buffer.byteLength(encoded)} bytes exceeds the NOTIFY payload limit`);
+    }
+    this.queue.push(encoded);
+    this.timer ??= setTimeout(() => this.flush(), this.options.coalesceMs ?? 1);
+  }
+
+  /** Settles when everything queued so far has been handed to PostgreSQL. */
+  async drain(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.flush();
+    }
+    await this.sending;
+  }
+
+  async stop(): Promise<void> {
+    await this.drain();
+    this.stopped = true;
+    await this.subscription?.unlisten().catch(() => {});
+    await this.sender.end({ timeout: 2 });
+  }
+
+  private flush(): void {
+    this.timer = undefined;
+    const items = this.queue;
+    this.queue = [];
+    if (items.length === 0) return;
+    const payloads = this.pack(items);
+    this.sending = this.sending.then(async () => {
+      for (const payload of payloads) {
+        try {
+          await this.sender`select pg_notify(${this.options.channel}, ${payload})`;
+        } catch (error) {
+          // Other instances find the gap by sequence and read it from the database; what has no sequence
+          // (typing, presence) is transient anyway.
+          this.dropped++;
+          log.warn("cross-instance notification not sent", { channel: this.options.channel, ...describeError(error) });
+        }
+      }
+    });
+  }
+
+  /** Packs encoded items into as few envelopes as fit under the payload limit, keeping their order. */
+  private pack(items: string[]): string[] {
+    const head = `{"o":${JSON.stringify(this.options.origin)},"i":[`;
+    const payloads: string[] = [];
+    let current: string[] = [];
+    let size = head.length + 2;
+    for (const item of items) {
+      const itemSize = Buffer.byteLength(item) + 1;
+      if (current.length > 0 && size + itemSize > MAX_PAYLOAD_BYTES) {
+        payloads.push(head + current.join(",") + "]}");
+        current = [];
+        size = head.length + 2;
+      }
+      current.push(item);
+      size += itemSize;
+    }
+    if (current.length > 0) payloads.push(head + current.join(",") + "]}");
+    return payloads;
+  }
+
+  private receive(payload: string): void {
+    let envelope: Envelope<T>;
+    try {
+      envelope = JSON.parse(payload);
+    } catch {
+      return;
+    }
+    if (!envelope || envelope.o === this.options.origin || !Array.isArray(envelope.i)) return;
+    this.options.onItems(envelope.i, envelope.o);
+  }
+}
