@@ -394,6 +394,8 @@ export class RealtimeHub {
       const { db } = this.services.database;
       const access = await requireReader(db, connection.principal, conversationId);
       const committed = Number(access.conversation.last_sequence);
+      // Live frames of this conversation are ordered from here on, even if the first one to arrive is not the next.
+      this.order.track(conversationId, committed);
       const limit = this.services.config.replayLimit;
       let replay: MessageRow[] = [];
       if (since !== undefined && since < committed) replay = await messagesSince(this.services, conversationId, since, limit + 1);
@@ -519,7 +521,7 @@ export class RealtimeHub {
   private sweep(): void {
     const now = Date.now();
     if (++this.sweeps % 5 === 0) {
-      this.order.prune(now, ORDER_IDLE_MS);
+      this.order.prune(now, ORDER_IDLE_MS, (conversationId) => this.subscribers.has(conversationId) || this.joiners.has(conversationId));
       this.releases.prune(now);
       this.publishedBytes.clear();
     }

@@ -47,6 +47,15 @@ export class SequenceOrder {
     return this.conversations.get(conversationId)?.released;
   }
 
+  /**
+   * Starts tracking a conversation from a known point (a join read its last committed sequence), unless it
+   * is tracked already. Without it the first frame seen would set the starting point, and a lower sequence
+   * arriving after it (a message of another instance, relayed later than a local one) would go out of order.
+   */
+  track(conversationId: string, released: number, now = Date.now()): void {
+    if (!this.conversations.has(conversationId)) this.conversations.set(conversationId, { conversationId, released, held: [], lastActivity: now });
+  }
+
   push(frame: TopicFrame, now = Date.now()): void {
     if (frame.sequence !== undefined && this.alreadyReleased?.(frame.conversationId, frame.sequence)) return;
     let order = this.conversations.get(frame.conversationId);
@@ -102,10 +111,13 @@ export class SequenceOrder {
     this.flush(order, true);
   }
 
-  /** Drops conversations idle for `idleMs` with nothing held, keeping memory proportional to activity. */
-  prune(now: number, idleMs: number): void {
+  /**
+   * Drops conversations idle for `idleMs` with nothing held, keeping memory proportional to activity;
+   * `keep` spares those still watched, whose starting point could not be known again.
+   */
+  prune(now: number, idleMs: number, keep?: (conversationId: string) => boolean): void {
     for (const [conversationId, order] of this.conversations) {
-      if (order.held.length === 0 && now - order.lastActivity > idleMs) this.conversations.delete(conversationId);
+      if (order.held.length === 0 && now - order.lastActivity > idleMs && !keep?.(conversationId)) this.conversations.delete(conversationId);
     }
   }
 
