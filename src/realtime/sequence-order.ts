@@ -71,20 +71,28 @@ export class SequenceOrder {
     }
     order.held.push(frame);
     this.flush(order, false);
+    this.holdRest(order);
+  }
+
+  /** Frames still held wait for their predecessors, for at most the hold, then the gap is read. */
+  private holdRest(order: ConversationOrder): void {
     if (order.held.length > 0 && !order.timer && !order.filling) {
-      const waiting = order;
-      waiting.timer = setTimeout(() => {
-        waiting.timer = undefined;
-        void this.fillThenFlush(waiting);
+      order.timer = setTimeout(() => {
+        order.timer = undefined;
+        void this.fillThenFlush(order);
       }, this.holdMs);
     }
   }
 
-  /** The gap outlasted the hold: read the missing sequences, then release everything in order. */
+  /**
+   * The gap outlasted the hold: read the missing sequences, then release in order what the read closed.
+   * Frames that arrived meanwhile beyond another gap keep waiting for theirs (a hold, then a read).
+   */
   private async fillThenFlush(order: ConversationOrder): Promise<void> {
     const firstHeld = Math.min(...order.held.filter((f) => f.sequence !== undefined).map((f) => f.sequence!));
     if (this.fill && Number.isFinite(firstHeld) && firstHeld > order.released + 1) {
       order.filling = true;
+      let read = false;
       try {
         const found = await this.fill(order.conversationId, order.released, firstHeld - 1);
         for (const frame of found) {
@@ -93,12 +101,18 @@ export class SequenceOrder {
             order.held.push(frame);
           }
         }
+        read = true;
       } catch {
         // The database is unreachable: release what is held rather than hold it forever.
       } finally {
         order.filling = false;
       }
       if (this.conversations.get(order.conversationId) !== order) return; // forgotten meanwhile
+      if (read) {
+        this.flush(order, false, firstHeld - 1);
+        this.holdRest(order);
+        return;
+      }
     }
     this.flush(order, true);
   }
@@ -123,14 +137,15 @@ export class SequenceOrder {
 
   /**
    * Releases held frames in sequence order while there is no gap (or regardless of gaps when `force`),
-   * then the unsequenced frames once no sequenced frame is left waiting. The state is settled before
+   * then the unsequenced frames once no sequenced frame is left waiting. Sequences up to `readThrough`
+   * were read from the database: one missing there is not waited for. The state is settled before
    * anything is released, because releasing a frame may end the conversation (and forget it).
    */
-  private flush(order: ConversationOrder, force: boolean): void {
+  private flush(order: ConversationOrder, force: boolean, readThrough = 0): void {
     const sequenced = order.held.filter((f) => f.sequence !== undefined).sort((a, b) => a.sequence! - b.sequence!);
     const ready: TopicFrame[] = [];
     for (const frame of sequenced) {
-      if (!force && frame.sequence! > order.released + 1) break;
+      if (!force && frame.sequence! > Math.max(order.released, readThrough) + 1) break;
       order.released = Math.max(order.released, frame.sequence!);
       ready.push(frame);
     }
