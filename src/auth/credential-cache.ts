@@ -3,6 +3,8 @@
  * instead of a database round trip. Revocation, logout, disabling a principal and membership changes
  * call `invalidate`, which takes effect at once; the TTL bounds staleness of anything else.
  */
+import type { Bus } from "../events";
+import type { AuthChange } from "./local-identity";
 import type { Principal } from "./principal";
 
 interface Entry {
@@ -49,6 +51,14 @@ export class CredentialCache {
         this.entries.delete(key);
       }
     }
+  }
+
+  /** Empties entries as credentials are revoked and principals change, here or (relayed) on other instances. */
+  followChanges(changes: Bus<AuthChange>): void {
+    changes.on((change) => {
+      if (change.kind === "credential_revoked") this.invalidate({ credentialId: change.credentialId });
+      else this.invalidate({ principalId: change.principalId });
+    });
   }
 
   clear(): void {

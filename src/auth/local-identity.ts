@@ -89,10 +89,7 @@ export class LocalIdentity implements IdentityProvider {
   ) {
     this.cache = new CredentialCache(config.credentialCacheMs);
     this.limiter = new LoginLimiter(config.loginMaxFailures, config.loginWindowMs);
-    changes.on((change) => {
-      if (change.kind === "credential_revoked") this.cache.invalidate({ credentialId: change.credentialId });
-      else this.cache.invalidate({ principalId: change.principalId });
-    });
+    this.cache.followChanges(changes);
   }
 
   invalidate(target: { credentialId?: string; principalId?: string }): void {

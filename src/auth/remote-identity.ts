@@ -86,10 +86,7 @@ export class RemoteIdentity implements IdentityProvider {
     if (!config.identityUrl) throw new Error("RemoteIdentity needs IDENTITY_URL");
     this.baseUrl = config.identityUrl;
     this.cache = new CredentialCache(config.identityCacheMs);
-    changes.on((change) => {
-      if (change.kind === "credential_revoked") this.cache.invalidate({ credentialId: change.credentialId });
-      else this.cache.invalidate({ principalId: change.principalId });
-    });
+    this.cache.followChanges(changes);
   }
 
   invalidate(target: { credentialId?: string; principalId?: string }): void {
