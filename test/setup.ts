@@ -1,5 +1,4 @@
 // Preloaded by `bun test` (bunfig.toml): keep server logs out of test output unless asked for.
-import { setDefaultTimeout } from "bun:test";
 import type { LogLevel } from "../src/config";
 import { setLogLevel } from "../src/log";
 
@@ -7,6 +6,5 @@ process.env.LOG_LEVEL ??= "silent";
 // The level is process-wide and only main.ts sets it in production; tests set it here once.
 setLogLevel(process.env.LOG_LEVEL as LogLevel);
 
-// bunfig.toml's [test] timeout is not applied by this Bun (tests and hooks stop at 5 s); end-to-end tests
-// start servers and processes, and the first embedded database runs initdb.
-setDefaultTimeout(60_000);
+// The runner's 5 s per-test default is raised in each test file (setDefaultTimeout applies to the file
+// that calls it, so it cannot be done once here).

@@ -2,12 +2,15 @@
  * The executable as an operator meets it: start-up, persistence across restarts, the data-directory lock,
  * concurrent migrations, and configuration errors. These spawn real server processes.
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { TEST_DATABASE_URL } from "../support/database";
+
+// End-to-end tests start servers and processes: more than the runner's 5 s default.
+setDefaultTimeout(60_000);
 
 const MAIN = join(import.meta.dir, "../../src/main.ts");
 const dirs: string[] = [];
