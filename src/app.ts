@@ -79,6 +79,12 @@ export function createApp(services: Services, realtime: RealtimeHub = new Realti
         return { error: describeValidation(error), code: "invalid_input" };
       }
       if (code === "PARSE") {
+        // A parse hook's own refusal (not JSON at all, not an object, too deep) keeps its message and code.
+        const cause = (error as { cause?: unknown }).cause;
+        if (cause instanceof AppError) {
+          set.status = cause.status;
+          return cause.toBody();
+        }
         set.status = 400;
         return { error: "Request body is not valid JSON", code: "invalid_json" };
       }
