@@ -98,11 +98,12 @@ export const conversations = pgTable("conversations", {
   metadata: jsonb("metadata").notNull().default(sql`'{}'::jsonb`).$type<Record<string, unknown>>(),
   /** Highest sequence handed out; the next message takes last_sequence + 1 in the same statement. */
   last_sequence: integer("last_sequence").notNull().default(0),
+  /**
+   * Set by every send. Deliberately in no index (nor is anything else a send changes), so that the
+   * counter's update is a heap-only update that writes no index entries on the hot path.
+   */
   last_message_at: timestamp("last_message_at", { withTimezone: true }),
-}, (t) => [
-  index("conversations_org_updated_idx").on(t.org_id, t.updated_at.desc()),
-  index("conversations_last_message_idx").on(t.last_message_at),
-]);
+}, (t) => [index("conversations_org_updated_idx").on(t.org_id, t.updated_at.desc())]);
 
 export const participants = pgTable("participants", {
   id: uuid("id").primaryKey().defaultRandom(),

@@ -10,7 +10,7 @@ import { toConversation, toMessage, toParticipant } from "../../domain/resources
 import { forbidden, notFound } from "../../http/errors";
 import type { Scope } from "../../http/scope";
 import type { Services } from "../../services";
-import { removeConversation } from "../conversations/service";
+import { byLatestActivity, removeConversation } from "../conversations/service";
 import { addAs, removeParticipantAsAdmin, type ParticipantType, type Role } from "../participants/service";
 
 export function requireSystemAdmin(principal: Principal): void {
@@ -47,7 +47,7 @@ export async function adminListConversations(
   const where = and(orgFilter(principal, query.orgId, scope), query.type ? eq(conversations.type, query.type) : undefined);
   const { db } = services.database;
   const [items, [{ total }]] = await Promise.all([
-    db.select().from(conversations).where(where).orderBy(desc(conversations.updated_at), desc(conversations.id)).limit(limit).offset(offset),
+    db.select().from(conversations).where(where).orderBy(...byLatestActivity).limit(limit).offset(offset),
     db.select({ total: count() }).from(conversations).where(where),
   ]);
   return { items: items.map(toConversation), limit, offset, total: Number(total) };
@@ -95,7 +95,7 @@ export async function adminUserConversations(
     .select()
     .from(conversations)
     .where(and(inArray(conversations.id, theirs), orgFilter(principal, query.orgId, scope)))
-    .orderBy(desc(conversations.updated_at));
+    .orderBy(...byLatestActivity);
   return rows.map(toConversation);
 }
 

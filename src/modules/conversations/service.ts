@@ -19,6 +19,12 @@ import type { CreateConversationInput, UpdateConversationInput } from "./model";
 
 export const PRIVATE_CONVERSATION_LIMIT = 2;
 
+/** Latest activity: the last message, or the last change to the conversation itself (newest first). */
+export const byLatestActivity = [
+  desc(sql`greatest(${conversations.last_message_at}, ${conversations.updated_at})`),
+  desc(conversations.id),
+];
+
 /** The org a request acts in: the explicit parameter, else X-Org-Id. The caller must belong to it. */
 export function resolveOrg(principal: Principal, explicit: string | undefined, scope: Scope): string | undefined {
   const orgId = explicit ?? scope.orgId;
@@ -106,7 +112,7 @@ export async function listConversations(
     .select()
     .from(conversations)
     .where(and(inArray(conversations.id, mine), orgId ? eq(conversations.org_id, orgId) : undefined))
-    .orderBy(desc(conversations.updated_at), desc(conversations.id))
+    .orderBy(...byLatestActivity)
     .limit(options.limit ?? 100)
     .offset(options.offset ?? 0);
   return rows.map(toConversation);

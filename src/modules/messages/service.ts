@@ -106,7 +106,7 @@ export async function insertMessage(
     inserted = await runSendStatement(services, sql`
       with next as (
         update conversations c
-           set last_sequence = c.last_sequence + 1, updated_at = now(), last_message_at = now()
+           set last_sequence = c.last_sequence + 1, last_message_at = now()
          where c.id = ${conversationId}
            and exists (select 1 from participants p where p.conversation_id = c.id and p.user_id = ${principal.id})
            and (${replyTo}::uuid is null
