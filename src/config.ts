@@ -12,6 +12,13 @@ export interface Config {
   /** postgres:// URL; when absent the embedded database in `dataDir` is used. */
   databaseUrl?: string;
   databasePoolSize: number;
+  /**
+   * Cross-instance fan-out through LISTEN/NOTIFY (src/cluster/), started when `databaseUrl` is PostgreSQL.
+   * On by default; CLUSTER_FANOUT=off leaves it out, for a single instance (and for benchmarks comparing the
+   * two). With it off, instances sharing a database no longer hear each other's messages or presence
+   * (logout and revocation still cross instances, through the auth relay).
+   */
+  clusterFanout: boolean;
   dataDir: string;
   env: Environment;
   logLevel: LogLevel;
@@ -119,6 +126,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: env.HOST || "0.0.0.0",
     databaseUrl: url(env, "DATABASE_URL", ["postgres:", "postgresql:"]),
     databasePoolSize: integer(env, "DATABASE_POOL_SIZE", 20, 1, 500),
+    clusterFanout: boolean(env, "CLUSTER_FANOUT", true),
     dataDir,
     env: oneOf(env, "SYMBIA_ENV", ["dev", "stage", "prod"] as const, "dev"),
     logLevel: oneOf(env, "LOG_LEVEL", ["debug", "info", "warn", "error", "silent"] as const, "info"),

@@ -63,7 +63,8 @@ export interface Cluster {
 
 export async function startCluster(services: Services, hub: RealtimeHub): Promise<Cluster | undefined> {
   const { database, config } = services;
-  if (database.kind !== "postgres" || !database.pg || !config.databaseUrl) return undefined;
+  // CLUSTER_FANOUT=off (config.clusterFanout): a single instance that relays nothing.
+  if (database.kind !== "postgres" || !database.pg || !config.databaseUrl || !config.clusterFanout) return undefined;
 
   const instanceId = randomUUID();
   const peers = new Map<string, Peer>();

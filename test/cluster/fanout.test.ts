@@ -39,12 +39,12 @@ describe.skipIf(!TEST_DATABASE_URL)("more than one instance", () => {
     cluster = await createClusterDatabase();
     [a, b, c] = await Promise.all([startInstance("A", cluster.url), startInstance("B", cluster.url), startInstance("C", cluster.url)]);
     await cluster.waitForRelays(3);
-  });
+  }, 60_000);
 
   afterAll(async () => {
     await Promise.all([a, b, c].map((instance) => instance?.stop()));
     await cluster?.drop();
-  });
+  }, 30_000);
 
   test("a message sent over REST on A arrives on a socket on B, as the API answered it", async () => {
     const [alice, bob] = await Promise.all([cluster.user(), cluster.user()]);
@@ -228,5 +228,25 @@ describe.skipIf(!TEST_DATABASE_URL)("more than one instance", () => {
       expect((await socket.next((f) => f.event === "message:updated" && f.data.version === wsEdit.data.version, 5000)).data).toEqual(wsEdit.data);
     }
     for (const socket of [aliceOnA, bobOnB, bobOnC]) socket.close();
+  });
+  test("with CLUSTER_FANOUT=off an instance relays nothing and hears nothing", async () => {
+    const solo = await startInstance("D", cluster.url, { CLUSTER_FANOUT: "off" });
+    try {
+      const [alice, bob] = await Promise.all([cluster.user(), cluster.user()]);
+      const conversationId = await groupConversation(a, alice, [bob]);
+      const bobOnB = await b.joined(bob, conversationId);
+      const bobOnSolo = await solo.joined(bob, conversationId);
+      await restSend(solo, alice, conversationId, "on the solo instance");
+      expect((await bobOnSolo.next("message:new")).data.sequence).toBe(1);
+      await bobOnB.expectNone("message:new", 500);
+      await restSend(a, alice, conversationId, "on A");
+      await bobOnB.next((f) => f.event === "message:new" && f.data.sequence === 2);
+      await bobOnSolo.expectNone("message:new", 300);
+      // B never heard of 1 from the solo instance, only of 2 from A: it read 1 from the database to fill the gap.
+      expect(sequencesOf(bobOnB)).toEqual([1, 2]);
+      for (const socket of [bobOnB, bobOnSolo]) socket.close();
+    } finally {
+      await solo.stop();
+    }
   });
 });
