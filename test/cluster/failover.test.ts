@@ -217,13 +217,13 @@ describe.skipIf(!TEST_DATABASE_URL)("more than one instance, when things fail", 
     proxy = await startPostgresProxy(cluster.url);
     [a, b] = await Promise.all([startInstance("A", cluster.url), startInstance("B", proxy.url)]);
     await cluster.waitForRelays(2);
-  });
+  }, 60_000);
 
   afterAll(async () => {
     await Promise.all([a?.stop(), b?.stop()]);
     await proxy?.close();
     await cluster?.drop();
-  });
+  }, 30_000);
 
   test("PostgreSQL drops every connection of the instances during a steady send load: no acknowledged message is missing anywhere", async () => {
     const terminated: number[] = [];

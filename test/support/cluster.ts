@@ -122,7 +122,7 @@ export interface Instance {
   /** A socket that has joined the conversation. */
   joined(who: ClusterUser, conversationId: string, since?: number): Promise<RawSocket>;
   kill(signal: "SIGKILL" | "SIGTERM"): void;
-  /** SIGTERM, then the exit code (SIGKILL after 15 s). */
+  /** SIGTERM, then the exit code (SIGKILL after 8 s). */
   stop(): Promise<number | null>;
 }
 
@@ -139,6 +139,7 @@ export async function startInstance(name: string, databaseUrl: string, extraEnv:
       DATABASE_POOL_SIZE: "4",
       ADMIN_SOCKET: "off",
       LOG_LEVEL: "warn",
+      SHUTDOWN_TIMEOUT_MS: "3000",
       ...extraEnv,
       PORT: String(port),
       HOST: "127.0.0.1",
@@ -213,7 +214,7 @@ export async function startInstance(name: string, databaseUrl: string, extraEnv:
     },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+      const timer = setTimeout(() => child.kill("SIGKILL"), 8_000);
       const code = await child.exited;
       clearTimeout(timer);
       rmSync(dataDir, { recursive: true, force: true });
