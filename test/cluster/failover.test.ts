@@ -8,7 +8,7 @@
  * server that other tests share. A real restart (`pg_ctlcluster … restart`) is opt-in: set
  * CLUSTER_RESTART_TEST=1, on a machine where nothing else needs PostgreSQL meanwhile.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { readdirSync } from "node:fs";
 import { TEST_DATABASE_URL } from "../support/database";
 import {
@@ -24,6 +24,9 @@ import {
   type PostgresProxy,
 } from "../support/cluster";
 import { eventually, type Frame, type RawSocket } from "../realtime/helpers";
+
+// End-to-end tests start servers and processes: more than the runner's 5 s default.
+setDefaultTimeout(60_000);
 
 let cluster: ClusterDatabase;
 let a: Instance;
