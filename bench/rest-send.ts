@@ -34,7 +34,7 @@ const REPOSITORY = resolve(import.meta.dir, "..");
 const INSERT_MESSAGE = `
       with next as (
         update conversations c
-           set last_sequence = c.last_sequence + 1, updated_at = now(), last_message_at = now()
+           set last_sequence = c.last_sequence + 1, last_message_at = now()
          where c.id = $1
            and exists (select 1 from participants p where p.conversation_id = c.id and p.user_id = $2)
            and ($3::uuid is null
