@@ -45,8 +45,11 @@ export class NotifyChannel<T> {
   private stopped = false;
   /** Items that could not be sent (database down); counted for the operator, not retried. */
   dropped = 0;
+  /** How this instance's envelopes begin. They come back through LISTEN like everyone's, and are dropped unparsed. */
+  private readonly head: string;
 
   constructor(private readonly options: NotifyChannelOptions<T>) {
+    this.head = `{"o":${JSON.stringify(options.origin)},"i":[`;
     this.sender = postgres(options.url, { max: 1, onnotice: () => {}, connect_timeout: 5, idle_timeout: 0 });
   }
 
@@ -110,7 +113,7 @@ export class NotifyChannel<T> {
 
   /** Packs encoded items into as few envelopes as fit under the payload limit, keeping their order. */
   private pack(items: string[]): string[] {
-    const head = `{"o":${JSON.stringify(this.options.origin)},"i":[`;
+    const head = this.head;
     const payloads: string[] = [];
     let current: string[] = [];
     let size = head.length + 2;
@@ -129,6 +132,7 @@ export class NotifyChannel<T> {
   }
 
   private receive(payload: string): void {
+    if (payload.startsWith(this.head)) return;
     let envelope: Envelope<T>;
     try {
       envelope = JSON.parse(payload);
