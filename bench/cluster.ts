@@ -1,30 +1,36 @@
 #!/usr/bin/env bun
 /**
- * Cross-instance fan-out on PostgreSQL (LISTEN/NOTIFY, src/cluster/), in two parts.
+ * Cross-instance fan-out on PostgreSQL (LISTEN/NOTIFY, src/cluster/), in three parts.
  *
  * 1. Fan-out: SOCKETS WebSockets (1,000) joined to one conversation, held by RECEIVER_PROCS client
  *    processes; one sender socket on instance A sends RATE messages/s (open loop; each rate in turn) for
  *    WARMUP + DURATION seconds. Case "A+B": half the sockets on A, half on B (B's half hears A's messages
- *    through the relay). Case "A only": every socket on A, B still running. Reports deliveries/s (messages sent in the measured
- *    window × sockets that received them, per second), the share of expected deliveries that arrived, and
- *    p50/p99/max latency from the sender's send to a receiver's read (both clocks are this host's).
+ *    through the relay). Case "A only": every socket on A, B still running. Reports deliveries/s
+ *    (messages sent in the measured window × sockets that received them, per second), the share of
+ *    expected deliveries that arrived, and p50/p99/max latency from the sender's send to a receiver's read
+ *    (both clocks are this host's).
  * 2. Durable sends/s of one instance, cross-instance fan-out on (the default) and off (CLUSTER_FANOUT=off):
  *    32 closed-loop REST clients POSTing messages (each answer is after commit), into one conversation and
  *    spread over a hundred.
+ * 3. The CPU a send costs the server and its PostgreSQL backends, fan-out on and off, at a fixed SEND_RATE
+ *    into a hundred conversations: with the same work per second on both sides, this separates the relay's
+ *    cost from the noise of a busy machine, which throughput at saturation mixes in.
  *
  *   bun run bench/cluster.ts
- *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/symbia_bench_cluster RATE=20,100 SOCKETS=1000 bun run bench/cluster.ts
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/symbia_bench_cluster RATE=20,100 bun run bench/cluster.ts
  *
  * The database named by DATABASE_URL (default symbia_bench_cluster on 127.0.0.1) is DROPPED and recreated;
  * its name must contain "bench". The servers run as processes of their own (`bun run src/main.ts serve`,
  * or with SERVER=binary the compiled dist/symbia-messaging, built first when missing or older than src/),
  * and so do the clients (this file, run as `receivers`, `sender` or `sends`), so that no two share an
- * event loop. Settings: SOCKETS (1000), RECEIVER_PROCS (4), RATE (messages/s, a list: 20,100),
- * CONTENT_BYTES (200), DURATION (s, 10), WARMUP (s, 2), ROUNDS (fan-out rounds per case, 2) and SEND_ROUNDS (3): cases run
- * interleaved, A B B A A B…, and report their best round (sends also the range and the medians of CPU per
- * send, read from /proc), CONCURRENCY (32), POOL (server pool, 20), SEND_CASES (conversations the
- * clients send into: 1,100), PARTS (fanout,sends), and SOURCE=<dir> to run the servers from another
- * checkout of the repository (to compare two versions).
+ * event loop. Settings:
+ *   SOCKETS (1000), RECEIVER_PROCS (4), RATE (messages/s, a list: 20,100), CONTENT_BYTES (200),
+ *   DURATION (s, 10), WARMUP (s, 2), CONCURRENCY (32), POOL (server pool, 20),
+ *   ROUNDS (fan-out rounds per case, 2), SEND_ROUNDS (rounds per side of parts 2 and 3, 3): sides run
+ *     interleaved, A B B A A B…; part 1 reports each case's better round, part 2 the best round, the range
+ *     and the medians of CPU per send (read from /proc), part 3 medians,
+ *   SEND_CASES (conversations part 2 sends into: 1,100), SEND_RATE (sends/s of part 3, 2500),
+ *   PARTS (fanout,sends,cpu), SOURCE=<dir> to run the servers from another checkout (to compare versions).
  */
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -168,9 +174,14 @@ interface SendsSpec {
   concurrency: number;
   warmupSeconds: number;
   durationSeconds: number;
+  /** Open loop at this many sends/s (at most `concurrency` × 8 in flight) instead of closed loops. */
+  rate?: number;
 }
 
-/** Closed-loop REST sends: loop i sends as tokens[i] into conversations[i mod n]; prints the result. */
+/**
+ * REST sends as tokens[i] into conversations[i mod n]: `concurrency` closed loops, or an open loop at a
+ * fixed rate; prints the result.
+ */
 async function sendsProcess(spec: SendsSpec): Promise<void> {
   const measureFrom = now() + spec.warmupSeconds * 1000;
   const end = measureFrom + spec.durationSeconds * 1000;
@@ -178,26 +189,44 @@ async function sendsProcess(spec: SendsSpec): Promise<void> {
   let errors = 0;
   let firstError: string | undefined;
   const body = JSON.stringify({ content: "benchmark message: a short line of text, like most chat messages" });
-  await Promise.all(
-    Array.from({ length: spec.concurrency }, async (_, loop) => {
-      const url = `${spec.baseUrl}/api/conversations/${spec.conversations[loop % spec.conversations.length]}/messages`;
-      const init = { method: "POST", headers: { authorization: `Bearer ${spec.tokens[loop]}`, "content-type": "application/json" }, body };
-      for (let started = now(); started < end; started = now()) {
-        let ok = false;
-        try {
-          const res = await fetch(url, init);
-          const text = await res.text();
-          ok = res.status === 201;
-          if (!ok) firstError ??= `${res.status} ${text.slice(0, 200)}`;
-        } catch (error) {
-          firstError ??= String(error);
-        }
-        if (started < measureFrom) continue;
-        if (ok) latencies.push(now() - started);
-        else errors++;
+  const send = async (i: number) => {
+    const url = `${spec.baseUrl}/api/conversations/${spec.conversations[i % spec.conversations.length]}/messages`;
+    const started = now();
+    let ok = false;
+    try {
+      const res = await fetch(url, { method: "POST", headers: { authorization: `Bearer ${spec.tokens[i % spec.tokens.length]}`, "content-type": "application/json" }, body });
+      const text = await res.text();
+      ok = res.status === 201;
+      if (!ok) firstError ??= `${res.status} ${text.slice(0, 200)}`;
+    } catch (error) {
+      firstError ??= String(error);
+    }
+    if (started < measureFrom) return;
+    if (ok) latencies.push(now() - started);
+    else errors++;
+  };
+  if (spec.rate) {
+    const start = now();
+    const inflight = new Set<Promise<void>>();
+    for (let i = 0; ; i++) {
+      const due = start + (i * 1000) / spec.rate;
+      if (due >= end) break;
+      if (due - now() > 1) await Bun.sleep(due - now());
+      if (inflight.size >= spec.concurrency * 8) {
+        if (due >= measureFrom) errors++; // the server fell behind: counted, not queued
+        continue;
       }
-    }),
-  );
+      const sent: Promise<void> = send(i).finally(() => inflight.delete(sent));
+      inflight.add(sent);
+    }
+    await Promise.all(inflight);
+  } else {
+    await Promise.all(
+      Array.from({ length: spec.concurrency }, async (_, loop) => {
+        while (now() < end) await send(loop);
+      }),
+    );
+  }
   latencies.sort((x, y) => x - y);
   const pct = (p: number) => round2(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0);
   process.stdout.write(
@@ -483,7 +512,7 @@ function backendCpuBetween(before: Map<number, number>, after: Map<number, numbe
   return total;
 }
 
-async function runSends(sql: postgres.Sql, server: Server, tokens: string[], conversations: string[]) {
+async function runSends(sql: postgres.Sql, server: Server, tokens: string[], conversations: string[], rate?: number) {
   const warmup = num("WARMUP", 2);
   const duration = num("DURATION", 10);
   // CPU of the server and of its PostgreSQL backends over the measured window, per send.
@@ -496,6 +525,7 @@ async function runSends(sql: postgres.Sql, server: Server, tokens: string[], con
     concurrency: num("CONCURRENCY", 32),
     warmupSeconds: num("WARMUP", 2),
     durationSeconds: num("DURATION", 10),
+    rate,
   } satisfies SendsSpec);
   const text = await within((warmup + duration + 60) * 1000, "sends", new Response(child.stdout).text());
   const cpu = await Promise.all(samples);
@@ -515,7 +545,7 @@ function table(header: string[], rows: (string | number)[][]): string {
 
 async function main(): Promise<void> {
   const databaseUrl = env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/symbia_bench_cluster";
-  const parts = (env.PARTS ?? "fanout,sends").split(",");
+  const parts = (env.PARTS ?? "fanout,sends,cpu").split(",");
   const rounds = num("ROUNDS", 2);
   const sendRounds = num("SEND_ROUNDS", 3);
   // A B B A A B …: drift of the machine's load over the run does not favour either side.
@@ -566,14 +596,22 @@ async function main(): Promise<void> {
       console.log(table(["Rate, case", "sent", "deliveries/s", "delivered", "p50 ms", "p99 ms", "p99 range", "max ms"], rows));
       summary.fanout = [...best.values()];
     }
+    const concurrency = num("CONCURRENCY", 32);
+    const users = await createUsers(sql, concurrency);
+    const conversationsOf = async (count: number) => {
+      const conversations: string[] = [];
+      for (let i = 0; i < count; i++) conversations.push(await createConversation(sql, users[0].id, users.slice(1).map((u) => u.id)));
+      return conversations;
+    };
+    const median = (values: number[]) => {
+      const sorted = [...values].sort((x, y) => x - y);
+      const mid = sorted.length >> 1;
+      return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    };
     if (parts.includes("sends")) {
-      const concurrency = num("CONCURRENCY", 32);
-      const users = await createUsers(sql, concurrency);
       const cases: [string, string[]][] = [];
       for (const count of (env.SEND_CASES ?? "1,100").split(",").map(Number)) {
-        const conversations: string[] = [];
-        for (let i = 0; i < count; i++) conversations.push(await createConversation(sql, users[0].id, users.slice(1).map((u) => u.id)));
-        cases.push([count === 1 ? "1 conversation" : `${count} conversations`, conversations]);
+        cases.push([count === 1 ? "1 conversation" : `${count} conversations`, await conversationsOf(count)]);
       }
       type SendsResult = Awaited<ReturnType<typeof runSends>>;
       const runs = new Map<string, SendsResult[]>();
@@ -590,11 +628,6 @@ async function main(): Promise<void> {
           }
         }
       }
-      const median = (values: number[]) => {
-        const sorted = [...values].sort((x, y) => x - y);
-        const mid = sorted.length >> 1;
-        return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-      };
       const rows: (string | number)[][] = [];
       const ratios: Record<string, { best: number; median: number }> = {};
       for (const [name] of cases) {
@@ -623,6 +656,37 @@ async function main(): Promise<void> {
       console.log(table(["Case", "on / off, best (target ≥ 0.9)", "on / off, medians"], Object.entries(ratios).map(([name, r]) => [name, `**${r.best.toFixed(2)}**`, r.median.toFixed(2)])));
       summary.sends = Object.fromEntries(runs);
       summary.ratios = ratios;
+    }
+    if (parts.includes("cpu")) {
+      // The same sends at a fixed rate below saturation: the work per second is equal on both sides, so
+      // the CPU per send shows what the relay costs, apart from how busy the machine happens to be.
+      const rate = num("SEND_RATE", 2500);
+      const conversations = await conversationsOf(100);
+      const runs: Record<string, Awaited<ReturnType<typeof runSends>>[]> = { on: [], off: [] };
+      for (const fanout of order("on", "off", sendRounds)) {
+        const server = await startServer(databaseUrl, { CLUSTER_FANOUT: fanout });
+        try {
+          const result = await runSends(sql, server, users.map((u) => u.token), conversations, rate);
+          console.log(JSON.stringify({ case: `${rate}/s into 100 conversations`, fanout, ...result }));
+          runs[fanout].push(result);
+        } finally {
+          await server.stop();
+        }
+      }
+      const rows = (["off", "on"] as const).map((fanout) => {
+        const results = runs[fanout];
+        return [
+          `fan-out ${fanout}`,
+          Math.round(median(results.map((r) => r.rate))),
+          results.reduce((n, r) => n + r.errors, 0),
+          Math.round(median(results.map((r) => r.p99Ms))),
+          Math.round(median(results.map((r) => r.serverCpuUs))),
+          Math.round(median(results.map((r) => r.postgresCpuUs))),
+        ];
+      });
+      console.log(`\nREST sends at ${rate}/s into 100 conversations, ${sendRounds} rounds of ${num("DURATION", 10)} s per side (medians)\n`);
+      console.log(table(["Case", "sends/s", "not sent (behind)", "p99 ms", "server CPU µs/send", "its backends' CPU µs/send"], rows));
+      summary.cpu = runs;
     }
   } finally {
     await sql.end();
