@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 /**
  * REST send throughput on PostgreSQL, beside a baseline that runs the same one-statement insert (the
- * counter `UPDATE … RETURNING` + `INSERT … SELECT` of src/modules/messages/service.ts) straight through
+ * counter `UPDATE … RETURNING` + `INSERT … SELECT` of src/modules/messages/send-statement.ts) straight through
  * postgres.js at the same concurrency. Two cases: every client sending into one conversation, and the
  * clients spread over many conversations.
  *
@@ -22,36 +22,14 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import postgres from "postgres";
 import { formatSessionToken, hashSecret, newSecret } from "../src/auth/secrets";
+import { SEND_STATEMENT, sendParameters } from "../src/modules/messages/send-statement";
 
 const REPOSITORY = resolve(import.meta.dir, "..");
 
 // ---------------------------------------------------------------- the statement under test
 
-/**
- * The statement the server runs for a send (src/modules/messages/service.ts), with the parameters in the
- * same order and of the same types as the server hands them to postgres.js.
- */
-const INSERT_MESSAGE = `
-      with next as (
-        update conversations c
-           set last_sequence = c.last_sequence + 1, last_message_at = now()
-         where c.id = $1
-           and exists (select 1 from participants p where p.conversation_id = c.id and p.user_id = $2)
-           and ($3::uuid is null
-                or exists (select 1 from messages r where r.id = $4::uuid and r.conversation_id = c.id))
-           and ($5::uuid is null
-                or exists (select 1 from messages r where r.id = $6::uuid and r.conversation_id = c.id))
-        returning c.last_sequence, c.org_id
-      )
-      insert into messages (id, conversation_id, sender_id, sender_type, content, content_type, reply_to, org_id,
-                            run_id, trace_id, sequence, priority, interruptible, preempted_by, metadata,
-                            data_class, policy_ref)
-      select $7, $8, $9, $10, $11, $12,
-             $13::uuid, next.org_id, $14, $15, next.last_sequence,
-             $16, $17, $18::uuid, $19::jsonb,
-             $20, $21
-        from next
-      returning *`;
+// The baseline runs the server's own send statement (SEND_STATEMENT), with the parameters built by the
+// same function, so both sides insert the same rows with the same text.
 
 const CONTENT = "benchmark message: a short line of text, like most chat messages";
 
@@ -182,13 +160,23 @@ async function sqlLoad(config: SqlLoadConfig): Promise<LoadResult> {
   try {
     return await closedLoops(config, async (loop, conversationId) => {
       const sender = config.principals[loop % config.principals.length];
-      const params = [
-        conversationId, sender, null, null, null, null,
-        Bun.randomUUIDv7(), conversationId, sender, "user", CONTENT, "text/plain",
-        null, null, null, "normal", true, null, metadata, null, null,
-      ];
+      const params = sendParameters({
+        id: Bun.randomUUIDv7(),
+        conversationId,
+        sender: { id: sender, type: "user" },
+        content: CONTENT,
+        contentType: "text/plain",
+        replyTo: null,
+        preemptedBy: null,
+        runId: null,
+        traceId: null,
+        priority: "normal",
+        interruptible: true,
+        metadataJson: metadata,
+        scope: {},
+      });
       try {
-        const rows = await sql.unsafe(INSERT_MESSAGE, params as never[], { prepare: config.prepare });
+        const rows = await sql.unsafe(SEND_STATEMENT, params as never[], { prepare: config.prepare });
         return rows.length === 1 ? undefined : "no row inserted";
       } catch (error) {
         return error instanceof Error ? error.message : String(error);

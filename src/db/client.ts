@@ -24,6 +24,11 @@ export interface Database {
   db: Db;
   /** postgres.js client, for LISTEN/NOTIFY; absent on the embedded database. */
   pg?: postgres.Sql;
+  /**
+   * A fixed statement with numbered parameters, for the hot path. On PostgreSQL it is a named prepared
+   * statement on each pooled connection (parsed and planned once per connection, not per call).
+   */
+  query<T>(text: string, params: unknown[]): Promise<T[]>;
   ping(timeoutMs?: number): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -79,6 +84,9 @@ export async function openPostgres(url: string, poolSize: number): Promise<Datab
     kind: "postgres",
     db,
     pg,
+    async query<T>(text: string, params: unknown[]) {
+      return (await pg.unsafe(text, params as never[], { prepare: true })) as unknown as T[];
+    },
     async ping(timeoutMs = 2000) {
       try {
         await withTimeout(pg`select 1`, timeoutMs);
@@ -121,6 +129,9 @@ export async function openPglite(options: PgliteOptions): Promise<{ database: Da
   const database: Database = {
     kind: "pglite",
     db,
+    async query<T>(text: string, params: unknown[]) {
+      return (await client.query<T>(text, params)).rows;
+    },
     async ping() {
       if (closed) return false;
       try {

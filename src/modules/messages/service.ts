@@ -1,15 +1,11 @@
 /**
  * Messages: send (the hot path), edit with history, soft delete, list and replay.
  *
- * Sending is one SQL statement: it bumps the conversation's counter, checks that the sender participates
- * and that references exist, and inserts the message with the new sequence. The counter's row lock orders
- * concurrent senders, and because it is a single statement a failed insert (a duplicate client id) rolls
- * the counter back too: sequences stay 1, 2, 3 … with no gap and no duplicate.
+ * Sending is one SQL statement (./send-statement.ts); when it inserts nothing, the reason is looked up
+ * afterwards, off the hot path.
  */
-import { and, asc, desc, eq, gt, gte, isNull, lt, type SQL, sql } from "drizzle-orm";
-import { PgDialect } from "drizzle-orm/pg-core";
+import { and, asc, desc, eq, gt, gte, isNull, lt, type SQL } from "drizzle-orm";
 import type { Principal } from "../../auth/principal";
-import { rows } from "../../db/client";
 import { messages, messageVersions, participants, type MessageRow } from "../../db/schema";
 import { findParticipant, loadConversation, requireParticipant, requireReader } from "../../domain/access";
 import { checkContent, checkMetadata, normaliseContentType } from "../../domain/limits";
@@ -18,6 +14,7 @@ import { AppError, badRequest, conflict, forbidden, notFound, sqlState, constrai
 import type { Scope } from "../../http/scope";
 import type { Services } from "../../services";
 import type { EditMessageInput, SendMessageInput } from "./model";
+import { SEND_STATEMENT, sendParameters } from "./send-statement";
 
 export interface StoredMessage {
   message: MessageResource;
@@ -74,22 +71,6 @@ export async function sendMessage(
   return stored;
 }
 
-const pgDialect = new PgDialect();
-
-/**
- * Runs the send statement. On PostgreSQL it is a named prepared statement on each pooled connection:
- * Drizzle's `execute` sends every raw statement unnamed, so PostgreSQL parsed and planned this CTE on
- * every send, and postgres.js described it every time, which was the largest share of a send's cost
- * after the I/O. The text is the same on every call (only parameters vary), so postgres.js prepares it
- * once per connection and reuses it. The embedded database runs it through Drizzle as before.
- */
-async function runSendStatement(services: Services, statement: SQL): Promise<MessageRow[]> {
-  const { pg, db } = services.database;
-  if (!pg) return rows<MessageRow>(db, statement);
-  const query = pgDialect.sqlToQuery(statement);
-  return (await pg.unsafe(query.sql, query.params as never[], { prepare: true })) as unknown as MessageRow[];
-}
-
 /** The one-statement insert shared by messages and control events. Emits nothing. */
 export async function insertMessage(
   services: Services,
@@ -103,27 +84,24 @@ export async function insertMessage(
   const preemptedBy = m.preemptedBy ?? null;
   let inserted: MessageRow[];
   try {
-    inserted = await runSendStatement(services, sql`
-      with next as (
-        update conversations c
-           set last_sequence = c.last_sequence + 1, last_message_at = now()
-         where c.id = ${conversationId}
-           and exists (select 1 from participants p where p.conversation_id = c.id and p.user_id = ${principal.id})
-           and (${replyTo}::uuid is null
-                or exists (select 1 from messages r where r.id = ${replyTo}::uuid and r.conversation_id = c.id))
-           and (${preemptedBy}::uuid is null
-                or exists (select 1 from messages r where r.id = ${preemptedBy}::uuid and r.conversation_id = c.id))
-        returning c.last_sequence, c.org_id
-      )
-      insert into messages (id, conversation_id, sender_id, sender_type, content, content_type, reply_to, org_id,
-                            run_id, trace_id, sequence, priority, interruptible, preempted_by, metadata,
-                            data_class, policy_ref)
-      select ${id}, ${conversationId}, ${principal.id}, ${principal.type}, ${m.content}, ${m.contentType},
-             ${replyTo}::uuid, next.org_id, ${m.runId ?? null}, ${m.traceId ?? null}, next.last_sequence,
-             ${m.priority}, ${m.interruptible}, ${preemptedBy}::uuid, ${JSON.stringify(m.metadata)}::jsonb,
-             ${scope.dataClass ?? null}, ${scope.policyRef ?? null}
-        from next
-      returning *`);
+    inserted = await services.database.query<MessageRow>(
+      SEND_STATEMENT,
+      sendParameters({
+        id,
+        conversationId,
+        sender: principal,
+        content: m.content,
+        contentType: m.contentType,
+        replyTo,
+        preemptedBy,
+        runId: m.runId ?? null,
+        traceId: m.traceId ?? null,
+        priority: m.priority,
+        interruptible: m.interruptible,
+        metadataJson: JSON.stringify(m.metadata),
+        scope,
+      }),
+    );
   } catch (error) {
     if (sqlState(error) === "23505" && constraintName(error) === "messages_pkey" && m.id) {
       return replayClientId(services, principal, conversationId, m.id);
