@@ -162,23 +162,65 @@ export class SequenceOrder {
   }
 }
 
+/** Sequences lo..hi (inclusive) went out; the last of them at `at`. */
+interface ReleasedRange {
+  lo: number;
+  hi: number;
+  at: number;
+}
+
 /**
- * Which sequences of which conversations went out in the last `windowMs`. A join that replayed a recent
- * message checks here whether that message's live frame is still to come.
+ * Which sequences of which conversations went out recently. A join that replayed a recent message checks
+ * here whether that message's live frame is still to come, and the ordering stage drops a live frame
+ * whose sequence was already read from the database to close a gap.
+ *
+ * Sequences go out in order almost always, so they are kept as ranges: one range per conversation in the
+ * usual case, extended in place on every release. A range not extended for `windowMs` is forgotten.
  */
 export class ReleaseLog {
-  private readonly released = new Map<string, Map<number, number>>();
+  /** Per conversation: disjoint, non-adjacent ranges in ascending order. */
+  private readonly released = new Map<string, ReleasedRange[]>();
 
   constructor(private readonly windowMs = 15_000) {}
 
   record(conversationId: string, sequence: number, now = Date.now()): void {
-    let sequences = this.released.get(conversationId);
-    if (!sequences) this.released.set(conversationId, (sequences = new Map()));
-    sequences.set(sequence, now);
+    let ranges = this.released.get(conversationId);
+    if (!ranges) this.released.set(conversationId, (ranges = []));
+    const last = ranges.at(-1);
+    if (last && sequence === last.hi + 1) {
+      last.hi = sequence;
+      last.at = now;
+      return;
+    }
+    const i = ranges.findIndex((r) => r.hi >= sequence - 1);
+    if (i < 0) {
+      ranges.push({ lo: sequence, hi: sequence, at: now });
+      return;
+    }
+    const range = ranges[i];
+    if (sequence < range.lo - 1) {
+      ranges.splice(i, 0, { lo: sequence, hi: sequence, at: now });
+      return;
+    }
+    // Within or touching this range: widen it, and join the next one if they now touch.
+    range.lo = Math.min(range.lo, sequence);
+    range.hi = Math.max(range.hi, sequence);
+    range.at = now;
+    const next = ranges[i + 1];
+    if (next && next.lo <= range.hi + 1) {
+      range.hi = Math.max(range.hi, next.hi);
+      ranges.splice(i + 1, 1);
+    }
   }
 
   has(conversationId: string, sequence: number): boolean {
-    return this.released.get(conversationId)?.has(sequence) ?? false;
+    const ranges = this.released.get(conversationId);
+    if (!ranges) return false;
+    for (let i = ranges.length - 1; i >= 0; i--) {
+      if (sequence > ranges[i].hi) return false;
+      if (sequence >= ranges[i].lo) return true;
+    }
+    return false;
   }
 
   forget(conversationId: string): void {
@@ -187,13 +229,10 @@ export class ReleaseLog {
 
   prune(now = Date.now()): void {
     const cutoff = now - this.windowMs;
-    for (const [conversationId, sequences] of this.released) {
-      // Maps keep insertion order, which is release order: stop at the first recent one.
-      for (const [sequence, at] of sequences) {
-        if (at > cutoff) break;
-        sequences.delete(sequence);
-      }
-      if (sequences.size === 0) this.released.delete(conversationId);
+    for (const [conversationId, ranges] of this.released) {
+      const recent = ranges.filter((r) => r.at > cutoff);
+      if (recent.length === 0) this.released.delete(conversationId);
+      else if (recent.length < ranges.length) this.released.set(conversationId, recent);
     }
   }
 }

@@ -118,13 +118,39 @@ describe("SequenceOrder", () => {
     expect(out.at(-1)).toBe("f20");
   });
 
-  test("ReleaseLog remembers recent sequences only", () => {
+  test("ReleaseLog keeps released sequences as ranges and forgets ranges idle for its window", () => {
     const log = new ReleaseLog(1000);
-    log.record(conversationId, 1, 0);
-    log.record(conversationId, 2, 900);
+    for (const sequence of [1, 2, 3, 7, 5, 9]) log.record(conversationId, sequence, 0);
+    for (const [sequence, released] of [[0, false], [1, true], [3, true], [4, false], [5, true], [6, false], [7, true], [8, false], [9, true], [10, false]] as const) {
+      expect(log.has(conversationId, sequence)).toBe(released);
+    }
+    // Filling the holes joins the ranges; a repeated sequence changes nothing.
+    log.record(conversationId, 4, 0);
+    log.record(conversationId, 6, 0);
+    log.record(conversationId, 8, 0);
+    log.record(conversationId, 5, 0);
+    for (let sequence = 1; sequence <= 9; sequence++) expect(log.has(conversationId, sequence)).toBe(true);
+    // A range still being extended stays; one not extended for the window goes.
+    log.record("other", 1, 0);
+    log.record(conversationId, 10, 900);
     log.prune(1500);
-    expect(log.has(conversationId, 1)).toBe(false);
-    expect(log.has(conversationId, 2)).toBe(true);
+    expect(log.has(conversationId, 1)).toBe(true);
+    expect(log.has(conversationId, 10)).toBe(true);
+    expect(log.has("other", 1)).toBe(false);
+    log.prune(2000);
+    expect(log.has(conversationId, 10)).toBe(false);
+  });
+  test("ReleaseLog answers like a set of every recorded sequence, whatever the order", () => {
+    for (let round = 0; round < 20; round++) {
+      const log = new ReleaseLog(1000);
+      const recorded = new Set<number>();
+      const sequences = Array.from({ length: 120 }, (_, i) => i + 1).sort(() => Math.random() - 0.5);
+      for (const sequence of sequences.slice(0, 80)) {
+        log.record(conversationId, sequence, 0);
+        recorded.add(sequence);
+        for (let probe = 0; probe <= 121; probe++) expect(log.has(conversationId, probe)).toBe(recorded.has(probe));
+      }
+    }
   });
 });
 
