@@ -11,6 +11,11 @@
  *   and its principals go offline for everyone's watchers.
  * - After the LISTEN connection comes back (PostgreSQL restarted), the hub catches up from the database:
  *   missed messages, ended memberships and deleted conversations.
+ * - An instance that hears no other instance relays no frames and no presence: a single instance on
+ *   PostgreSQL does not pay for NOTIFY. It relays for EXPIRY_MS after it starts (or its LISTEN connection
+ *   comes back), and again from the moment it hears another instance (every instance heartbeats, and a new
+ *   one says `sync` at once). What it did not relay meanwhile, the newcomer reads from the database: the
+ *   instance that was alone answers `hi` with `w`, and the newcomer catches up as after a reconnect.
  *
  * On the embedded database there is one process only, and none of this runs.
  */
@@ -47,6 +52,11 @@ type Item =
   | { k: "p"; c: string; u: string; t: string; st?: PresenceStatus }
   | { k: "hb" }
   | { k: "sync" }
+  /**
+   * Sent on hearing from an instance for the first time (or again after forgetting it). `w`: the sender
+   * was alone and relayed nothing just before, so the new peer may have missed frames: it catches up.
+   */
+  | { k: "hi"; w?: 1 }
   | { k: "bye" };
 
 interface Peer {
@@ -68,6 +78,28 @@ export async function startCluster(services: Services, hub: RealtimeHub): Promis
 
   const instanceId = randomUUID();
   const peers = new Map<string, Peer>();
+  /** Until then frames are relayed even with no peer known: others may exist that have not been heard yet. */
+  let relayUntil = Date.now() + EXPIRY_MS;
+  const relaying = () => peers.size > 0 || Date.now() < relayUntil;
+  /** One catch-up at a time; a request meanwhile runs one more afterwards. */
+  let catchingUp: Promise<void> | undefined;
+  let catchUpAgain = false;
+  const catchUp = () => {
+    if (catchingUp) {
+      catchUpAgain = true;
+      return;
+    }
+    catchingUp = hub
+      .catchUp()
+      .catch((error) => log.warn("catching up from the database failed", describeError(error)))
+      .finally(() => {
+        catchingUp = undefined;
+        if (catchUpAgain) {
+          catchUpAgain = false;
+          catchUp();
+        }
+      });
+  };
   /** Remote items are handled one after another, so references read from the database keep their place. */
   let inbound: Promise<void> = Promise.resolve();
 
@@ -82,10 +114,11 @@ export async function startCluster(services: Services, hub: RealtimeHub): Promis
       );
     },
     onListen: (reconnected) => {
+      relayUntil = Date.now() + EXPIRY_MS;
       channel.send({ k: "sync" });
       if (reconnected) {
         log.info("cross-instance channel reconnected; catching up");
-        hub.catchUp().catch((error) => log.warn("catching up after reconnect failed", describeError(error)));
+        catchUp();
       }
     },
   });
@@ -108,15 +141,24 @@ export async function startCluster(services: Services, hub: RealtimeHub): Promis
       return present;
     },
     announce(entry: PresenceEntry) {
-      channel.send({ k: "p", c: entry.conversationId, u: entry.userId, t: entry.userType, st: entry.status });
+      if (relaying()) channel.send({ k: "p", c: entry.conversationId, u: entry.userId, t: entry.userType, st: entry.status });
     },
+  };
+
+  /** Tells every instance this one's presence (a newcomer knows none of it). */
+  const announceAll = () => {
+    for (const entry of hub.localPresence()) remote.announce(entry);
   };
 
   function peerOf(origin: string): Peer {
     let peer = peers.get(origin);
     if (!peer) {
+      const wasAlone = !relaying();
       peer = { lastSeen: Date.now(), presence: new Map() };
       peers.set(origin, peer);
+      // From here on this instance relays. If it was alone, the newcomer may lack what it did meanwhile.
+      channel.send(wasAlone ? { k: "hi", w: 1 } : { k: "hi" });
+      announceAll();
     }
     peer.lastSeen = Date.now();
     return peer;
@@ -147,7 +189,10 @@ export async function startCluster(services: Services, hub: RealtimeHub): Promis
         }
         case "sync":
           // A new (or reconnected) instance knows nothing of ours: tell it our presence again.
-          for (const entry of hub.localPresence()) remote.announce(entry);
+          announceAll();
+          break;
+        case "hi":
+          if (item.w) catchUp();
           break;
         case "bye":
           forgetPeer(origin);
@@ -159,6 +204,7 @@ export async function startCluster(services: Services, hub: RealtimeHub): Promis
   }
 
   const relayFrame = (frame: TopicFrame) => {
+    if (!relaying()) return;
     const item: Item = { k: "f", c: frame.conversationId, s: frame.sequence, r: frame.revoke };
     if (Buffer.byteLength(frame.frame) <= INLINE_FRAME_BYTES) item.f = frame.frame;
     else if (frame.reload && "messageId" in frame.reload) item.m = frame.reload.messageId;
