@@ -13,7 +13,9 @@
  * do the load generators (this file, run as `http-load` or `sql-load`), so that no two of them share an
  * event loop. Settings: DURATION (s, 10), WARMUP (s, 2), CONCURRENCY (32), CONVERSATIONS (100),
  * POOL (connections of the server and of the baseline, 32), ROUNDS (1; each side's median run is
- * reported), CASES (single,spread), and
+ * reported), CASES (single,spread), DB_CPUS and APP_CPUS (e.g. 0 and 1: PostgreSQL pinned to cores of its
+ * own and this script, the server and the load generators to the others, as when the database runs on a
+ * machine of its own; needs taskset and the right to change PostgreSQL's processes), and
  * PROFILE=<dir> to have the server write a CPU profile (.cpuprofile) into <dir> when it stops, and
  * SOURCE=<dir> to run the server from another checkout of the repository (to compare two versions).
  */
@@ -23,6 +25,7 @@ import { join, resolve } from "node:path";
 import postgres from "postgres";
 import { formatSessionToken, hashSecret, newSecret } from "../src/auth/secrets";
 import { SEND_STATEMENT, sendParameters } from "../src/modules/messages/send-statement";
+import { placeOnCpus } from "./lib/cpu-placement";
 
 const REPOSITORY = resolve(import.meta.dir, "..");
 
@@ -413,8 +416,15 @@ async function main(): Promise<void> {
   const log = (line: string) => process.stderr.write(`${line}\n`);
   log(`recreating ${new URL(databaseUrl).pathname.slice(1)} and starting the server (${process.env.SERVER === "binary" ? "dist/symbia-messaging" : "bun run src/main.ts serve"})`);
   await recreateDatabase(databaseUrl);
-  const server = await startServer(databaseUrl, pool);
   const sql = postgres(databaseUrl, { max: 4, onnotice: () => {} });
+  // DB_CPUS and APP_CPUS: PostgreSQL on cores of its own, as on a machine of its own (same for both sides).
+  const placement =
+    process.env.DB_CPUS && process.env.APP_CPUS ? await placeOnCpus(sql, process.env.DB_CPUS, process.env.APP_CPUS) : undefined;
+  if (placement) log(placement.describe);
+  const server = await startServer(databaseUrl, pool).catch((error) => {
+    placement?.restore();
+    throw error;
+  });
   const runs: CaseResult[] = [];
   try {
     const principals = await createPrincipals(sql, concurrency);
@@ -456,6 +466,7 @@ async function main(): Promise<void> {
   } finally {
     await sql.end({ timeout: 5 });
     await server.stop();
+    placement?.restore();
   }
 
   // Each side's median run over the rounds (the lower middle one for an even count): this machine is shared.
@@ -475,7 +486,8 @@ async function main(): Promise<void> {
     `| ${label} | ${r.rate.toLocaleString("en-US")} | ${r.p50Ms} | ${r.p99Ms} | ${r.errors} | ${r.postgresCpuUs ?? "?"} | ${r.machineCpuUs ?? "?"} |`;
   const lines = [
     "",
-    `${concurrency} clients, ${durationSeconds} s measured after ${warmupSeconds} s of warm-up, pool ${pool}, median of ${rounds} round${rounds > 1 ? "s" : ""}`,
+    `${concurrency} clients, ${durationSeconds} s measured after ${warmupSeconds} s of warm-up, pool ${pool}, median of ${rounds} round${rounds > 1 ? "s" : ""}` +
+      (placement ? `; ${placement.describe}` : "; every process on every core"),
     "",
     "| Case | sends/s | p50 ms | p99 ms | errors | PostgreSQL backends CPU µs/send | machine CPU µs/send |",
     "|---|---:|---:|---:|---:|---:|---:|",
@@ -500,7 +512,7 @@ async function main(): Promise<void> {
     );
   }
   process.stdout.write(lines.join("\n") + "\n");
-  process.stdout.write(JSON.stringify({ concurrency, durationSeconds, pool, rounds, results, runs }) + "\n");
+  process.stdout.write(JSON.stringify({ concurrency, durationSeconds, pool, rounds, placement: placement?.describe, results, runs }) + "\n");
 }
 
 const mode = process.argv[2];
