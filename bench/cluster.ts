@@ -11,7 +11,8 @@
  *    (both clocks are this host's).
  * 2. Durable sends/s of one instance, cross-instance fan-out on (the default) and off (CLUSTER_FANOUT=off):
  *    32 closed-loop REST clients POSTing messages (each answer is after commit), into one conversation and
- *    spread over a hundred.
+ *    spread over a hundred. A listening peer (see startListeningPeer) stands for the other instances, since
+ *    an instance that hears none relays nothing.
  * 3. The CPU a send costs the server and its PostgreSQL backends, fan-out on and off, at a fixed SEND_RATE
  *    into a hundred conversations: with the same work per second on both sides, this separates the relay's
  *    cost from the noise of a busy machine, which throughput at saturation mixes in.
@@ -37,6 +38,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import postgres from "postgres";
 import { formatSessionToken, hashSecret, newSecret } from "../src/auth/secrets";
+import { EVENTS_CHANNEL } from "../src/cluster/cluster";
 
 const REPOSITORY = resolve(import.meta.dir, "..");
 const env = process.env;
@@ -512,6 +514,27 @@ function backendCpuBetween(before: Map<number, number>, after: Map<number, numbe
   return total;
 }
 
+/**
+ * Another instance, as far as the relay can tell: it listens on the channel (so PostgreSQL delivers every
+ * notification to its backend, as to another instance's) and heartbeats, but does nothing with what it
+ * hears: in a deployment that work runs on a machine of its own. An instance that hears no other relays
+ * nothing, so parts 2 and 3 run beside this peer.
+ */
+async function startListeningPeer(databaseUrl: string): Promise<{ stop(): Promise<void> }> {
+  const peer = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  await peer.listen(EVENTS_CHANNEL, () => {});
+  const heartbeat = JSON.stringify({ o: "benchmark-peer", i: [{ k: "hb" }] });
+  const beat = () => peer`select pg_notify(${EVENTS_CHANNEL}, ${heartbeat})`.then(() => {}, () => {});
+  await beat();
+  const timer = setInterval(beat, 1000);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await peer.end({ timeout: 2 });
+    },
+  };
+}
+
 async function runSends(sql: postgres.Sql, server: Server, tokens: string[], conversations: string[], rate?: number) {
   const warmup = num("WARMUP", 2);
   const duration = num("DURATION", 10);
@@ -598,6 +621,7 @@ async function main(): Promise<void> {
     }
     const concurrency = num("CONCURRENCY", 32);
     const users = await createUsers(sql, concurrency);
+    const peer = parts.includes("sends") || parts.includes("cpu") ? await startListeningPeer(databaseUrl) : undefined;
     const conversationsOf = async (count: number) => {
       const conversations: string[] = [];
       for (let i = 0; i < count; i++) conversations.push(await createConversation(sql, users[0].id, users.slice(1).map((u) => u.id)));
@@ -688,6 +712,7 @@ async function main(): Promise<void> {
       console.log(table(["Case", "sends/s", "not sent (behind)", "p99 ms", "server CPU µs/send", "its backends' CPU µs/send"], rows));
       summary.cpu = runs;
     }
+    await peer?.stop();
   } finally {
     await sql.end();
     rmSync(workDir, { recursive: true, force: true });
