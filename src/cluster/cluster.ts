@@ -81,17 +81,22 @@ export async function startCluster(services: Services, hub: RealtimeHub): Promis
   /** Until then frames are relayed even with no peer known: others may exist that have not been heard yet. */
   let relayUntil = Date.now() + EXPIRY_MS;
   const relaying = () => peers.size > 0 || Date.now() < relayUntil;
-  /** One catch-up at a time; a request meanwhile runs one more afterwards. */
+  /** One catch-up at a time; a request meanwhile runs one more afterwards, and so does a failure (later). */
   let catchingUp: Promise<void> | undefined;
   let catchUpAgain = false;
+  let stopped = false;
   const catchUp = () => {
+    if (stopped) return;
     if (catchingUp) {
       catchUpAgain = true;
       return;
     }
     catchingUp = hub
       .catchUp()
-      .catch((error) => log.warn("catching up from the database failed", describeError(error)))
+      .catch((error) => {
+        log.warn("catching up from the database failed; trying again in a second", describeError(error));
+        setTimeout(catchUp, 1000).unref?.();
+      })
       .finally(() => {
         catchingUp = undefined;
         if (catchUpAgain) {
@@ -231,6 +236,7 @@ export async function startCluster(services: Services, hub: RealtimeHub): Promis
     instanceId,
     peers: () => [...peers.keys()],
     async stop() {
+      stopped = true;
       clearInterval(heartbeat);
       hub.outbound = undefined;
       hub.presence.remote = undefined;

@@ -14,6 +14,7 @@
  * on every (re)connect so that the caller can catch up on what it may have missed meanwhile.
  */
 import postgres from "postgres";
+import { reconnectBackoff } from "../db/client";
 import { describeError, log } from "../log";
 
 /** NOTIFY payloads must stay under 8,000 bytes; keep room for the envelope. */
@@ -56,7 +57,7 @@ export class NotifyChannel<T> {
 
   constructor(private readonly options: NotifyChannelOptions<T>) {
     this.head = `{"o":${JSON.stringify(options.origin)},"i":[`;
-    this.sender = postgres(options.url, { max: 1, onnotice: () => {}, connect_timeout: 5, idle_timeout: 0 });
+    this.sender = postgres(options.url, { max: 1, onnotice: () => {}, connect_timeout: 5, idle_timeout: 0, backoff: reconnectBackoff });
   }
 
   async start(): Promise<void> {

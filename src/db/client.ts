@@ -63,9 +63,20 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   });
 }
 
+/**
+ * Seconds before reconnecting, after `retries` failed attempts (counted across a client's connections).
+ * postgres.js's default grows to 20 s, so a LISTEN connection could come back that long after PostgreSQL
+ * did; this one stays under a second.
+ */
+export function reconnectBackoff(retries: number): number {
+  return Math.min(0.05 * 2 ** retries, 1) * (0.5 + Math.random() / 2);
+}
+
 export async function openPostgres(url: string, poolSize: number): Promise<Database> {
   const pg = postgres(url, {
     max: poolSize,
+    // Also the LISTEN connection's (postgres.js builds it from these options).
+    backoff: reconnectBackoff,
     connect_timeout: 5,
     idle_timeout: 60,
     onnotice: () => {},

@@ -144,7 +144,9 @@ describe.skipIf(!TEST_DATABASE_URL)("an instance alone on PostgreSQL", () => {
       expect(sentBy(originA, "f", aloneSince)).toEqual([]);
 
       // B comes back: what it missed comes from the database, in order, and then live frames again.
-      await bobOnB.next((f) => f.event === "message:new" && f.data.sequence === 4, 15_000);
+      await bobOnB.next((f) => f.event === "message:new" && f.data.sequence === 4, 15_000).catch((error) => {
+        throw new Error(`${error.message}\nB's log:\n${b.stderr()}`);
+      });
       await eventually(() => sentBy(originB, "hb", outageEnds).length > 0, 10_000, "B heard again");
       await restSend(a, alice, conversationId, "after the outage");
       await bobOnB.next((f) => f.event === "message:new" && f.data.sequence === 5, 5000);
