@@ -1,14 +1,14 @@
 /**
  * A PostgreSQL LISTEN/NOTIFY channel shared by the instances of one installation.
  *
- * Sending: items are queued and go out coalesced, one NOTIFY for all items ready within about a
- * millisecond, each payload under PostgreSQL's 8,000-byte limit. Under sustained traffic two sends are at
- * least `spacingMs` (4 ms) apart, so that payloads fill up: a NOTIFY costs PostgreSQL about 30 µs of CPU
- * plus 2–3 µs per KB, and the sender and every listener a round trip. NOTIFY runs on a connection of its
- * own and never inside a write transaction: a transaction holding a notification takes a database-wide lock
- * at commit (notifications are kept in commit order), which would serialise every writer under load.
- * Payloads are sent one after another on that one connection, so every instance receives one instance's
- * items in the order they were queued.
+ * Sending: items are queued and go out coalesced, one statement for all items ready within about a
+ * millisecond, with as many notifications as PostgreSQL's 8,000-byte payload limit requires. Under
+ * sustained traffic two sends are at least `spacingMs` (10 ms) apart: what a send costs PostgreSQL (its
+ * commit, waking every listener) and every instance (an event-loop turn) is mostly per send, not per byte.
+ * NOTIFY runs on a connection of its own and never inside a write transaction: a transaction holding a
+ * notification takes a database-wide lock at commit (notifications are kept in commit order), which would
+ * serialise every writer under load. Sends go one after another on that one connection, so every instance
+ * receives one instance's items in the order they were queued.
  *
  * Receiving: postgres.js keeps the LISTEN connection alive and reconnects it by itself; `onListen` runs
  * on every (re)connect so that the caller can catch up on what it may have missed meanwhile.
@@ -19,6 +19,18 @@ import { describeError, log } from "../log";
 
 /** NOTIFY payloads must stay under 8,000 bytes; keep room for the envelope. */
 export const MAX_PAYLOAD_BYTES = 7_800;
+
+/**
+ * Payloads of one batch go in one statement, hence one transaction: most of what a notification costs
+ * PostgreSQL is per transaction (its commit, waking every listener), not per byte.
+ */
+const PAYLOADS_PER_STATEMENT = 16;
+const notifyStatements: string[] = [];
+
+/** `select pg_notify($1, $2), pg_notify($1, $3), …`: PostgreSQL delivers them in this order. */
+function notifyStatement(payloads: number): string {
+  return (notifyStatements[payloads] ??= `select ${Array.from({ length: payloads }, (_, i) => `pg_notify($1, $${i + 2})`).join(", ")}`);
+}
 
 export interface Envelope<T> {
   /** The sending instance; an instance ignores its own envelopes. */
@@ -83,7 +95,7 @@ export class NotifyChannel<T> {
     }
     this.queue.push(encoded);
     if (!this.timer) {
-      const spaced = this.lastFlush + (this.options.spacingMs ?? 4) - performance.now();
+      const spaced = this.lastFlush + (this.options.spacingMs ?? 10) - performance.now();
       this.timer = setTimeout(() => this.flush(), Math.max(this.options.coalesceMs ?? 1, spaced));
     }
   }
@@ -112,13 +124,14 @@ export class NotifyChannel<T> {
     if (items.length === 0) return;
     const payloads = this.pack(items);
     this.sending = this.sending.then(async () => {
-      for (const payload of payloads) {
+      for (let from = 0; from < payloads.length; from += PAYLOADS_PER_STATEMENT) {
+        const some = payloads.slice(from, from + PAYLOADS_PER_STATEMENT);
         try {
-          await this.sender`select pg_notify(${this.options.channel}, ${payload})`;
+          await this.sender.unsafe(notifyStatement(some.length), [this.options.channel, ...some], { prepare: true });
         } catch (error) {
           // Other instances find the gap by sequence and read it from the database; what has no sequence
           // (typing, presence) is transient anyway.
-          this.dropped++;
+          this.dropped += some.length;
           log.warn("cross-instance notification not sent", { channel: this.options.channel, ...describeError(error) });
         }
       }
