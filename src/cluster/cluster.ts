@@ -11,11 +11,14 @@
  *   and its principals go offline for everyone's watchers.
  * - After the LISTEN connection comes back (PostgreSQL restarted), the hub catches up from the database:
  *   missed messages, ended memberships and deleted conversations.
- * - An instance that hears no other instance relays no frames and no presence: a single instance on
- *   PostgreSQL does not pay for NOTIFY. It relays for EXPIRY_MS after it starts (or its LISTEN connection
- *   comes back), and again from the moment it hears another instance (every instance heartbeats, and a new
- *   one says `sync` at once). What it did not relay meanwhile, the newcomer reads from the database: the
- *   instance that was alone answers `hi` with `w`, and the newcomer catches up as after a reconnect.
+ * - An instance that hears no other instance leaves out the frames that carry a sequence (messages and
+ *   control events, the bulk of the traffic): a single instance on PostgreSQL does not pay for NOTIFY.
+ *   Everything else (edits, deletions, membership and conversation changes, typing, presence) is rare
+ *   and always goes out. It counts as alone only while it knows no peer, has been listening for
+ *   EXPIRY_MS (after its start or a LISTEN reconnect), and hears its own heartbeats (so its LISTEN
+ *   connection works). On hearing an instance for the first time it greets with `hi`, flagged when it
+ *   left frames out since its last greeting; every instance that hears the flag catches up from the
+ *   database as after a reconnect, which reads those messages back.
  *
  * On the embedded database there is one process only, and none of this runs.
  */
@@ -54,7 +57,7 @@ type Item =
   | { k: "sync" }
   /**
    * Sent on hearing from an instance for the first time (or again after forgetting it). `w`: the sender
-   * was alone and relayed nothing just before, so the new peer may have missed frames: it catches up.
+   * left sequenced frames out since its last greeting (it was alone): whoever hears it catches up.
    */
   | { k: "hi"; w?: 1 }
   | { k: "bye" };
@@ -80,7 +83,14 @@ export async function startCluster(services: Services, hub: RealtimeHub): Promis
   const peers = new Map<string, Peer>();
   /** Until then frames are relayed even with no peer known: others may exist that have not been heard yet. */
   let relayUntil = Date.now() + EXPIRY_MS;
-  const relaying = () => peers.size > 0 || Date.now() < relayUntil;
+  /**
+   * Whether an instance that may be alive could lack frames of this one: no peer is known, and this
+   * instance can trust that (it has been listening for a while, and it hears its own heartbeats, so its
+   * LISTEN connection works and would have brought others' heartbeats).
+   */
+  const alone = () => peers.size === 0 && Date.now() >= relayUntil && channel.msSinceOwnEcho() < EXPIRY_MS;
+  /** A sequenced frame was not relayed since the last greeting: whoever is greeted next must catch up. */
+  let skipped = false;
   /** One catch-up at a time; a request meanwhile runs one more afterwards, and so does a failure (later). */
   let catchingUp: Promise<void> | undefined;
   let catchUpAgain = false;
@@ -146,7 +156,8 @@ export async function startCluster(services: Services, hub: RealtimeHub): Promis
       return present;
     },
     announce(entry: PresenceEntry) {
-      if (relaying()) channel.send({ k: "p", c: entry.conversationId, u: entry.userId, t: entry.userType, st: entry.status });
+      // Always sent, alone or not: presence changes are rare, and a peer that missed one would keep it.
+      channel.send({ k: "p", c: entry.conversationId, u: entry.userId, t: entry.userType, st: entry.status });
     },
   };
 
@@ -155,18 +166,23 @@ export async function startCluster(services: Services, hub: RealtimeHub): Promis
     for (const entry of hub.localPresence()) remote.announce(entry);
   };
 
-  function peerOf(origin: string): Peer {
+  /**
+   * The peer an item came from. Hearing an instance for the first time (or again after forgetting it),
+   * this one greets: from now on it relays everything, and if it left sequenced frames out meanwhile the
+   * greeting says so (every instance hears it, and each catches up). It also repeats its presence.
+   */
+  function peerOf(origin: string): { peer: Peer; isNew: boolean } {
     let peer = peers.get(origin);
+    const isNew = !peer;
     if (!peer) {
-      const wasAlone = !relaying();
       peer = { lastSeen: Date.now(), presence: new Map() };
       peers.set(origin, peer);
-      // From here on this instance relays. If it was alone, the newcomer may lack what it did meanwhile.
-      channel.send(wasAlone ? { k: "hi", w: 1 } : { k: "hi" });
+      channel.send(skipped ? { k: "hi", w: 1 } : { k: "hi" });
+      skipped = false;
       announceAll();
     }
     peer.lastSeen = Date.now();
-    return peer;
+    return { peer, isNew };
   }
 
   function forgetPeer(origin: string): void {
@@ -177,7 +193,7 @@ export async function startCluster(services: Services, hub: RealtimeHub): Promis
   }
 
   async function receive(items: Item[], origin: string): Promise<void> {
-    const peer = peerOf(origin);
+    const { peer, isNew } = peerOf(origin);
     for (const item of items) {
       switch (item.k) {
         case "f": {
@@ -193,11 +209,11 @@ export async function startCluster(services: Services, hub: RealtimeHub): Promis
           break;
         }
         case "sync":
-          // A new (or reconnected) instance knows nothing of ours: tell it our presence again.
-          announceAll();
-          break;
         case "hi":
-          if (item.w) catchUp();
+          // A new (or reconnected) instance, or one that had forgotten this one, lacks our presence
+          // (unless greeting it just told it).
+          if (!isNew) announceAll();
+          if (item.k === "hi" && item.w) catchUp();
           break;
         case "bye":
           forgetPeer(origin);
@@ -209,7 +225,12 @@ export async function startCluster(services: Services, hub: RealtimeHub): Promis
   }
 
   const relayFrame = (frame: TopicFrame) => {
-    if (!relaying()) return;
+    // Alone, only frames with a sequence are left out (messages: the bulk of the traffic), since a
+    // newcomer's catch-up reads them back from the database; the rare rest goes out anyway.
+    if (frame.sequence !== undefined && alone()) {
+      skipped = true;
+      return;
+    }
     const item: Item = { k: "f", c: frame.conversationId, s: frame.sequence, r: frame.revoke };
     if (Buffer.byteLength(frame.frame) <= INLINE_FRAME_BYTES) item.f = frame.frame;
     else if (frame.reload && "messageId" in frame.reload) item.m = frame.reload.messageId;

@@ -66,6 +66,8 @@ export class NotifyChannel<T> {
   private readonly head: string;
   /** When the last batch was handed over (performance.now()). */
   private lastFlush = -Infinity;
+  /** When one of this instance's own envelopes last came back through LISTEN (performance.now()). */
+  private lastOwnEcho = -Infinity;
 
   constructor(private readonly options: NotifyChannelOptions<T>) {
     this.head = `{"o":${JSON.stringify(options.origin)},"i":[`;
@@ -158,8 +160,16 @@ export class NotifyChannel<T> {
     return payloads;
   }
 
+  /** How long ago this instance last heard itself: its LISTEN connection worked then. */
+  msSinceOwnEcho(): number {
+    return performance.now() - this.lastOwnEcho;
+  }
+
   private receive(payload: string): void {
-    if (payload.startsWith(this.head)) return;
+    if (payload.startsWith(this.head)) {
+      this.lastOwnEcho = performance.now();
+      return;
+    }
     let envelope: Envelope<T>;
     try {
       envelope = JSON.parse(payload);

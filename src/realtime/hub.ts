@@ -292,13 +292,14 @@ export class RealtimeHub {
   }
 
   /**
-   * After a time without notifications from other instances (the LISTEN connection was down), bring
-   * this instance's subscribers up to date from the database: messages they missed, memberships that
-   * ended, conversations that were deleted.
+   * After a time without notifications from other instances (the LISTEN connection was down, or another
+   * instance left messages out while it thought itself alone), bring this instance's subscribers, and
+   * its joins under way, up to date from the database: messages they missed, memberships that ended,
+   * conversations that were deleted.
    */
   async catchUp(): Promise<void> {
     const { db } = this.services.database;
-    for (const conversationId of [...this.subscribers.keys()]) {
+    for (const conversationId of new Set([...this.subscribers.keys(), ...this.joiners.keys()])) {
       const [conversation] = await db
         .select({ last_sequence: conversations.last_sequence })
         .from(conversations)
