@@ -23,7 +23,7 @@
  * On the embedded database there is one process only, and none of this runs.
  */
 import { randomUUID } from "node:crypto";
-import type { TopicFrame } from "../realtime/frames";
+import { typingFrame, type TopicFrame } from "../realtime/frames";
 import type { PresentPrincipal, PresenceEntry, RemotePresence } from "../realtime/presence";
 import type { PresenceStatus } from "../realtime/frames";
 import type { RealtimeHub } from "../realtime/hub";
@@ -66,6 +66,24 @@ interface Peer {
   lastSeen: number;
   /** `${conversationId} ${userId}` → presence there. */
   presence: Map<string, { conversationId: string; userId: string; userType: string; status: PresenceStatus }>;
+  /**
+   * `${conversationId} ${userId}` → who is typing there on that instance, by its relayed typing frames.
+   * The instance itself ends them (stop or expiry); if it vanishes, the others do.
+   */
+  typing: Map<string, { conversationId: string; userId: string; userType: string }>;
+}
+
+const TYPING_STARTED = '{"event":"typing:started"';
+const TYPING_STOPPED = '{"event":"typing:stopped"';
+
+/** Follows a peer's typing indicators from the frames it relays. */
+function trackTyping(peer: Peer, frame: string): void {
+  const started = frame.startsWith(TYPING_STARTED);
+  if (!started && !frame.startsWith(TYPING_STOPPED)) return;
+  const { data } = JSON.parse(frame) as { data: { conversationId: string; userId: string; userType: string } };
+  const key = `${data.conversationId} ${data.userId}`;
+  if (started) peer.typing.set(key, { conversationId: data.conversationId, userId: data.userId, userType: data.userType });
+  else peer.typing.delete(key);
 }
 
 export interface Cluster {
@@ -175,7 +193,7 @@ export async function startCluster(services: Services, hub: RealtimeHub): Promis
     let peer = peers.get(origin);
     const isNew = !peer;
     if (!peer) {
-      peer = { lastSeen: Date.now(), presence: new Map() };
+      peer = { lastSeen: Date.now(), presence: new Map(), typing: new Map() };
       peers.set(origin, peer);
       channel.send(skipped ? { k: "hi", w: 1 } : { k: "hi" });
       skipped = false;
@@ -190,6 +208,13 @@ export async function startCluster(services: Services, hub: RealtimeHub): Promis
     if (!peer) return;
     peers.delete(origin);
     for (const entry of peer.presence.values()) hub.presence.remoteChanged(entry.conversationId, entry.userId, entry.userType);
+    // Its typing indicators would never expire otherwise: expiring them was its job.
+    for (const typist of peer.typing.values()) {
+      hub.deliverRemote({
+        conversationId: typist.conversationId,
+        frame: typingFrame("typing:stopped", typist.conversationId, typist.userId, typist.userType),
+      });
+    }
   }
 
   async function receive(items: Item[], origin: string): Promise<void> {
@@ -198,7 +223,10 @@ export async function startCluster(services: Services, hub: RealtimeHub): Promis
       switch (item.k) {
         case "f": {
           const frame = item.f !== undefined ? { conversationId: item.c, frame: item.f, sequence: item.s, revoke: item.r } : await hub.reloadFrame(item);
-          if (frame) hub.deliverRemote(frame);
+          if (frame) {
+            if (frame.sequence === undefined) trackTyping(peer, frame.frame);
+            hub.deliverRemote(frame);
+          }
           break;
         }
         case "p": {

@@ -218,7 +218,9 @@ describe.skipIf(!TEST_DATABASE_URL)("more than one instance, when things fail", 
   beforeAll(async () => {
     cluster = await createClusterDatabase();
     proxy = await startPostgresProxy(cluster.url);
-    [a, b] = await Promise.all([startInstance("A", cluster.url), startInstance("B", proxy.url)]);
+    // Typing indicators outlive every test here unless stopped: an expiry seen is then someone's doing.
+    const typing = { TYPING_TTL_MS: "60000" };
+    [a, b] = await Promise.all([startInstance("A", cluster.url, typing), startInstance("B", proxy.url, typing)]);
     await cluster.waitForRelays(2);
   }, 60_000);
 
@@ -282,12 +284,14 @@ describe.skipIf(!TEST_DATABASE_URL)("more than one instance, when things fail", 
     await cluster.waitForRelays(2, 15_000);
   }, 120_000);
 
-  test("an instance killed with SIGKILL: its users go offline for the other instance's watchers within 10 s", async () => {
+  test("an instance killed with SIGKILL: its users go offline and stop typing for the other instance's watchers within 10 s", async () => {
     const [bob, watcher] = await Promise.all([cluster.user(), cluster.user()]);
     const conversationId = await groupConversation(a, watcher, [bob]);
     const watcherOnA = await a.joined(watcher, conversationId);
     const bobOnB = await b.joined(bob, conversationId);
     await watcherOnA.next(presenceOf(bob.id, "online"), 5000);
+    await bobOnB.request("typing:start", { conversationId });
+    await watcherOnA.next("typing:started", 5000);
 
     b.kill("SIGKILL");
     const killedAt = performance.now();
@@ -299,6 +303,9 @@ describe.skipIf(!TEST_DATABASE_URL)("more than one instance, when things fail", 
     expect(elapsedMs).toBeLessThanOrEqual(10_000);
     expect(elapsedMs).toBeGreaterThan(2_000);
     expect(watcherOnA.count(presenceOf(bob.id, "offline"))).toBe(1);
+    // B expired its own typists (60 s here); it is gone, so A ends Bob's indicator when it forgets B.
+    const stopped = await watcherOnA.next("typing:stopped", 1000);
+    expect(stopped.data).toEqual({ conversationId, userId: bob.id, userType: "user" });
 
     // A joiner on A no longer counts Bob as present.
     const again = await a.socket(watcher);
