@@ -7,7 +7,8 @@
  * commit, waking every listener) and every instance (an event-loop turn) is mostly per send, not per byte.
  * NOTIFY runs on a connection of its own and never inside a write transaction: a transaction holding a
  * notification takes a database-wide lock at commit (notifications are kept in commit order), which would
- * serialise every writer under load. Sends go one after another on that one connection, so every instance
+ * serialise every writer under load. One batch is in flight at a time on that one connection (what
+ * queues meanwhile goes in the next, so a slow database gets fewer, fuller batches), and every instance
  * receives one instance's items in the order they were queued.
  *
  * Receiving: postgres.js keeps the LISTEN connection alive and reconnects it by itself; `onListen` runs
@@ -25,6 +26,8 @@ export const MAX_PAYLOAD_BYTES = 7_800;
  * PostgreSQL is per transaction (its commit, waking every listener), not per byte.
  */
 const PAYLOADS_PER_STATEMENT = 16;
+/** Items waiting beyond this are dropped (about 8 MB of frames; PostgreSQL is not keeping up). */
+const MAX_QUEUED_ITEMS = 20_000;
 const notifyStatements: string[] = [];
 
 /** `select pg_notify($1, $2), pg_notify($1, $3), …`: PostgreSQL delivers them in this order. */
@@ -56,11 +59,12 @@ export class NotifyChannel<T> {
   private readonly sender: postgres.Sql;
   private queue: string[] = [];
   private timer?: ReturnType<typeof setTimeout>;
-  private sending: Promise<void> = Promise.resolve();
+  /** The batch being sent, if any: one at a time, and what queues meanwhile goes in the next one. */
+  private sending?: Promise<void>;
   private subscription?: { unlisten(): Promise<void> };
   private listens = 0;
   private stopped = false;
-  /** Items that could not be sent (database down); counted for the operator, not retried. */
+  /** Items that could not be sent (database down, or too many waiting); counted, not retried. */
   dropped = 0;
   /** How this instance's envelopes begin. They come back through LISTEN like everyone's, and are dropped unparsed. */
   private readonly head: string;
@@ -95,20 +99,33 @@ export class NotifyChannel<T> {
     if (Buffer.byteLength(encoded) > MAX_PAYLOAD_BYTES) {
       throw new Error(`relay item of ${Buffer.byteLength(encoded)} bytes exceeds the NOTIFY payload limit`);
     }
-    this.queue.push(encoded);
-    if (!this.timer) {
-      const spaced = this.lastFlush + (this.options.spacingMs ?? 10) - performance.now();
-      this.timer = setTimeout(() => this.flush(), Math.max(this.options.coalesceMs ?? 1, spaced));
+    if (this.queue.length >= MAX_QUEUED_ITEMS) {
+      // PostgreSQL does not take notifications as fast as they come (or at all): rather than grow without
+      // bound, drop. Receivers read missing messages back by sequence.
+      if (this.dropped++ % 10_000 === 0) log.warn("cross-instance notifications dropped: too many waiting", { channel: this.options.channel });
+      return;
     }
+    this.queue.push(encoded);
+    if (!this.timer && !this.sending) this.schedule(this.options.coalesceMs ?? 1);
   }
 
   /** Settles when everything queued so far has been handed to PostgreSQL. */
   async drain(): Promise<void> {
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.flush();
+    for (;;) {
+      if (this.timer) {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+      }
+      if (!this.sending && this.queue.length > 0) this.flush();
+      if (!this.sending) return;
+      await this.sending;
     }
-    await this.sending;
+  }
+
+  /** The next batch goes after `delayMs`, and never sooner than the spacing after the previous one. */
+  private schedule(delayMs: number): void {
+    const spaced = this.lastFlush + (this.options.spacingMs ?? 10) - performance.now();
+    this.timer = setTimeout(() => this.flush(), Math.max(delayMs, spaced));
   }
 
   async stop(): Promise<void> {
@@ -120,43 +137,48 @@ export class NotifyChannel<T> {
 
   private flush(): void {
     this.timer = undefined;
+    if (this.sending) return; // the send under way schedules the next batch when it is done
     this.lastFlush = performance.now();
     const items = this.queue;
     this.queue = [];
     if (items.length === 0) return;
     const payloads = this.pack(items);
-    this.sending = this.sending.then(async () => {
+    this.sending = (async () => {
       for (let from = 0; from < payloads.length; from += PAYLOADS_PER_STATEMENT) {
         const some = payloads.slice(from, from + PAYLOADS_PER_STATEMENT);
         try {
-          await this.sender.unsafe(notifyStatement(some.length), [this.options.channel, ...some], { prepare: true });
+          await this.sender.unsafe(notifyStatement(some.length), [this.options.channel, ...some.map((p) => p.payload)], { prepare: true });
         } catch (error) {
           // Other instances find the gap by sequence and read it from the database; what has no sequence
           // (typing, presence) is transient anyway.
-          this.dropped += some.length;
+          this.dropped += some.reduce((n, p) => n + p.items, 0);
           log.warn("cross-instance notification not sent", { channel: this.options.channel, ...describeError(error) });
         }
       }
+    })().finally(() => {
+      this.sending = undefined;
+      if (this.queue.length > 0 && !this.timer && !this.stopped) this.schedule(0);
     });
   }
 
   /** Packs encoded items into as few envelopes as fit under the payload limit, keeping their order. */
-  private pack(items: string[]): string[] {
+  private pack(items: string[]): { payload: string; items: number }[] {
     const head = this.head;
-    const payloads: string[] = [];
+    const payloads: { payload: string; items: number }[] = [];
     let current: string[] = [];
     let size = head.length + 2;
+    const close = () => payloads.push({ payload: head + current.join(",") + "]}", items: current.length });
     for (const item of items) {
       const itemSize = Buffer.byteLength(item) + 1;
       if (current.length > 0 && size + itemSize > MAX_PAYLOAD_BYTES) {
-        payloads.push(head + current.join(",") + "]}");
+        close();
         current = [];
         size = head.length + 2;
       }
       current.push(item);
       size += itemSize;
     }
-    if (current.length > 0) payloads.push(head + current.join(",") + "]}");
+    if (current.length > 0) close();
     return payloads;
   }
 

@@ -4,6 +4,7 @@
  * Runs only with TEST_DATABASE_URL.
  */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { createServer, type AddressInfo } from "node:net";
 import postgres from "postgres";
 import { MAX_PAYLOAD_BYTES, NotifyChannel } from "../../src/cluster/notify-channel";
 import { TEST_DATABASE_URL } from "../support/database";
@@ -55,6 +56,32 @@ describe.skipIf(!TEST_DATABASE_URL)("NotifyChannel", () => {
     expect(received.length).toBeGreaterThanOrEqual(Math.ceil((count * 510) / MAX_PAYLOAD_BYTES));
     await Bun.sleep(100);
     expect(heardBySender).toEqual([]);
+  });
+
+  test("while PostgreSQL does not answer, one batch waits and the queue is bounded: the excess is dropped and counted", async () => {
+    // A server that accepts connections and never answers: the sender's connection hangs.
+    const hung = new Set<import("node:net").Socket>();
+    const blackHole = createServer((socket) => hung.add(socket));
+    await new Promise<void>((resolve) => blackHole.listen(0, "127.0.0.1", resolve));
+    const port = (blackHole.address() as AddressInfo).port;
+    const stuck = new NotifyChannel<Item>({
+      url: `postgres://postgres@127.0.0.1:${port}/nowhere`,
+      channel: channelName,
+      origin: "stuck",
+      listener: pool,
+      onItems: () => {},
+    });
+    for (let n = 1; n <= 25_000; n++) stuck.send({ n, text: "" });
+    expect(stuck.dropped).toBe(5_000);
+    // The first 20,000 are now one batch in flight, hanging. What comes meanwhile waits behind it, bounded.
+    await Bun.sleep(100);
+    for (let n = 1; n <= 25_000; n++) stuck.send({ n, text: "" });
+    expect(stuck.dropped).toBe(10_000);
+    for (const socket of hung) socket.destroy();
+    blackHole.close();
+    await stuck.drain(); // every batch fails fast now that the connection is refused
+    expect(stuck.dropped).toBe(50_000);
+    await stuck.stop();
   });
 
   test("under sustained traffic, batches are at least the spacing apart", async () => {
