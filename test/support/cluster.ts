@@ -21,7 +21,7 @@ import { migrate } from "../../src/db/migrate";
 import * as schema from "../../src/db/schema";
 import { RawSocket } from "../realtime/helpers";
 import { TEST_DATABASE_URL } from "./database";
-import { MAIN, freePort, tempDir } from "./process";
+import { MAIN, becomesHealthy, freePort, tempDir } from "./process";
 
 /** The test's own connections carry this name, so that terminating "everyone else" spares them. */
 const TEST_APPLICATION = "symbia-cluster-test";
@@ -157,17 +157,7 @@ export async function startInstance(name: string, databaseUrl: string, extraEnv:
   })().catch(() => {});
 
   const url = `http://127.0.0.1:${port}`;
-  const deadline = performance.now() + timeoutMs;
-  let healthy = false;
-  while (!healthy && performance.now() < deadline && child.exitCode === null) {
-    try {
-      healthy = (await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(1000) })).status === 200;
-    } catch {
-      // not listening yet
-    }
-    if (!healthy) await Bun.sleep(100);
-  }
-  if (!healthy) {
+  if (!(await becomesHealthy(url, child, timeoutMs))) {
     child.kill("SIGKILL");
     await child.exited;
     rmSync(dataDir, { recursive: true, force: true });

@@ -50,6 +50,20 @@ export async function runCli(args: string[], options: { env: Record<string, stri
   }
 }
 
+/** Polls `GET /api/health` until it answers 200 (true), the process exits or the time is up (false). */
+export async function becomesHealthy(url: string, child: { exitCode: number | null }, timeoutMs: number): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline && child.exitCode === null) {
+    try {
+      if ((await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(1000) })).status === 200) return true;
+    } catch {
+      // not listening yet
+    }
+    await Bun.sleep(100);
+  }
+  return false;
+}
+
 export interface ServerProcess {
   url: string;
   dataDir: string;
@@ -79,17 +93,7 @@ export async function startServerProcess(extraEnv: Record<string, string> = {}, 
   });
   const stderr = new Response(child.stderr).text();
   const url = `http://127.0.0.1:${port}`;
-  const deadline = performance.now() + timeoutMs;
-  let healthy = false;
-  while (!healthy && performance.now() < deadline && child.exitCode === null) {
-    try {
-      healthy = (await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(1000) })).status === 200;
-    } catch {
-      // not listening yet
-    }
-    if (!healthy) await Bun.sleep(100);
-  }
-  if (!healthy) {
+  if (!(await becomesHealthy(url, child, timeoutMs))) {
     child.kill("SIGKILL");
     await child.exited;
     throw new Error(`server did not become healthy within ${timeoutMs} ms:\n${await stderr}`);
