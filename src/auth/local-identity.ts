@@ -12,7 +12,7 @@ import type { Bus } from "../events";
 import { CredentialCache } from "./credential-cache";
 import type { AuthOutcome, AuthReply, Credentials, IdentityProvider, LoginRequest } from "./identity";
 import { SESSION_COOKIE } from "./identity";
-import { LoginLimiter } from "./login-limiter";
+import { LoginLimiter, loginLimitKeys, rateLimitedReply } from "./login-limiter";
 import { describePrincipal, type OrgMembership, type Principal } from "./principal";
 import {
   formatSessionToken,
@@ -172,16 +172,9 @@ export class LocalIdentity implements IdentityProvider {
 
   async login(request: LoginRequest): Promise<AuthReply> {
     const email = request.email.trim().toLowerCase();
-    const limitKeys = [`account:${email}`, `ip:${request.ip}`];
+    const limitKeys = loginLimitKeys(email, request.ip);
     const wait = this.limiter.retryAfterSeconds(limitKeys);
-    if (wait > 0) {
-      return {
-        status: 429,
-        body: { error: "Too many failed logins; try again later", code: "rate_limited" },
-        setCookies: [],
-        headers: { "retry-after": String(wait) },
-      };
-    }
+    if (wait > 0) return rateLimitedReply(wait);
     const [user] = await rows<{ id: string; password_hash: string | null; disabled_at: Date | null }>(
       this.db,
       sql`select id, password_hash, disabled_at from principals where lower(email) = ${email} and type = 'user'`,

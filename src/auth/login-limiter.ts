@@ -1,7 +1,24 @@
 /**
  * Counts failed logins per account and per client address in a fixed window. Past the limit, login answers
- * 429 with Retry-After until the window ends, whether or not the next password would be right.
+ * 429 with Retry-After until the window ends, whether or not the next password would be right. Local and
+ * remote identity both use it: with a remote Identity service, guesses stop here before reaching it.
  */
+import type { AuthReply } from "./identity";
+
+/** What a login attempt is counted against: the account (its e-mail, normalised) and the client address. */
+export function loginLimitKeys(email: string, ip: string): string[] {
+  return [`account:${email.trim().toLowerCase()}`, `ip:${ip}`];
+}
+
+export function rateLimitedReply(waitSeconds: number): AuthReply {
+  return {
+    status: 429,
+    body: { error: "Too many failed logins; try again later", code: "rate_limited" },
+    setCookies: [],
+    headers: { "retry-after": String(waitSeconds) },
+  };
+}
+
 interface Window {
   failures: number;
   resetAt: number;

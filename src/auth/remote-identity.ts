@@ -1,6 +1,7 @@
 /**
  * Remote identity (IDENTITY_URL set): the Symbia Identity service owns users, sessions and keys. Login
- * and logout are proxied to it unchanged (status, body, cookies); credentials are checked with its
+ * and logout are proxied to it unchanged (status, body, cookies), logins behind the same failed-login
+ * limit as local ones; credentials are checked with its
  * introspection endpoints and the positive answers kept for IDENTITY_CACHE_MS, so a busy client costs the
  * Identity service one call per cache period rather than one per request.
  *
@@ -13,6 +14,7 @@ import type { Bus } from "../events";
 import { badGateway } from "../http/errors";
 import { describeError, log } from "../log";
 import { CredentialCache } from "./credential-cache";
+import { LoginLimiter, loginLimitKeys, rateLimitedReply } from "./login-limiter";
 import type { AuthOutcome, AuthReply, Credentials, IdentityProvider, LoginRequest } from "./identity";
 import type { AuthChange } from "./local-identity";
 import type { OrgMembership, Principal, PrincipalType } from "./principal";
@@ -76,6 +78,7 @@ export class RemoteIdentity implements IdentityProvider {
   readonly mode = "remote" as const;
   private readonly baseUrl: string;
   private readonly cache: CredentialCache;
+  private readonly limiter: LoginLimiter;
   /** Concurrent requests with the same credential share one call to the Identity service. */
   private readonly inFlight = new Map<string, Promise<AuthOutcome>>();
 
@@ -87,6 +90,7 @@ export class RemoteIdentity implements IdentityProvider {
     this.baseUrl = config.identityUrl;
     this.cache = new CredentialCache(config.identityCacheMs);
     this.cache.followChanges(changes);
+    this.limiter = new LoginLimiter(config.loginMaxFailures, config.loginWindowMs);
   }
 
   invalidate(target: { credentialId?: string; principalId?: string }): void {
@@ -212,8 +216,15 @@ export class RemoteIdentity implements IdentityProvider {
     }
   }
 
+  /** Proxied, behind the same failed-login limit as local logins (the Identity service may have its own). */
   async login(request: LoginRequest, raw: Request): Promise<AuthReply> {
-    return this.forward("/api/auth/login", raw, { email: request.email, password: request.password }, request.ip);
+    const limitKeys = loginLimitKeys(request.email, request.ip);
+    const wait = this.limiter.retryAfterSeconds(limitKeys);
+    if (wait > 0) return rateLimitedReply(wait);
+    const reply = await this.forward("/api/auth/login", raw, { email: request.email, password: request.password }, request.ip);
+    if (reply.status === 401) this.limiter.recordFailure(limitKeys);
+    else if (reply.status >= 200 && reply.status < 300) this.limiter.recordSuccess(limitKeys[0]);
+    return reply;
   }
 
   async logout(credentials: Credentials, raw: Request): Promise<AuthReply> {

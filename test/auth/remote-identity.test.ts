@@ -68,6 +68,21 @@ describe("login and logout are proxied", () => {
     expect(bad.body).toEqual({ error: "Wrong email or password", code: "bad_login" });
   });
 
+  test("failed logins are limited here too: past the limit, 429 with Retry-After and the Identity service is not asked", async () => {
+    const email = `guess-${randomUUID().slice(0, 8)}@example.test`;
+    for (let i = 0; i < 5; i++) {
+      expect((await t.request("POST", "/api/auth/login", { body: { email, password: `guess ${i}` } })).status).toBe(401);
+    }
+    const asked = fake.count("/api/auth/login");
+    const limited = await t.request("POST", "/api/auth/login", { body: { email: email.toUpperCase(), password: FAKE_PASSWORD } });
+    expect(limited.status).toBe(429);
+    expect(limited.body).toEqual({ error: expect.any(String), code: "rate_limited" });
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(fake.count("/api/auth/login")).toBe(asked);
+    // Another account from the same address is not affected.
+    expect((await t.request("POST", "/api/auth/login", { body: { email: "a@example.test", password: FAKE_PASSWORD } })).status).toBe(200);
+  });
+
   test("logout forwards the caller's credential, passes the answer through and forgets the cached token", async () => {
     const { token } = userToken();
     expect((await me(bearer(token))).status).toBe(200);
