@@ -37,6 +37,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, w
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import postgres from "postgres";
+import { recreateBenchDatabase } from "./lib/bench-database";
 import { formatSessionToken, hashSecret, newSecret } from "../src/auth/secrets";
 import { EVENTS_CHANNEL } from "../src/cluster/cluster";
 
@@ -356,20 +357,6 @@ async function startServer(databaseUrl: string, extra: Record<string, string> = 
   };
 }
 
-async function freshDatabase(databaseUrl: string): Promise<void> {
-  const name = new URL(databaseUrl).pathname.slice(1);
-  if (!/^[a-z0-9_]*bench[a-z0-9_]*$/.test(name)) throw new Error(`refusing to drop database "${name}": its name must contain "bench"`);
-  const maintenance = new URL(databaseUrl);
-  maintenance.pathname = "/postgres";
-  const sql = postgres(maintenance.toString(), { max: 1, onnotice: () => {} });
-  try {
-    await sql.unsafe(`drop database if exists ${name} with (force)`);
-    await sql.unsafe(`create database ${name}`);
-  } finally {
-    await sql.end();
-  }
-}
-
 /** Users with sessions, written straight into the database; returns their ids and tokens. */
 async function createUsers(sql: postgres.Sql, count: number): Promise<{ id: string; token: string }[]> {
   const users = Array.from({ length: count }, () => {
@@ -574,7 +561,7 @@ async function main(): Promise<void> {
   // A B B A A B …: drift of the machine's load over the run does not favour either side.
   const order = (a: string, b: string, n = rounds) => Array.from({ length: n * 2 }, (_, i) => (i % 4 === 0 || i % 4 === 3 ? a : b));
   const workDir = mkdtempSync(join(tmpdir(), "symbia-bench-cluster-out-"));
-  await freshDatabase(databaseUrl);
+  await recreateBenchDatabase(databaseUrl);
   // The first server migrates the empty database.
   const migrator = await startServer(databaseUrl, { CLUSTER_FANOUT: "off" });
   await migrator.stop();

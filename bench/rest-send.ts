@@ -8,7 +8,7 @@
  *   bun run bench/rest-send.ts
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/symbia_bench DURATION=10 CONCURRENCY=32 bun run bench/rest-send.ts
  *
- * The database named by DATABASE_URL is DROPPED and recreated at the start. The server runs as a process
+ * The database named by DATABASE_URL is DROPPED and recreated at the start (its name must contain "bench"). The server runs as a process
  * of its own (`bun run src/main.ts serve`, or the built dist/symbia-messaging with SERVER=binary), and so
  * do the load generators (this file, run as `http-load` or `sql-load`), so that no two of them share an
  * event loop. Settings: DURATION (s, 10), WARMUP (s, 2), CONCURRENCY (32), CONVERSATIONS (100),
@@ -23,6 +23,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import postgres from "postgres";
+import { recreateBenchDatabase } from "./lib/bench-database";
 import { formatSessionToken, hashSecret, newSecret } from "../src/auth/secrets";
 import { SEND_STATEMENT, sendParameters } from "../src/modules/messages/send-statement";
 import { placeOnCpus } from "./lib/cpu-placement";
@@ -243,20 +244,6 @@ function freePort(): number {
   return port;
 }
 
-async function recreateDatabase(databaseUrl: string): Promise<void> {
-  const url = new URL(databaseUrl);
-  const name = decodeURIComponent(url.pathname.slice(1));
-  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`refusing to recreate a database named ${JSON.stringify(name)}`);
-  url.pathname = "/postgres";
-  const admin = postgres(url.toString(), { max: 1, onnotice: () => {} });
-  try {
-    await admin.unsafe(`drop database if exists ${name} with (force)`);
-    await admin.unsafe(`create database ${name}`);
-  } finally {
-    await admin.end({ timeout: 5 });
-  }
-}
-
 interface ServerProcess {
   url: string;
   pid: number;
@@ -415,7 +402,7 @@ async function main(): Promise<void> {
 
   const log = (line: string) => process.stderr.write(`${line}\n`);
   log(`recreating ${new URL(databaseUrl).pathname.slice(1)} and starting the server (${process.env.SERVER === "binary" ? "dist/symbia-messaging" : "bun run src/main.ts serve"})`);
-  await recreateDatabase(databaseUrl);
+  await recreateBenchDatabase(databaseUrl);
   const sql = postgres(databaseUrl, { max: 4, onnotice: () => {} });
   // DB_CPUS and APP_CPUS: PostgreSQL on cores of its own, as on a machine of its own (same for both sides).
   const placement =
