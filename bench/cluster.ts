@@ -39,7 +39,7 @@ import { join, resolve } from "node:path";
 import postgres from "postgres";
 import { recreateBenchDatabase } from "./lib/bench-database";
 import { formatSessionToken, hashSecret, newSecret } from "../src/auth/secrets";
-import { EVENTS_CHANNEL } from "../src/cluster/cluster";
+import { EVENTS_CHANNEL } from "../src/broker/postgres/postgres-broker";
 
 const REPOSITORY = resolve(import.meta.dir, "..");
 const env = process.env;

@@ -6,10 +6,10 @@
  * domain functions in src/modules/<feature>/service.ts.
  */
 import { swagger } from "@elysiajs/swagger";
-import { Elysia, ValidationError } from "elysia";
+import { Elysia } from "elysia";
 import { admitRequest, requestContext, requestStateOf } from "./http/context";
-import { AppError, isDatabaseUnavailable } from "./http/errors";
-import { describeError, log } from "./log";
+import { errorAnswer, errorResponse } from "./http/error-response";
+import { log } from "./log";
 import { adminModule } from "./modules/admin";
 import { authModule } from "./modules/auth";
 import { controlModule } from "./modules/control";
@@ -17,30 +17,24 @@ import { conversationsModule } from "./modules/conversations";
 import { messagesModule } from "./modules/messages";
 import { participantsModule } from "./modules/participants";
 import { systemModule, type RouteInfo } from "./modules/system";
+import { ConversationReads } from "./domain/conversation-reads";
+import { registerListeners } from "./listeners";
 import { RealtimeHub } from "./realtime/hub";
 import { realtimeModule } from "./realtime/route";
+import { CLIENT_EVENTS, SERVER_EVENTS } from "./realtime/wire-events";
 import { realtimeSocketOptions } from "./realtime/socket-options";
 import type { Services } from "./services";
 import { SERVICE_NAME, VERSION } from "./version";
 
-function json(status: number, body: unknown, headers?: Record<string, string>): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { "content-type": "application/json", ...headers },
-  });
-}
-
-/** A short, schema-free description of what failed validation: the field and the expectation. */
-function describeValidation(error: ValidationError): string {
-  const first = error.valueError;
-  if (!first) return "Invalid input";
-  const field = first.path ? first.path.replace(/^\//, "").replace(/\//g, ".") : error.type;
-  return `${field || error.type}: ${first.message}`;
+/** The WebSocket hub, reading through the domain's conversation reads. */
+export function createRealtimeHub(services: Services): RealtimeHub {
+  return new RealtimeHub(services.config, new ConversationReads(services.database.db));
 }
 
 /** `realtime` is the hub behind /api/ws; the server keeps a handle on it to attach and shut it down. */
-export function createApp(services: Services, realtime: RealtimeHub = new RealtimeHub(services)) {
+export function createApp(services: Services, realtime: RealtimeHub = createRealtimeHub(services)) {
   const { config } = services;
+  realtime.onShutdown(registerListeners(services, realtime));
   let routeList: RouteInfo[] = [];
 
   const app = new Elysia({
@@ -55,55 +49,16 @@ export function createApp(services: Services, realtime: RealtimeHub = new Realti
         set.headers["x-request-id"] = state.requestId;
       } catch (error) {
         const state = requestStateOf(request);
-        const headers: Record<string, string> = state ? { "x-request-id": state.requestId } : {};
-        if (error instanceof AppError) return json(error.status, error.toBody(), { ...headers, ...error.headers });
-        if (isDatabaseUnavailable(error)) return json(503, { error: "Database unavailable", code: "database_unavailable" }, headers);
-        log.error("request gate failed", { requestId: state?.requestId, ...describeError(error) });
-        return json(500, { error: "Internal server error", code: "internal_error" }, headers);
+        const context = { requestId: state?.requestId, method: request.method, path: new URL(request.url).pathname };
+        return errorResponse(error, context, state ? { "x-request-id": state.requestId } : undefined);
       }
     })
     .onError({ as: "global" }, ({ code, error, request, set }) => {
-      const state = requestStateOf(request);
-      if (error instanceof AppError) {
-        set.status = error.status;
-        if (error.headers) Object.assign(set.headers, error.headers);
-        return error.toBody();
-      }
-      if (error instanceof ValidationError) {
-        // A malformed id in a path names nothing that exists.
-        if (error.type === "params") {
-          set.status = 404;
-          return { error: "Resource not found", code: "not_found" };
-        }
-        set.status = 400;
-        return { error: describeValidation(error), code: "invalid_input" };
-      }
-      if (code === "PARSE") {
-        // A parse hook's own refusal (not JSON at all, not an object, too deep) keeps its message and code.
-        const cause = (error as { cause?: unknown }).cause;
-        if (cause instanceof AppError) {
-          set.status = cause.status;
-          return cause.toBody();
-        }
-        set.status = 400;
-        return { error: "Request body is not valid JSON", code: "invalid_json" };
-      }
-      if (code === "NOT_FOUND") {
-        set.status = 404;
-        return { error: "Route not found", code: "not_found" };
-      }
-      if (isDatabaseUnavailable(error)) {
-        set.status = 503;
-        return { error: "Database unavailable", code: "database_unavailable" };
-      }
-      log.error("unhandled error", {
-        requestId: state?.requestId,
-        method: request.method,
-        path: new URL(request.url).pathname,
-        ...describeError(error),
-      });
-      set.status = 500;
-      return { error: "Internal server error", code: "internal_error" };
+      const context = { requestId: requestStateOf(request)?.requestId, method: request.method, path: new URL(request.url).pathname, elysiaCode: code };
+      const { status, body, headers } = errorAnswer(error, context);
+      set.status = status;
+      if (headers) Object.assign(set.headers, headers);
+      return body;
     })
     .onAfterResponse({ as: "global" }, ({ request, set }) => {
       if (!log.enabled("debug")) return;
@@ -141,14 +96,14 @@ export function createApp(services: Services, realtime: RealtimeHub = new Realti
       }),
     )
     .use(requestContext)
-    .use(systemModule(services, () => routeList))
+    .use(systemModule(services, () => routeList, { client: CLIENT_EVENTS, server: SERVER_EVENTS }))
     .use(authModule(services))
     .use(conversationsModule(services))
     .use(participantsModule(services))
     .use(messagesModule(services))
     .use(controlModule(services))
     .use(adminModule(services))
-    .use(realtimeModule(realtime));
+    .use(realtimeModule(realtime, services));
 
   routeList = app.routes
     .filter((r) => !r.path.startsWith("/docs") || r.path === "/docs/llms.txt")

@@ -2,16 +2,16 @@
  * Starting and stopping one server process: open the database, migrate, build the services and the app,
  * listen, and shut down gracefully on SIGTERM/SIGINT.
  */
-import { createApp, type App } from "./app";
-import { startAdminSocket } from "./auth/admin-socket";
-import { startAuthRelay } from "./auth/auth-relay";
-import { IdentityAdmin } from "./auth/identity-admin";
+import { createApp, createRealtimeHub, type App } from "./app";
+import { startOperatorSocket } from "./operator/operator-socket";
+import { startAuthRelay } from "./broker/postgres/auth-relay";
+import { chooseBroker } from "./broker/choose-broker";
+import { IdentityDirectory } from "./auth/identity-directory";
 import type { Config } from "./config";
 import { openDatabase, type Database } from "./db/client";
 import { migrate } from "./db/migrate";
-import { startCluster } from "./cluster/cluster";
 import { describeError, log } from "./log";
-import { RealtimeHub } from "./realtime/hub";
+import type { RealtimeHub } from "./realtime/hub";
 import { createServices, type Services } from "./services";
 
 export interface RunningServer {
@@ -43,20 +43,21 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       if (applied.length > 0) log.info("migrations applied", { migrations: applied });
     }
     const services = createServices(config, database);
-    const identityAdmin = new IdentityAdmin(database.db, services.authChanges);
-    await identityAdmin.ensureBootstrapAdmin(config);
+    const identityDirectory = new IdentityDirectory(database.db, services.authChanges);
+    await identityDirectory.ensureBootstrapAdmin(config);
     const authRelay = await startAuthRelay(database, services.authChanges, { listen: true });
     cleanups.push(() => authRelay.stop());
     await options.beforeListen?.(services);
-    const realtime = new RealtimeHub(services);
+    const realtime = createRealtimeHub(services);
     cleanups.push(() => realtime.shutdown(0));
     const app = createApp(services, realtime);
     app.listen({ port: config.port, hostname: config.host });
     realtime.attach(app.server!);
     // With PostgreSQL, other instances may serve the same conversations: relay frames and presence.
-    const cluster = await startCluster(services, realtime);
-    if (cluster) cleanups.push(() => cluster.stop());
-    const adminSocket = config.adminSocket ? await startAdminSocket(config.adminSocket, identityAdmin) : undefined;
+    const broker = chooseBroker(config, database);
+    await realtime.useBroker(broker);
+    cleanups.push(() => broker.stop());
+    const adminSocket = config.adminSocket ? await startOperatorSocket(config.adminSocket, identityDirectory) : undefined;
     const port = app.server!.port!;
     const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
 
@@ -74,7 +75,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
           server.stop(true);
         }
         // After the sockets closed, so that the other instances heard their presence end.
-        await cluster?.stop();
+        realtime.dropBroker();
+        await broker.stop();
         await authRelay.stop();
         await database.close();
       })());

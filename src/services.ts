@@ -2,29 +2,29 @@
  * The long-lived pieces one server process is made of, built once at start (or per test) and passed to
  * the HTTP modules and the realtime layer. Nothing in here listens on a port.
  */
-import type { AuthChange } from "./auth/local-identity";
+import type { AuthChange } from "./auth/identity";
 import { LocalIdentity } from "./auth/local-identity";
 import type { IdentityProvider } from "./auth/identity";
 import { RemoteIdentity } from "./auth/remote-identity";
 import type { Config } from "./config";
 import type { Database } from "./db/client";
-import type { DomainEvent } from "./domain/events";
-import { Bus } from "./events";
+import type { DomainEvent } from "./domain/domain-events";
+import { EventBus } from "./core/event-bus";
 
 export interface Services {
   config: Config;
   database: Database;
   identity: IdentityProvider;
   /** Credential and principal changes: caches and open sockets react to them. */
-  authChanges: Bus<AuthChange>;
+  authChanges: EventBus<AuthChange>;
   /** Committed writes of the messaging domain: the realtime hub publishes them. */
-  domainEvents: Bus<DomainEvent>;
+  domainEvents: EventBus<DomainEvent>;
 }
 
 export function createServices(config: Config, database: Database): Services {
-  const authChanges = new Bus<AuthChange>();
+  const authChanges = new EventBus<AuthChange>("auth changes", (change) => ({ change: change.kind }));
   const identity = config.identityUrl
     ? new RemoteIdentity(config, authChanges)
     : new LocalIdentity(database.db, config, authChanges);
-  return { config, database, identity, authChanges, domainEvents: new Bus<DomainEvent>() };
+  return { config, database, identity, authChanges, domainEvents: new EventBus<DomainEvent>("domain events", (event) => ({ event: event.type, conversationId: event.conversationId })) };
 }

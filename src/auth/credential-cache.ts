@@ -3,8 +3,8 @@
  * instead of a database round trip. Revocation, logout, disabling a principal and membership changes
  * call `invalidate`, which takes effect at once; the TTL bounds staleness of anything else.
  */
-import type { Bus } from "../events";
-import type { AuthChange } from "./local-identity";
+import type { EventBus } from "../core/event-bus";
+import type { AuthChange } from "./identity";
 import type { Principal } from "./principal";
 
 interface Entry {
@@ -54,11 +54,16 @@ export class CredentialCache {
   }
 
   /** Empties entries as credentials are revoked and principals change, here or (relayed) on other instances. */
-  followChanges(changes: Bus<AuthChange>): void {
-    changes.on((change) => {
-      if (change.kind === "credential_revoked") this.invalidate({ credentialId: change.credentialId });
-      else this.invalidate({ principalId: change.principalId });
-    });
+  followChanges(changes: EventBus<AuthChange>): void {
+    changes.on(
+      "credential cache",
+      (change) => {
+        if (change.kind === "credential_revoked") this.invalidate({ credentialId: change.credentialId });
+        else this.invalidate({ principalId: change.principalId });
+      },
+      // Inline: the request after a logout or revocation must already miss the cache.
+      { inline: true },
+    );
   }
 
   clear(): void {

@@ -11,6 +11,11 @@ export interface Credentials {
   cookie?: string;
 }
 
+/** Announced when a credential or principal changes, so caches and open sockets everywhere can react. */
+export type AuthChange =
+  | { kind: "credential_revoked"; credentialId: string }
+  | { kind: "principal_changed"; principalId: string };
+
 export type AuthFailureCode =
   | "invalid_credentials"
   | "credential_expired"

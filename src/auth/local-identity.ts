@@ -3,12 +3,13 @@
  * indexed query the first time and a map lookup after that (see CredentialCache); it never costs a
  * password hash.
  */
+import type { AuthChange } from "./identity";
 import { randomUUID } from "node:crypto";
 import { and, eq, isNull, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { rows, type Db } from "../db/client";
 import { sessions } from "../db/schema";
-import type { Bus } from "../events";
+import type { EventBus } from "../core/event-bus";
 import { CredentialCache } from "./credential-cache";
 import type { AuthOutcome, AuthReply, Credentials, IdentityProvider, LoginRequest } from "./identity";
 import { SESSION_COOKIE } from "./identity";
@@ -22,11 +23,6 @@ import {
   parseSessionToken,
   sameHash,
 } from "./secrets";
-
-/** Announced when a credential or principal changes, so caches and open sockets everywhere can react. */
-export type AuthChange =
-  | { kind: "credential_revoked"; credentialId: string }
-  | { kind: "principal_changed"; principalId: string };
 
 interface PrincipalColumns {
   principal_id: string;
@@ -85,7 +81,7 @@ export class LocalIdentity implements IdentityProvider {
   constructor(
     private readonly db: Db,
     private readonly config: Config,
-    private readonly changes: Bus<AuthChange>,
+    private readonly changes: EventBus<AuthChange>,
   ) {
     this.cache = new CredentialCache(config.credentialCacheMs);
     this.limiter = new LoginLimiter(config.loginMaxFailures, config.loginWindowMs);

@@ -10,13 +10,13 @@
  * which would tell a client with a good credential to throw it away).
  */
 import type { Config } from "../config";
-import type { Bus } from "../events";
-import { badGateway } from "../http/errors";
+import type { EventBus } from "../core/event-bus";
+import { fail } from "../core/errors";
 import { describeError, log } from "../log";
 import { CredentialCache } from "./credential-cache";
 import { LoginLimiter, loginLimitKeys, rateLimitedReply } from "./login-limiter";
 import type { AuthOutcome, AuthReply, Credentials, IdentityProvider, LoginRequest } from "./identity";
-import type { AuthChange } from "./local-identity";
+import type { AuthChange } from "./identity";
 import type { OrgMembership, Principal, PrincipalType } from "./principal";
 import { hashSecret } from "./secrets";
 
@@ -51,7 +51,7 @@ interface ApiKeyVerification {
 const NEGATIVE_STATUSES = new Set([400, 401, 403]);
 const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
-const identityUnavailable = () => badGateway("The identity service is unavailable", "identity_unavailable");
+const identityUnavailable = () => fail.identity_unavailable("The identity service is unavailable");
 const invalid = (message: string): AuthOutcome => ({ ok: false, code: "invalid_credentials", message });
 
 function strings(value: unknown): string[] {
@@ -84,7 +84,7 @@ export class RemoteIdentity implements IdentityProvider {
 
   constructor(
     private readonly config: Config,
-    private readonly changes: Bus<AuthChange>,
+    private readonly changes: EventBus<AuthChange>,
   ) {
     if (!config.identityUrl) throw new Error("RemoteIdentity needs IDENTITY_URL");
     this.baseUrl = config.identityUrl;

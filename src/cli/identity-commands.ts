@@ -3,9 +3,9 @@
  * its --help), turns them into the arguments of one identity operation and prints the result. Values
  * meant for scripts (a new user's id, a new key) are printed alone on stdout; notes go to stderr.
  */
-import type { KeySummary, OrgSummary, UserSummary } from "../auth/identity-admin";
-import type { AdminOperation } from "../auth/admin-operations";
-import { parseOrgReference } from "../auth/admin-input";
+import type { KeySummary, OrgSummary, UserSummary } from "../auth/identity-directory";
+import type { OperatorOperation } from "../operator/operations";
+import { parseOrgReference } from "../auth/identity-input";
 import { loadConfig } from "../config";
 import { setLogLevel } from "../log";
 import { SERVICE_NAME } from "../version";
@@ -28,7 +28,7 @@ interface Subcommand {
   flags: Record<string, FlagSpec>;
   /** Names of the positional arguments, all required. */
   positionals?: string[];
-  run(args: ParsedArgs, call: (operation: AdminOperation, args: unknown) => Promise<any>, io: Io): Promise<void>;
+  run(args: ParsedArgs, call: (operation: OperatorOperation, args: unknown) => Promise<any>, io: Io): Promise<void>;
 }
 
 const COMMON_FLAGS: Record<string, FlagSpec> = {

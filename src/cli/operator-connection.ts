@@ -4,17 +4,17 @@
  * nothing answers on the socket, the CLI opens the database itself and runs the same operation; on
  * PostgreSQL it then announces the change with NOTIFY so that running instances drop their caches.
  */
-import { runAdminOperation, type AdminOperation } from "../auth/admin-operations";
-import { ADMIN_PROTOCOL_PREFIX } from "../auth/admin-socket";
-import { startAuthRelay } from "../auth/auth-relay";
-import { IdentityAdmin } from "../auth/identity-admin";
-import type { AuthChange } from "../auth/local-identity";
+import { runOperatorOperation, type OperatorOperation } from "../operator/operations";
+import { OPERATOR_PROTOCOL_PREFIX } from "../operator/operator-socket";
+import { startAuthRelay } from "../broker/postgres/auth-relay";
+import { IdentityDirectory } from "../auth/identity-directory";
+import type { AuthChange } from "../auth/identity";
 import type { Config } from "../config";
 import { openDatabase } from "../db/client";
 import { DataDirInUseError } from "../db/data-dir-lock";
 import { migrate } from "../db/migrate";
-import { Bus } from "../events";
-import { AppError } from "../http/errors";
+import { EventBus } from "../core/event-bus";
+import { AppError, isErrorCode, type ErrorCode } from "../core/errors";
 
 /** How long an operation through the socket may take (password hashing included). */
 const SOCKET_TIMEOUT_MS = 30_000;
@@ -31,10 +31,10 @@ function isNobodyThere(error: unknown): boolean {
   return code === "ENOENT" || code === "ECONNREFUSED" || code === "ENOTSOCK" || code === "FailedToOpenSocket";
 }
 
-async function throughSocket(path: string, operation: AdminOperation, args: unknown): Promise<{ result: unknown } | undefined> {
+async function throughSocket(path: string, operation: OperatorOperation, args: unknown): Promise<{ result: unknown } | undefined> {
   let response: Response;
   try {
-    response = await fetch(`http://admin${ADMIN_PROTOCOL_PREFIX}${operation}`, {
+    response = await fetch(`http://admin${OPERATOR_PROTOCOL_PREFIX}${operation}`, {
       unix: path,
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -50,12 +50,12 @@ async function throughSocket(path: string, operation: AdminOperation, args: unkn
   }
   const body = (await response.json().catch(() => ({}))) as { result?: unknown; error?: string; code?: string };
   if (!response.ok) {
-    throw new AppError(response.status, body.code ?? "admin_error", body.error ?? `the server answered ${response.status}`);
+    throw isErrorCode(body.code ?? "") ? new AppError(body.code as ErrorCode, body.error) : new Error(body.error ?? `the server answered ${response.status}`);
   }
   return { result: body.result };
 }
 
-async function directly(config: Config, socketPath: string | undefined, operation: AdminOperation, args: unknown): Promise<unknown> {
+async function directly(config: Config, socketPath: string | undefined, operation: OperatorOperation, args: unknown): Promise<unknown> {
   let database;
   try {
     database = await openDatabase({ databaseUrl: config.databaseUrl, poolSize: 2, dataDir: config.dataDir });
@@ -71,10 +71,10 @@ async function directly(config: Config, socketPath: string | undefined, operatio
   try {
     // A fresh data directory or database: the same migrations the server would apply at start.
     await migrate(database.db);
-    const changes = new Bus<AuthChange>();
+    const changes = new EventBus<AuthChange>("auth changes");
     const relay = await startAuthRelay(database, changes, { listen: false });
     try {
-      return await runAdminOperation(new IdentityAdmin(database.db, changes), operation, args);
+      return await runOperatorOperation(new IdentityDirectory(database.db, changes), operation, args);
     } finally {
       await relay.stop();
     }
@@ -83,7 +83,7 @@ async function directly(config: Config, socketPath: string | undefined, operatio
   }
 }
 
-export async function runOperation(target: OperatorTarget, operation: AdminOperation, args: unknown): Promise<unknown> {
+export async function runOperation(target: OperatorTarget, operation: OperatorOperation, args: unknown): Promise<unknown> {
   const socketPath = target.socketPath ?? target.config.adminSocket;
   if (socketPath) {
     const answer = await throughSocket(socketPath, operation, args);

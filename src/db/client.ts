@@ -24,6 +24,8 @@ export interface Database {
   db: Db;
   /** postgres.js client, for LISTEN/NOTIFY; absent on the embedded database. */
   pg?: postgres.Sql;
+  /** The PostgreSQL URL, for connections of their own (the NOTIFY senders); absent on the embedded database. */
+  url?: string;
   /**
    * A fixed statement with numbered parameters, for the hot path. On PostgreSQL it is a named prepared
    * statement on each pooled connection (parsed and planned once per connection, not per call).
@@ -95,6 +97,7 @@ export async function openPostgres(url: string, poolSize: number): Promise<Datab
     kind: "postgres",
     db,
     pg,
+    url,
     async query<T>(text: string, params: unknown[]) {
       return (await pg.unsafe(text, params as never[], { prepare: true })) as unknown as T[];
     },

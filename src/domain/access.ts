@@ -6,7 +6,7 @@ import { and, eq } from "drizzle-orm";
 import { ENTITLEMENT, hasEntitlement, isSystemAdmin, type Principal } from "../auth/principal";
 import type { Executor } from "../db/client";
 import { conversations, participants, type ConversationRow, type ParticipantRow } from "../db/schema";
-import { forbidden, notFound } from "../http/errors";
+import { fail, notFound } from "../core/errors";
 
 export type ConversationRole = ParticipantRow["role"];
 
@@ -43,11 +43,22 @@ export async function requireParticipant(
 ): Promise<Required<ConversationAccess>> {
   const conversation = await loadConversation(db, conversationId);
   const participant = await findParticipant(db, conversationId, principal.id);
-  if (!participant) throw forbidden("You are not a participant of this conversation", "not_participant");
+  if (!participant) throw fail.not_participant("You are not a participant of this conversation");
   if (roles && !roles.includes(participant.role)) {
-    throw forbidden(`This needs the role ${roles.join(" or ")} in the conversation`, "insufficient_role");
+    throw fail.insufficient_role(`This needs the role ${roles.join(" or ")} in the conversation`);
   }
   return { conversation, participant };
+}
+
+/** Typing is a write: participants only, not read-only observers. */
+export async function requireTypist(db: Executor, principal: Principal, conversationId: string): Promise<void> {
+  await requireParticipant(db, principal, conversationId);
+}
+
+/** Who participates in a conversation now (principal ids): memberships end when they are not in it. */
+export async function currentMembers(db: Executor, conversationId: string): Promise<Set<string>> {
+  const rows = await db.select({ user_id: participants.user_id }).from(participants).where(eq(participants.conversation_id, conversationId));
+  return new Set(rows.map((row) => row.user_id));
 }
 
 /** Readers: participants, system admins, and agents entitled to observe (read-only). */
@@ -74,5 +85,5 @@ export async function requireReader(db: Executor, principal: Principal, conversa
   const participant = await findParticipant(db, conversationId, principal.id);
   if (participant) return { conversation, participant };
   if (mayObserve(principal) && inOrgScope(principal, conversation.org_id)) return { conversation };
-  throw forbidden("You are not a participant of this conversation", "not_participant");
+  throw fail.not_participant("You are not a participant of this conversation");
 }

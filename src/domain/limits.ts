@@ -2,7 +2,7 @@
  * Input rules beyond what a schema can say: sizes in bytes, content types, JSON that must parse.
  */
 import type { Config } from "../config";
-import { badRequest, tooLarge } from "../http/errors";
+import { fail } from "../core/errors";
 
 /** Deeper JSON overflows the stack of a serialiser or of the database's parser; no real payload nests this far. */
 export const MAX_METADATA_DEPTH = 64;
@@ -22,21 +22,21 @@ export function checkMetadata(config: Config, metadata: Record<string, unknown> 
   while (pending.length > 0) {
     const [value, depth] = pending.pop()!;
     if (typeof value === "string") {
-      if (!isStorableText(value)) throw badRequest("metadata holds a NUL character or an unpaired surrogate", "invalid_text");
+      if (!isStorableText(value)) throw fail.invalid_text("metadata holds a NUL character or an unpaired surrogate");
     } else if (value !== null && typeof value === "object") {
-      if (depth > MAX_METADATA_DEPTH) throw badRequest(`metadata nests deeper than ${MAX_METADATA_DEPTH} levels`, "metadata_too_deep");
+      if (depth > MAX_METADATA_DEPTH) throw fail.metadata_too_deep(`metadata nests deeper than ${MAX_METADATA_DEPTH} levels`);
       if (Array.isArray(value)) {
         for (const item of value) pending.push([item, depth + 1]);
       } else {
         for (const [key, item] of Object.entries(value)) {
-          if (!isStorableText(key)) throw badRequest("metadata holds a NUL character or an unpaired surrogate", "invalid_text");
+          if (!isStorableText(key)) throw fail.invalid_text("metadata holds a NUL character or an unpaired surrogate");
           pending.push([item, depth + 1]);
         }
       }
     }
   }
   if (Buffer.byteLength(JSON.stringify(metadata)) > config.maxMessageBytes) {
-    throw tooLarge(`metadata exceeds ${config.maxMessageBytes} bytes`);
+    throw fail.too_large(`metadata exceeds ${config.maxMessageBytes} bytes`);
   }
 }
 
@@ -46,23 +46,23 @@ const CONTENT_TYPE = /^(?:[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9][a-z0-9!#$&^
 /** `event` is reserved for control messages, which only POST /control creates. */
 export function normaliseContentType(contentType: string | undefined): string {
   const value = (contentType ?? "text/plain").trim();
-  if (!CONTENT_TYPE.test(value)) throw badRequest("contentType must be a media type (type/subtype) or a short token", "invalid_content_type");
-  if (value.toLowerCase() === "event") throw badRequest("contentType event is reserved for control events", "reserved_content_type");
+  if (!CONTENT_TYPE.test(value)) throw fail.invalid_content_type("contentType must be a media type (type/subtype) or a short token");
+  if (value.toLowerCase() === "event") throw fail.reserved_content_type("contentType event is reserved for control events");
   return value;
 }
 
 export function checkContent(config: Config, content: string, contentType: string): void {
-  if (content.length === 0 || content.trim().length === 0) throw badRequest("content must not be empty", "empty_content");
+  if (content.length === 0 || content.trim().length === 0) throw fail.empty_content("content must not be empty");
   // Cheap bound first: a JS string's UTF-8 size is at most 3 bytes per UTF-16 unit.
   if (content.length * 3 > config.maxMessageBytes && Buffer.byteLength(content) > config.maxMessageBytes) {
-    throw tooLarge(`content exceeds ${config.maxMessageBytes} bytes`);
+    throw fail.too_large(`content exceeds ${config.maxMessageBytes} bytes`);
   }
-  if (!isStorableText(content)) throw badRequest("content holds a NUL character or an unpaired surrogate", "invalid_text");
+  if (!isStorableText(content)) throw fail.invalid_text("content holds a NUL character or an unpaired surrogate");
   if (contentType.toLowerCase().startsWith("application/json")) {
     try {
       JSON.parse(content);
     } catch {
-      throw badRequest("content is not valid JSON, as contentType application/json requires", "invalid_json_content");
+      throw fail.invalid_json_content("content is not valid JSON, as contentType application/json requires");
     }
   }
 }

@@ -7,8 +7,9 @@ import { Elysia } from "elysia";
 import type { Config } from "../config";
 import { extractCredentials, hasCredentials, type IdentityProvider } from "../auth/identity";
 import { isOrgMember, type Principal } from "../auth/principal";
-import { AppError, forbidden, tooLarge, unauthorized } from "./errors";
-import { readScope, type Scope } from "./scope";
+import { AppError, fail } from "../core/errors";
+import type { Scope } from "../core/scope";
+import { readScope } from "./scope";
 
 export interface RequestState {
   requestId: string;
@@ -64,7 +65,7 @@ export async function admitRequest(request: Request, ip: string, deps: GateDeps)
 
   const length = Number(request.headers.get("content-length") ?? 0);
   if (length > deps.config.maxBodyBytes) {
-    throw tooLarge(`Request body exceeds ${deps.config.maxBodyBytes} bytes`);
+    throw fail.too_large(`Request body exceeds ${deps.config.maxBodyBytes} bytes`);
   }
   state.scope = readScope(request.headers, deps.config.env);
 
@@ -77,11 +78,11 @@ export async function admitRequest(request: Request, ip: string, deps: GateDeps)
   if (hasCredentials(credentials)) {
     const outcome = await deps.identity.authenticate(credentials);
     if (outcome?.ok) state.principal = outcome.principal;
-    else if (outcome && !isPublic) throw new AppError(401, outcome.code, outcome.message);
+    else if (outcome && !isPublic) throw new AppError(outcome.code, outcome.message);
   }
-  if (!isPublic && !state.principal) throw unauthorized();
+  if (!isPublic && !state.principal) throw fail.unauthorized();
   if (state.principal && state.scope.orgId && !isOrgMember(state.principal, state.scope.orgId)) {
-    throw forbidden("You are not a member of the organization named by X-Org-Id", "org_forbidden");
+    throw fail.org_forbidden("You are not a member of the organization named by X-Org-Id");
   }
   return state;
 }
@@ -105,6 +106,6 @@ export const requestContext = new Elysia({ name: "request-context" }).derive({ a
 export const authenticated = new Elysia({ name: "authenticated" })
   .use(requestContext)
   .derive({ as: "scoped" }, ({ principal }) => {
-    if (!principal) throw unauthorized();
+    if (!principal) throw fail.unauthorized();
     return { principal };
   });

@@ -4,7 +4,7 @@
 import { t } from "elysia";
 import { FormatRegistry, type StringOptions } from "@sinclair/typebox";
 import { isStorableText } from "../domain/limits";
-import { badRequest } from "../http/errors";
+import { fail } from "../core/errors";
 
 /**
  * PostgreSQL text and jsonb cannot hold U+0000, and jsonb refuses unpaired UTF-16 surrogates. Strings that
@@ -63,10 +63,10 @@ export async function jsonBodyOnly({ request }: { request: Request }, contentTyp
   // No body at all (DELETE, POST /join) passes whatever the headers say; the route's schema decides.
   if (text === "") return undefined;
   if (!/^application\/(?:[\w.-]+\+)?json$/i.test(contentType.trim())) {
-    throw badRequest("Request body must be JSON (Content-Type: application/json)", "unsupported_media_type");
+    throw fail.unsupported_media_type("Request body must be JSON (Content-Type: application/json)");
   }
   const body: unknown = JSON.parse(text);
-  if (body === null || typeof body !== "object" || Array.isArray(body)) throw badRequest("Request body must be a JSON object");
-  if (nestsDeeperThan(body, MAX_BODY_DEPTH)) throw badRequest(`Request body nests deeper than ${MAX_BODY_DEPTH} levels`);
+  if (body === null || typeof body !== "object" || Array.isArray(body)) throw fail.invalid_input("Request body must be a JSON object");
+  if (nestsDeeperThan(body, MAX_BODY_DEPTH)) throw fail.invalid_input(`Request body nests deeper than ${MAX_BODY_DEPTH} levels`);
   return body;
 }

@@ -3,27 +3,33 @@
  * changed principal (disabled, new grants) is authenticated again with the credential the socket opened
  * with, keeping the socket only if that still succeeds.
  */
+import type { AuthChange } from "../auth/identity";
+import type { IdentityProvider } from "../auth/identity";
+import type { EventBus } from "../core/event-bus";
 import { describeError, log } from "../log";
-import { requireReader } from "../domain/access";
 import { CLOSE, type Connection } from "./connection";
 import { errorFrame } from "./frames";
 import type { RealtimeHub } from "./hub";
 
-export function closeOnAuthChanges(hub: RealtimeHub): () => void {
-  return hub.services.authChanges.on((change) => {
+export function closeOnAuthChanges(hub: RealtimeHub, identity: IdentityProvider, authChanges: EventBus<AuthChange>): () => void {
+  return authChanges.on(
+    "open sockets follow their credential",
+    (change) => {
     if (change.kind === "credential_revoked") {
       for (const connection of [...hub.connections()]) {
         if (connection.principal.credential.id === change.credentialId) connection.close(CLOSE.unauthorized, "credential revoked");
       }
       return;
     }
-    for (const connection of [...hub.connectionsOf(change.principalId)]) void reauthenticate(hub, connection);
-  });
+    for (const connection of [...hub.connectionsOf(change.principalId)]) void reauthenticate(hub, identity, connection);
+    },
+    { inline: true },
+  );
 }
 
-async function reauthenticate(hub: RealtimeHub, connection: Connection): Promise<void> {
+async function reauthenticate(hub: RealtimeHub, identity: IdentityProvider, connection: Connection): Promise<void> {
   try {
-    const outcome = await hub.services.identity.authenticate(connection.credentials);
+    const outcome = await identity.authenticate(connection.credentials);
     if (connection.closed) return;
     if (!outcome?.ok) {
       connection.close(CLOSE.unauthorized, outcome?.message ?? "authentication required");
@@ -42,7 +48,7 @@ async function recheckObserved(hub: RealtimeHub, connection: Connection): Promis
   for (const [conversationId, joined] of [...connection.joined]) {
     if (!joined.observer) continue;
     try {
-      await requireReader(hub.services.database.db, connection.principal, conversationId);
+      await hub.store.authorizeReader(connection.principal, conversationId);
     } catch {
       hub.unsubscribe(connection, conversationId);
       connection.send(errorFrame("access_revoked", "You may no longer watch this conversation", "join:conversation"));

@@ -3,7 +3,7 @@
  */
 import type { Credentials } from "../auth/identity";
 import type { Principal } from "../auth/principal";
-import type { Scope } from "../http/scope";
+import type { Scope } from "../core/scope";
 import type { TopicFrame } from "./frames";
 import { FrameRateLimit } from "./rate-limit";
 

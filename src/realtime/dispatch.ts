@@ -4,59 +4,59 @@
  * handler returns its ack result as JSON text, so a stored message goes out as the bytes the domain
  * serialised.
  */
-import { requireParticipant } from "../domain/access";
-import { AppError, isDatabaseUnavailable } from "../http/errors";
+import { AppError, fail } from "../core/errors";
+import { isDatabaseUnavailable } from "../core/database-errors";
 import { describeError, log } from "../log";
 import { sendControl } from "../modules/control/service";
 import { deleteMessage, editMessage, sendMessage } from "../modules/messages/service";
 import { CLOSE, type Connection } from "./connection";
-import type { ClientEvent } from "./events";
+import type { ClientEvent } from "./wire-events";
 import { ackErrorFrame, ackFrame, errorFrame, serverFrame } from "./frames";
 import type { RealtimeHub } from "./hub";
+import type { Services } from "../services";
 import { conversationIdOf, parseClientFrame, type AckId, type ClientPayload } from "./protocol";
 
-type Handler<E extends ClientEvent> = (hub: RealtimeHub, connection: Connection, data: ClientPayload<E>) => Promise<string>;
+type Handler<E extends ClientEvent> = (hub: RealtimeHub, services: Services, connection: Connection, data: ClientPayload<E>) => Promise<string>;
 
 const serverTime = () => JSON.stringify({ serverTime: new Date().toISOString() });
 
 const HANDLERS: { [E in ClientEvent]: Handler<E> } = {
-  "join:conversation": async (hub, connection, data) =>
+  "join:conversation": async (hub, _services, connection, data) =>
     JSON.stringify(await hub.join(connection, conversationIdOf(data), typeof data === "string" ? undefined : data.since)),
 
-  "leave:conversation": async (hub, connection, data) => {
+  "leave:conversation": async (hub, _services, connection, data) => {
     const conversationId = conversationIdOf(data);
     hub.leave(connection, conversationId);
     return JSON.stringify({ conversationId });
   },
 
-  "message:send": async (hub, connection, { conversationId, ...input }) =>
-    (await sendMessage(hub.services, connection.principal, conversationId, input, connection.scope)).json,
+  "message:send": async (_hub, services, connection, { conversationId, ...input }) =>
+    (await sendMessage(services, connection.principal, conversationId, input, connection.scope)).json,
 
-  "message:edit": async (hub, connection, { messageId, conversationId, content, contentType }) =>
-    (await editMessage(hub.services, connection.principal, { messageId, conversationId }, { content, contentType })).json,
+  "message:edit": async (_hub, services, connection, { messageId, conversationId, content, contentType }) =>
+    (await editMessage(services, connection.principal, { messageId, conversationId }, { content, contentType })).json,
 
-  "message:delete": async (hub, connection, { messageId, conversationId }) => {
-    const deleted = await deleteMessage(hub.services, connection.principal, { messageId, conversationId });
+  "message:delete": async (_hub, services, connection, { messageId, conversationId }) => {
+    const deleted = await deleteMessage(services, connection.principal, { messageId, conversationId });
     return JSON.stringify({ id: deleted.id, conversationId: deleted.conversationId });
   },
 
-  "control:send": async (hub, connection, { conversationId, ...input }) =>
-    (await sendControl(hub.services, connection.principal, conversationId, input, connection.scope)).json,
+  "control:send": async (_hub, services, connection, { conversationId, ...input }) =>
+    (await sendControl(services, connection.principal, conversationId, input, connection.scope)).json,
 
-  "typing:start": async (hub, connection, data) => {
+  "typing:start": async (hub, _services, connection, data) => {
     const conversationId = conversationIdOf(data);
-    // Typing is a write: participants only, not read-only observers.
-    await requireParticipant(hub.services.database.db, connection.principal, conversationId);
+    await hub.store.authorizeTyping(connection.principal, conversationId);
     hub.typing.start(connection, conversationId);
     return "{}";
   },
 
-  "typing:stop": async (hub, connection, data) => {
+  "typing:stop": async (hub, _services, connection, data) => {
     hub.typing.stop(connection, conversationIdOf(data));
     return "{}";
   },
 
-  "presence:update": async (hub, connection, { status }) => {
+  "presence:update": async (hub, _services, connection, { status }) => {
     hub.presence.update(connection, status);
     return JSON.stringify({ status });
   },
@@ -64,20 +64,24 @@ const HANDLERS: { [E in ClientEvent]: Handler<E> } = {
   ping: async () => serverTime(),
 };
 
-/** An error as the client sees it: AppError keeps its code and message; anything else stays internal. */
-function clientErrorOf(error: unknown, connection: Connection, event: string): { code: string; message: string } {
-  if (error instanceof AppError) return { code: error.code, message: error.message };
-  if (isDatabaseUnavailable(error)) return { code: "database_unavailable", message: "Database unavailable" };
-  log.error("socket frame failed", { connectionId: connection.id, principal: connection.principal.id, event, ...describeError(error) });
-  return { code: "internal_error", message: "Internal server error" };
+/**
+ * The WebSocket's one error mapper: what a client is told when a frame fails. AppError keeps its catalogue
+ * code and message (the same as REST would answer); anything else is logged and stays internal.
+ */
+export function socketErrorOf(error: unknown, context: { connectionId?: string; principal?: string; event?: string } = {}): AppError {
+  if (error instanceof AppError) return error;
+  if (isDatabaseUnavailable(error)) return fail.database_unavailable();
+  log.error("socket frame failed", { ...context, ...describeError(error) });
+  return fail.internal_error();
 }
 
-function reject(connection: Connection, ack: AckId | undefined, code: string, message: string, event?: string): void {
-  connection.send(ack !== undefined ? ackErrorFrame(ack, code, message) : errorFrame(code, message, event));
+/** An ack error when the frame asked for an ack, else an `error` frame naming the event. */
+function reject(connection: Connection, ack: AckId | undefined, error: AppError, event?: string): void {
+  connection.send(ack !== undefined ? ackErrorFrame(ack, error.code, error.message) : errorFrame(error.code, error.message, event));
 }
 
 /** Entry point for every text or binary frame a client sends. */
-export function receiveFrame(hub: RealtimeHub, connection: Connection, message: unknown): void {
+export function receiveFrame(hub: RealtimeHub, services: Services, connection: Connection, message: unknown): void {
   if (connection.closed) return;
   if (!connection.rate.take()) {
     if (connection.rate.isFlooding()) {
@@ -86,23 +90,22 @@ export function receiveFrame(hub: RealtimeHub, connection: Connection, message: 
     }
     const ack = typeof message === "object" && message !== null ? (message as { ack?: unknown }).ack : undefined;
     const retry = connection.rate.retryAfterSeconds().toFixed(2);
-    reject(connection, typeof ack === "string" || typeof ack === "number" ? ack : undefined, "rate_limited", `Too many frames; retry in ${retry} s`);
+    reject(connection, typeof ack === "string" || typeof ack === "number" ? ack : undefined, fail.rate_limited(`Too many frames; retry in ${retry} s`));
     return;
   }
   const frame = parseClientFrame(message);
-  if (!frame.ok) return reject(connection, frame.ack, frame.code, frame.message, frame.event);
-  if (hub.shuttingDown) return reject(connection, frame.ack, "shutting_down", "The server is shutting down", frame.event);
+  if (!frame.ok) return reject(connection, frame.ack, new AppError(frame.code, frame.message), frame.event);
+  if (hub.shuttingDown) return reject(connection, frame.ack, fail.shutting_down(), frame.event);
 
   const { event, data, ack } = frame;
   hub.run(connection, async () => {
     if (connection.closed) return;
     try {
-      const result = await (HANDLERS[event] as Handler<ClientEvent>)(hub, connection, data as never);
+      const result = await (HANDLERS[event] as Handler<ClientEvent>)(hub, services, connection, data as never);
       if (ack !== undefined) connection.send(ackFrame(ack, result));
       else if (event === "ping") connection.send(serverFrame("pong", JSON.parse(result)));
     } catch (error) {
-      const { code, message } = clientErrorOf(error, connection, event);
-      reject(connection, ack, code, message, event);
+      reject(connection, ack, socketErrorOf(error, { connectionId: connection.id, principal: connection.principal.id, event }), event);
     }
   });
 }

@@ -2,10 +2,10 @@
  * Server frames as strings. A frame is serialised once, here, and the same bytes go to every subscriber:
  * Bun's publish copies them into each socket's buffer without re-encoding.
  */
-import type { DomainEvent } from "../domain/events";
+import { controlBroadcastOf } from "../domain/control-events";
+import type { DomainEvent } from "../domain/domain-events";
 import type { MessageResource, ParticipantResource } from "../domain/resources";
-import { controlBroadcastOf } from "../modules/control/service";
-import type { ServerEvent } from "./events";
+import type { ServerEvent } from "./wire-events";
 
 export type PresenceStatus = "online" | "away" | "busy" | "offline";
 
@@ -66,9 +66,10 @@ export function typingFrame(event: "typing:started" | "typing:stopped", conversa
 
 /**
  * What a committed domain event looks like on the wire. Pure: the same event always gives the same frame,
- * and nothing here knows about sockets.
+ * and nothing here knows about sockets. Undefined for events no conversation topic hears (a new
+ * conversation has no subscribers yet).
  */
-export function frameOfDomainEvent(event: DomainEvent): TopicFrame {
+export function frameOfDomainEvent(event: DomainEvent): TopicFrame | undefined {
   const conversationId = event.conversationId;
   switch (event.type) {
     case "message.created":
@@ -93,6 +94,8 @@ export function frameOfDomainEvent(event: DomainEvent): TopicFrame {
       };
     case "participant.updated":
       return { conversationId, frame: serverFrame("participant:updated", participantPayload(event.participant)) };
+    case "conversation.created":
+      return undefined;
     case "conversation.updated":
       return { conversationId, frame: serverFrame("conversation:updated", event.conversation), reload: { conversation: true } };
     case "conversation.deleted":
@@ -101,12 +104,18 @@ export function frameOfDomainEvent(event: DomainEvent): TopicFrame {
 }
 
 /**
- * The live frame of a stored message, read back from the database: `message:new`, or the `stream.*`
- * event for a control message. A deleted message keeps its place but not its content.
+ * How a message read back from the database reaches a client; the one rule, for every path:
+ * - "live": it stands in for the frame its write announced (a gap filled from the database, a catch-up
+ *   after a lost connection), so it is that frame: `message:new`, or the `stream.*` event for a control
+ *   message.
+ * - "replay": history before the live stream (`join:conversation` with `since`) is a timeline of stored
+ *   messages, all as `message:new`; a control message shows as such (`content_type: "event"`, the event
+ *   in `metadata.control`).
+ * A deleted message keeps its place (sequence, `deleted_at`) but not its content.
  */
-export function frameOfStoredMessage(message: MessageResource): TopicFrame {
+export function frameOfStoredMessage(message: MessageResource, delivery: "live" | "replay"): TopicFrame {
   const conversationId = message.conversation_id;
-  if (message.content_type === "event" && !message.deleted_at) {
+  if (delivery === "live" && message.content_type === "event" && !message.deleted_at) {
     const control = controlBroadcastOf(message);
     return { conversationId, frame: serverFrame(control.event as ServerEvent, control), sequence: message.sequence };
   }

@@ -3,34 +3,31 @@
  * sockets.
  *
  * Every committed domain event (REST or WebSocket alike) becomes one pre-serialised frame
- * (`frameOfDomainEvent`) handed to `deliver`, which publishes it once on the conversation's Bun topic.
- * A relay from other instances would call `deliver` with frames it received; nothing else sends to topics.
+ * (`frameOfDomainEvent`) handed to `deliver`, which publishes it once on the conversation's Bun topic and
+ * hands it to the broker for the other instances; frames from other instances come back through
+ * `deliverRemote`. Nothing else sends to topics. Joining with a replay is in ./join.ts.
  *
- * Joining with `since` replays from the database without loss or duplicates: the connection is first
- * registered as joining, so live frames for the conversation are buffered for it; the replay query runs;
- * then, in one synchronous step, the replay is sent, the buffered frames above the replayed sequence
- * follow, and the socket subscribes to the topic. JavaScript runs that step without interruption, so no
- * frame can fall between replay and live.
+ * The hub runs no SQL and knows no broker implementation: it reads through a RealtimeStore (./store.ts)
+ * and relays through a Broker (./broker.ts).
  */
 import type { Server } from "bun";
 import { extractCredentials } from "../auth/identity";
 import type { Principal } from "../auth/principal";
-import { eq } from "drizzle-orm";
-import { conversations, messages, participants, type MessageRow } from "../db/schema";
-import { requireReader } from "../domain/access";
-import { toConversation, toMessage } from "../domain/resources";
-import { forbidden } from "../http/errors";
-import type { Scope } from "../http/scope";
-import { describeError, log } from "../log";
-import { messagesSince } from "../modules/messages/service";
-import type { Services } from "../services";
-import { CLOSE, Connection, type PendingJoin, type RealtimeSocket } from "./connection";
-import { closeOnAuthChanges } from "./auth-watch";
+import type { Config } from "../config";
+import type { Scope } from "../core/scope";
+import type { DomainEvent } from "../domain/domain-events";
+import { log } from "../log";
+import { LocalBroker, type Broker, type BrokerHub, type FrameReference } from "./broker";
+import { CLOSE, Connection, type RealtimeSocket } from "./connection";
 import { frameOfDomainEvent, frameOfStoredMessage, frameWithJson, serverFrame, type TopicFrame } from "./frames";
+import { joinConversation, type JoinResult, type JoinSite } from "./join";
 import { Presence, type PresenceEntry } from "./presence";
 import { ReleaseLog, SequenceOrder } from "./sequence-order";
 import { effectiveHeartbeatMs } from "./socket-options";
+import type { RealtimeStore } from "./store";
 import { TypingIndicators } from "./typing";
+
+export type { JoinResult } from "./join";
 
 /** How often connections are checked for a full send buffer and an expired credential. */
 const SWEEP_INTERVAL_MS = 200;
@@ -38,14 +35,6 @@ const SWEEP_INTERVAL_MS = 200;
 const ORDER_IDLE_MS = 60_000;
 /** How long a frame waits for a missing predecessor before the gap is read from the database. */
 const ORDER_HOLD_MS = 50;
-/**
- * A replayed message younger than this may still have its live frame on the way (committed, not yet
- * emitted); older ones went out long ago. Compares the database's created_at with this host's clock.
- */
-const IN_FLIGHT_AGE_MS = 5_000;
-/** The longest a join waits for such frames (a gap from another instance never fills). */
-const IN_FLIGHT_WAIT_MS = 1_000;
-
 export const topicOf = (conversationId: string) => `conversation:${conversationId}`;
 
 /** What the upgrade request left for the socket: the gate's principal and scope. */
@@ -54,17 +43,6 @@ export interface UpgradeContext {
   principal?: Principal;
   scope: Scope;
   requestId: string;
-}
-
-export interface JoinResult {
-  conversationId: string;
-  /** Everything up to this sequence has been sent (or preceded `since`); later messages arrive live. */
-  lastSequence: number;
-  replayed: number;
-  /** More than the replay limit was missing: messages after `lastSequence` up to the live ones are to be paged over REST. */
-  truncated: boolean;
-  /** Extension: participants present in the conversation now. */
-  presence: ReturnType<Presence["snapshot"]>;
 }
 
 function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
@@ -80,7 +58,7 @@ function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
   if (set.size === 0) map.delete(key);
 }
 
-export class RealtimeHub {
+export class RealtimeHub implements BrokerHub {
   private server?: Server<unknown>;
   private readonly bySocket = new WeakMap<object, Connection>();
   private readonly byId = new Map<string, Connection>();
@@ -94,18 +72,18 @@ export class RealtimeHub {
   readonly presence: Presence;
   readonly typing: TypingIndicators;
   private readonly inflight = new Set<Promise<void>>();
-  private readonly detach: (() => void)[] = [];
+  private readonly teardowns: (() => void)[] = [];
   private sweepTimer?: ReturnType<typeof setInterval>;
   private sweeps = 0;
   private closing = false;
 
-  /**
-   * Where frames produced here also go, besides this instance's topics: the cross-instance relay
-   * (src/cluster/), when several instances share PostgreSQL.
-   */
-  outbound?: (frame: TopicFrame) => void;
+  private broker: Broker = new LocalBroker();
+  private readonly joinSite: JoinSite;
 
-  constructor(readonly services: Services) {
+  constructor(
+    readonly config: Config,
+    readonly store: RealtimeStore,
+  ) {
     this.order = new SequenceOrder(
       (frame) => this.fanOut(frame),
       ORDER_HOLD_MS,
@@ -118,18 +96,61 @@ export class RealtimeHub {
       // Each instance computes presence for its own subscribers; presence frames are not relayed.
       publish: (frame) => this.order.push(frame),
     });
-    this.typing = new TypingIndicators(services.config.typingTtlMs, (frame) => this.deliver(frame));
-    this.detach.push(
-      services.domainEvents.on((event) => {
-        // Emitted synchronously inside the domain call, after its commit: a failure here must not fail the write.
-        try {
-          this.deliver(frameOfDomainEvent(event));
-        } catch (error) {
-          log.error("realtime delivery failed", { event: event.type, conversationId: event.conversationId, ...describeError(error) });
-        }
-      }),
-      closeOnAuthChanges(this),
-    );
+    this.typing = new TypingIndicators(config.typingTtlMs, (frame) => this.deliver(frame));
+    this.joinSite = {
+      store,
+      replayLimit: config.replayLimit,
+      // A replay larger than half the slow-consumer limit stops early (truncated): the client asks for the
+      // rest once it has read this part, instead of the server queueing it all at once.
+      replayBudgetBytes: config.wsBackpressureBytes / 2,
+      track: (conversationId, committed) => this.order.track(conversationId, committed),
+      released: (conversationId, sequence) => this.releases.has(conversationId, sequence),
+      startJoining: (connection, conversationId, pending) => {
+        connection.joining.set(conversationId, pending);
+        addTo(this.joiners, conversationId, connection);
+      },
+      endJoining: (connection, conversationId, pending) => {
+        if (connection.joining.get(conversationId) !== pending) return;
+        connection.joining.delete(conversationId);
+        removeFrom(this.joiners, conversationId, connection);
+      },
+      unsubscribe: (connection, conversationId) => this.unsubscribe(connection, conversationId),
+      subscribe: (connection, conversationId, participant) => {
+        connection.socket.subscribe(topicOf(conversationId));
+        connection.joined.set(conversationId, { observer: !participant });
+        addTo(this.subscribers, conversationId, connection);
+        if (participant) this.presence.joined(connection, conversationId);
+        return this.presence.snapshot(conversationId);
+      },
+    };
+  }
+
+  /** The broker that carries frames and presence to other instances; started here. */
+  async useBroker(broker: Broker): Promise<void> {
+    this.broker = broker;
+    this.presence.remote = {
+      statusIn: (conversationId, principalId) => broker.remoteStatusIn(conversationId, principalId),
+      presentIn: (conversationId) => broker.remotePresentIn(conversationId),
+      announce: (entry) => broker.announcePresence(entry),
+    };
+    await broker.start(this);
+  }
+
+  /** Detaches the broker before it stops: from then on this instance relays nothing. */
+  dropBroker(): void {
+    this.broker = new LocalBroker();
+    this.presence.remote = undefined;
+  }
+
+  /** Publishes a committed domain event to its conversation's topic: the realtime delivery listener. */
+  publishDomainEvent(event: DomainEvent): void {
+    const frame = frameOfDomainEvent(event);
+    if (frame) this.deliver(frame);
+  }
+
+  /** Runs at shutdown (e.g. listeners registered on the hub's behalf). */
+  onShutdown(teardown: () => void): void {
+    this.teardowns.push(teardown);
   }
 
   /** The Bun server whose topics the hub publishes on; given once it listens. */
@@ -177,7 +198,7 @@ export class RealtimeHub {
       socket.close(CLOSE.unauthorized, "authentication required");
       return undefined;
     }
-    const { config } = this.services;
+    const { config } = this;
     const query = new URL(context.request.url).searchParams;
     const connection = new Connection(
       socket,
@@ -241,10 +262,7 @@ export class RealtimeHub {
    */
   deliver(frame: TopicFrame): void {
     this.order.push(frame);
-    if (this.outbound) {
-      const { exceptConnectionId: _local, ...relayed } = frame;
-      this.outbound(relayed);
-    }
+    this.broker.publish(frame);
   }
 
   /** A frame produced by another instance: delivered here, not sent on. */
@@ -255,26 +273,27 @@ export class RealtimeHub {
   /** Messages after `after` up to `upTo`, as the frames that announced them live. */
   private async framesFromDatabase(conversationId: string, after: number, upTo: number): Promise<TopicFrame[]> {
     if (upTo <= after) return [];
-    const rows = await messagesSince(this.services, conversationId, after, upTo - after);
-    return rows.map((row) => frameOfStoredMessage(toMessage(row)));
+    const messages = await this.store.messagesSince(conversationId, after, upTo - after);
+    return messages.map((message) => frameOfStoredMessage(message, "live"));
   }
 
   /** A relayed reference to a frame too large for a notification, read back from the database. */
-  async reloadFrame(reference: { c: string; s?: number; m?: string; cv?: 1; r?: TopicFrame["revoke"] }): Promise<TopicFrame | undefined> {
-    const { db } = this.services.database;
-    if (reference.m) {
-      const [row] = await db.select().from(messages).where(eq(messages.id, reference.m));
-      return row ? { conversationId: reference.c, frame: frameWithJson("message:updated", JSON.stringify(toMessage(row))) } : undefined;
+  async reloadFrame(reference: FrameReference): Promise<TopicFrame | undefined> {
+    const { conversationId } = reference;
+    if ("messageId" in reference) {
+      const message = await this.store.message(reference.messageId);
+      return message ? { conversationId, frame: frameWithJson("message:updated", JSON.stringify(message)) } : undefined;
     }
-    if (reference.cv) {
-      const [row] = await db.select().from(conversations).where(eq(conversations.id, reference.c));
-      return row ? { conversationId: reference.c, frame: serverFrame("conversation:updated", toConversation(row)) } : undefined;
+    if ("conversation" in reference) {
+      const conversation = await this.store.conversation(conversationId);
+      return conversation ? { conversationId, frame: serverFrame("conversation:updated", conversation) } : undefined;
     }
-    if (reference.s !== undefined) {
-      const [frame] = await this.framesFromDatabase(reference.c, reference.s - 1, reference.s);
-      return frame && { ...frame, revoke: reference.r };
-    }
-    return undefined;
+    const [frame] = await this.framesFromDatabase(conversationId, reference.sequence - 1, reference.sequence);
+    return frame && { ...frame, revoke: reference.revoke };
+  }
+
+  remotePresenceChanged(conversationId: string, userId: string, userType: string): void {
+    this.presence.remoteChanged(conversationId, userId, userType);
   }
 
   /** This instance's presence, for another instance that (re)started and asks for it. */
@@ -298,30 +317,22 @@ export class RealtimeHub {
    * conversations that were deleted.
    */
   async catchUp(): Promise<void> {
-    const { db } = this.services.database;
     for (const conversationId of new Set([...this.subscribers.keys(), ...this.joiners.keys()])) {
-      const [conversation] = await db
-        .select({ last_sequence: conversations.last_sequence })
-        .from(conversations)
-        .where(eq(conversations.id, conversationId));
-      if (!conversation) {
+      const state = await this.store.conversationState(conversationId);
+      if (!state) {
         this.deliverRemote({ conversationId, frame: serverFrame("conversation:deleted", { id: conversationId }), revoke: { everyone: true } });
         continue;
       }
-      const members = new Set(
-        (await db.select({ user_id: participants.user_id }).from(participants).where(eq(participants.conversation_id, conversationId))).map(
-          (p) => p.user_id,
-        ),
-      );
+      // Memberships that ended meanwhile end here too.
       for (const connection of [...(this.subscribers.get(conversationId) ?? [])]) {
         const joined = connection.joined.get(conversationId);
-        if (joined && !joined.observer && !members.has(connection.principal.id)) {
+        if (joined && !joined.observer && !state.members.has(connection.principal.id)) {
           this.revoke(conversationId, { principalId: connection.principal.id });
         }
       }
       const released = this.order.releasedUpTo(conversationId);
-      if (released !== undefined && conversation.last_sequence > released) {
-        for (const frame of await this.framesFromDatabase(conversationId, released, conversation.last_sequence)) this.deliverRemote(frame);
+      if (released !== undefined && state.lastSequence > released) {
+        for (const frame of await this.framesFromDatabase(conversationId, released, state.lastSequence)) this.deliverRemote(frame);
       }
     }
   }
@@ -382,107 +393,9 @@ export class RealtimeHub {
     removeFrom(this.subscribers, conversationId, connection);
   }
 
-  /**
-   * Subscribes a connection to a conversation, replaying what it missed after `since`. Joining again
-   * starts over (a client may re-join with an earlier `since` to re-read).
-   */
-  async join(connection: Connection, conversationId: string, since?: number): Promise<JoinResult> {
-    this.unsubscribe(connection, conversationId);
-    const pending: PendingJoin = { buffer: [] };
-    connection.joining.set(conversationId, pending);
-    addTo(this.joiners, conversationId, connection);
-    try {
-      const { db } = this.services.database;
-      const access = await requireReader(db, connection.principal, conversationId);
-      const committed = Number(access.conversation.last_sequence);
-      // Live frames of this conversation are ordered from here on, even if the first one to arrive is not the next.
-      this.order.track(conversationId, committed);
-      const limit = this.services.config.replayLimit;
-      let replay: MessageRow[] = [];
-      if (since !== undefined && since < committed) replay = await messagesSince(this.services, conversationId, since, limit + 1);
-      let truncated = replay.length > limit;
-      if (truncated) replay = replay.slice(0, limit);
-      // A message committed just before the replay query may not have gone out live yet. Were it to go out
-      // after the subscription, this socket would receive it twice: wait, buffering, until it has passed.
-      const awaiting = this.notYetReleased(conversationId, replay);
-      if (awaiting.size > 0 && !connection.closed && !pending.revoked) await this.settle(pending, awaiting);
-      if (connection.closed) throw forbidden("The connection closed", "connection_closed");
-      if (pending.revoked) throw forbidden("You are not a participant of this conversation", "not_participant");
-
-      // From here to the subscription nothing awaits, so no live frame can slip between replay and topic.
-      let lastSequence = since ?? committed;
-      let replayed = 0;
-      // A replay larger than half the slow-consumer limit stops early (truncated): the client asks for the
-      // rest once it has read this part, instead of the server queueing it all at once.
-      let budget = this.services.config.wsBackpressureBytes / 2;
-      connection.socket.cork(() => {
-        for (const row of replay) {
-          const message = toMessage(row);
-          const frame = frameWithJson("message:new", JSON.stringify(message));
-          if (replayed > 0 && budget - frame.length < 0) {
-            truncated = true;
-            break;
-          }
-          budget -= frame.length;
-          connection.send(frame);
-          lastSequence = message.sequence;
-          replayed++;
-        }
-        const lastReplayed = lastSequence;
-        for (const frame of pending.buffer) {
-          if (frame.sequence !== undefined) {
-            if (since !== undefined && frame.sequence <= lastReplayed) continue;
-            if (!truncated) lastSequence = Math.max(lastSequence, frame.sequence);
-          }
-          connection.send(frame.frame);
-        }
-      });
-      connection.joining.delete(conversationId);
-      removeFrom(this.joiners, conversationId, connection);
-      connection.socket.subscribe(topicOf(conversationId));
-      connection.joined.set(conversationId, { observer: !access.participant });
-      addTo(this.subscribers, conversationId, connection);
-      if (access.participant) this.presence.joined(connection, conversationId);
-      return {
-        conversationId,
-        lastSequence,
-        replayed,
-        truncated,
-        presence: this.presence.snapshot(conversationId),
-      };
-    } finally {
-      if (connection.joining.get(conversationId) === pending) {
-        connection.joining.delete(conversationId);
-        removeFrom(this.joiners, conversationId, connection);
-      }
-    }
-  }
-
-  /** Recent replayed messages whose live frame has not gone out yet. */
-  private notYetReleased(conversationId: string, replay: MessageRow[]): Set<number> {
-    const awaiting = new Set<number>();
-    const now = Date.now();
-    for (const row of replay) {
-      const sequence = Number(row.sequence);
-      const age = now - new Date(row.created_at).getTime();
-      if (age < IN_FLIGHT_AGE_MS && !this.releases.has(conversationId, sequence)) awaiting.add(sequence);
-    }
-    return awaiting;
-  }
-
-  /** Resolves when every awaited sequence has been delivered to the join's buffer, or after a bound. */
-  private settle(pending: PendingJoin, awaiting: Set<number>): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        pending.awaiting = undefined;
-        pending.settled = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, IN_FLIGHT_WAIT_MS);
-      pending.awaiting = awaiting;
-      pending.settled = done;
-    });
+  /** Subscribes a connection to a conversation, replaying what it missed after `since` (./join.ts). */
+  join(connection: Connection, conversationId: string, since?: number): Promise<JoinResult> {
+    return joinConversation(this.joinSite, connection, conversationId, since);
   }
 
   /** Stops watching a conversation (participation itself is unchanged; POST /leave ends that). */
@@ -503,7 +416,7 @@ export class RealtimeHub {
    */
   private checkAfterPublish(conversationId: string, bytes: number): void {
     const total = (this.publishedBytes.get(conversationId) ?? 0) + bytes;
-    if (total < this.services.config.wsBackpressureBytes / 2) {
+    if (total < this.config.wsBackpressureBytes / 2) {
       this.publishedBytes.set(conversationId, total);
       return;
     }
@@ -512,7 +425,7 @@ export class RealtimeHub {
   }
 
   private closeIfSlow(connection: Connection): boolean {
-    if (connection.closed || connection.socket.getBufferedAmount() <= this.services.config.wsBackpressureBytes) return false;
+    if (connection.closed || connection.socket.getBufferedAmount() <= this.config.wsBackpressureBytes) return false;
     log.warn("closing slow consumer", { connectionId: connection.id, principal: connection.principal.id });
     connection.close(CLOSE.slowConsumer, "slow consumer");
     return true;
@@ -546,6 +459,6 @@ export class RealtimeHub {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
     this.typing.clear();
-    for (const off of this.detach.splice(0)) off();
+    for (const teardown of this.teardowns.splice(0)) teardown();
   }
 }

@@ -9,7 +9,7 @@
  * `offline`, after the second closes.
  *
  * With several instances, each instance announces its local presence per (conversation, principal) and
- * learns the others' (see src/cluster/). Every instance tells its own subscribers each change of the
+ * learns the others (through the broker, src/realtime/broker.ts). Every instance tells its own subscribers each change of the
  * combined view, once: presence frames are computed on each instance, never relayed as frames, so that a
  * change seen by two instances at once (two tabs closing on two machines) still yields one `offline` per
  * watcher.

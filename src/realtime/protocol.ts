@@ -7,7 +7,7 @@ import { t, type TSchema } from "elysia";
 import { SendControlBody } from "../modules/control/model";
 import { EditMessageBody, SendMessageBody } from "../modules/messages/model";
 import { Uuid } from "../modules/shared-models";
-import { CLIENT_EVENTS, type ClientEvent } from "./events";
+import { CLIENT_EVENTS, type ClientEvent } from "./wire-events";
 
 const ConversationRef = t.Object({ conversationId: Uuid });
 /** join, leave and typing also take the bare conversation id. */

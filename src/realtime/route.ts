@@ -7,8 +7,9 @@ import { requestContext } from "../http/context";
 import { receiveFrame } from "./dispatch";
 import type { RealtimeSocket } from "./connection";
 import type { RealtimeHub, UpgradeContext } from "./hub";
+import type { Services } from "../services";
 
-export function realtimeModule(hub: RealtimeHub) {
+export function realtimeModule(hub: RealtimeHub, services: Services) {
   return new Elysia({ name: "realtime", tags: ["realtime"] })
     .use(requestContext)
     .ws("/api/ws", {
@@ -18,7 +19,7 @@ export function realtimeModule(hub: RealtimeHub) {
       },
       message(ws, message) {
         const connection = hub.connectionOf(ws.raw);
-        if (connection) receiveFrame(hub, connection, message);
+        if (connection) receiveFrame(hub, services, connection, message);
       },
       close(ws, code) {
         hub.closed(ws.raw, code);

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { createServer, type AddressInfo } from "node:net";
 import postgres from "postgres";
-import { MAX_PAYLOAD_BYTES, NotifyChannel } from "../../src/cluster/notify-channel";
+import { MAX_PAYLOAD_BYTES, NotifyChannel } from "../../src/broker/postgres/notify-channel";
 import { TEST_DATABASE_URL } from "../support/database";
 import { eventually } from "../realtime/helpers";
 

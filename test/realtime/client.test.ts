@@ -14,7 +14,7 @@ import {
   type Message,
   type Participant,
 } from "../../src/client";
-import type { ControlBroadcast as ServerControlBroadcast } from "../../src/domain/events";
+import type { ControlBroadcast as ServerControlBroadcast } from "../../src/domain/control-events";
 import type { ConversationResource, MessageResource, ParticipantResource } from "../../src/domain/resources";
 import type { JoinResult as ServerJoinResult } from "../../src/realtime/hub";
 import { startTestServer, type TestServer } from "../support/server";

@@ -3,7 +3,7 @@
  * (1001 after in-flight frames are answered).
  */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
-import { IdentityAdmin } from "../../src/auth/identity-admin";
+import { IdentityDirectory } from "../../src/auth/identity-directory";
 import { startTestServer, type TestServer } from "../support/server";
 import { eq } from "drizzle-orm";
 import { principals } from "../../src/db/schema";
@@ -14,11 +14,11 @@ import { RawTcpWebSocket } from "./raw-tcp";
 setDefaultTimeout(60_000);
 
 let server: TestServer;
-let admin: IdentityAdmin;
+let admin: IdentityDirectory;
 
 beforeAll(async () => {
   server = await startTestServer();
-  admin = new IdentityAdmin(server.server.services.database.db, server.server.services.authChanges);
+  admin = new IdentityDirectory(server.server.services.database.db, server.server.services.authChanges);
 });
 afterAll(() => server.stop());
 

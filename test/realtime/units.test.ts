@@ -4,7 +4,7 @@
  */
 import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { SequenceTracker } from "../../src/client/sequence-tracker";
-import type { DomainEvent } from "../../src/domain/events";
+import type { DomainEvent } from "../../src/domain/domain-events";
 import type { MessageResource, ParticipantResource } from "../../src/domain/resources";
 import { frameOfDomainEvent, type TopicFrame } from "../../src/realtime/frames";
 import { parseClientFrame } from "../../src/realtime/protocol";
@@ -21,7 +21,7 @@ const participant = { conversation_id: conversationId, user_id: "u1", user_type:
 describe("frameOfDomainEvent", () => {
   test("a new message wraps the JSON the domain serialised, without parsing it again", () => {
     const json = '{"id":"m1","sequence":7,"note":"kept as is"}';
-    const frame = frameOfDomainEvent({ type: "message.created", conversationId, message, json });
+    const frame = frameOfDomainEvent({ type: "message.created", conversationId, message, json })!;
     expect(frame).toEqual({ conversationId, frame: `{"event":"message:new","data":${json}}`, sequence: 7 });
     expect(JSON.parse(frame.frame)).toEqual({ event: "message:new", data: JSON.parse(json) });
   });
@@ -45,7 +45,7 @@ describe("frameOfDomainEvent", () => {
       [{ type: "conversation.deleted", conversationId }, { event: "conversation:deleted", data: { id: conversationId }, revoke: { everyone: true } }],
     ];
     for (const [event, expected] of cases) {
-      const frame = frameOfDomainEvent(event);
+      const frame = frameOfDomainEvent(event)!;
       const { event: name, data, ...rest } = expected;
       expect(JSON.parse(frame.frame).event).toBe(name);
       if (data !== undefined) expect(JSON.parse(frame.frame).data).toEqual(data);
@@ -64,7 +64,7 @@ describe("frameOfDomainEvent", () => {
       senderType: "user",
       effectiveAt: "t",
     };
-    const frame = frameOfDomainEvent({ type: "control.sent", conversationId, message, control });
+    const frame = frameOfDomainEvent({ type: "control.sent", conversationId, message, control })!;
     expect(frame.sequence).toBe(9);
     expect(JSON.parse(frame.frame)).toEqual({ event: "stream.cancel", data: control });
   });

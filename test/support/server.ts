@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import { loadConfig, type Config } from "../../src/config";
 import { apiKeys, memberships, organizations, principals, sessions } from "../../src/db/schema";
 import { formatSessionToken, hashSecret, newApiKey, newSecret } from "../../src/auth/secrets";
-import { IdentityAdmin } from "../../src/auth/identity-admin";
+import { IdentityDirectory } from "../../src/auth/identity-directory";
 import type { Database } from "../../src/db/client";
 import { startServer, type RunningServer } from "../../src/server";
 import { openTestDatabase } from "./database";
@@ -39,7 +39,7 @@ export interface TestServer {
   server: RunningServer;
   config: Config;
   /** Operator operations on this server's database, announcing changes on its AuthChange bus. */
-  admin: IdentityAdmin;
+  admin: IdentityDirectory;
   url: string;
   wsUrl: string;
   stop(): Promise<void>;
@@ -71,7 +71,7 @@ export async function startTestServer(env: Record<string, string> = {}, options:
   const testServer: TestServer = {
     server,
     config,
-    admin: new IdentityAdmin(db, server.services.authChanges),
+    admin: new IdentityDirectory(db, server.services.authChanges),
     url: server.url,
     wsUrl: server.url.replace(/^http/, "ws") + "/api/ws",
     stop: () => server.stop(),

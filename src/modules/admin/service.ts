@@ -7,14 +7,14 @@ import { isSystemAdmin, type Principal } from "../../auth/principal";
 import { conversations, messages, participants } from "../../db/schema";
 import { inOrgScope, loadConversation, orgScopeOf } from "../../domain/access";
 import { toConversation, toMessage, toParticipant } from "../../domain/resources";
-import { forbidden, notFound } from "../../http/errors";
-import type { Scope } from "../../http/scope";
+import { fail, notFound } from "../../core/errors";
+import type { Scope } from "../../core/scope";
 import type { Services } from "../../services";
 import { byLatestActivity, removeConversation } from "../conversations/service";
 import { addAs, removeParticipantAsAdmin, type ParticipantType, type Role } from "../participants/service";
 
 export function requireSystemAdmin(principal: Principal): void {
-  if (!isSystemAdmin(principal)) throw forbidden("This needs a system admin (messaging:admin)", "admin_required");
+  if (!isSystemAdmin(principal)) throw fail.admin_required("This needs a system admin (messaging:admin)");
 }
 
 /** The org filter of an admin query: the requested org (which must be in scope), else the admin's scope. */
@@ -22,7 +22,7 @@ function orgFilter(principal: Principal, requested: string | undefined, scope: S
   const orgId = requested ?? scope.orgId;
   const allowed = orgScopeOf(principal);
   if (orgId) {
-    if (allowed && !allowed.includes(orgId)) throw forbidden("That organization is outside your admin scope", "org_forbidden");
+    if (allowed && !allowed.includes(orgId)) throw fail.org_forbidden("That organization is outside your admin scope");
     return eq(conversations.org_id, orgId);
   }
   return allowed ? inArray(conversations.org_id, allowed.length ? allowed : [""]) : undefined;

@@ -6,7 +6,7 @@ import { Elysia, t } from "elysia";
 import { extractCredentials, type AuthReply } from "../../auth/identity";
 import { describePrincipal } from "../../auth/principal";
 import { requestContext } from "../../http/context";
-import { unauthorized } from "../../http/errors";
+import { fail } from "../../core/errors";
 import type { Services } from "../../services";
 import { jsonBodyOnly } from "../shared-models";
 
@@ -46,7 +46,7 @@ export function authModule(services: Services) {
     .get(
       "/me",
       ({ principal }) => {
-        if (!principal) throw unauthorized();
+        if (!principal) throw fail.unauthorized();
         return describePrincipal(principal);
       },
       { detail: { summary: "The authenticated principal" } },

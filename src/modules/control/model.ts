@@ -1,15 +1,8 @@
 import { t } from "elysia";
+import { CONTROL_EVENTS } from "../../domain/control-events";
 import { Metadata, ParticipantType, PrincipalId, Text, Uuid } from "../shared-models";
 
-export const ControlEventName = t.Union([
-  t.Literal("stream.pause"),
-  t.Literal("stream.resume"),
-  t.Literal("stream.preempt"),
-  t.Literal("stream.route"),
-  t.Literal("stream.handoff"),
-  t.Literal("stream.cancel"),
-  t.Literal("stream.priority"),
-]);
+export const ControlEventName = t.Union(CONTROL_EVENTS.map((event) => t.Literal(event)));
 
 /** A participant id (UUID), or the principal it belongs to. */
 export const ControlTarget = t.Union([

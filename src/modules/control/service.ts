@@ -3,24 +3,18 @@
  * sequence, then broadcast under their own event name.
  */
 import { and, eq, or } from "drizzle-orm";
-import { ENTITLEMENT, hasEntitlement, type Principal } from "../../auth/principal";
+import { hasEntitlement, type Principal } from "../../auth/principal";
 import { participants } from "../../db/schema";
 import { requireParticipant } from "../../domain/access";
-import type { ControlBroadcast } from "../../domain/events";
-import type { MessageResource } from "../../domain/resources";
+import { controlBroadcastOf, isRoutingEvent, requiredEntitlement, type ControlBroadcast } from "../../domain/control-events";
 import { checkMetadata } from "../../domain/limits";
-import { badRequest, forbidden } from "../../http/errors";
-import type { Scope } from "../../http/scope";
+import { fail } from "../../core/errors";
+import type { Scope } from "../../core/scope";
 import type { Services } from "../../services";
 import { insertMessage, type StoredMessage } from "../messages/service";
 import type { SendControlInput } from "./model";
 
-const ROUTING_EVENTS = new Set(["stream.route", "stream.handoff"]);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-export function requiredEntitlement(event: string): string {
-  return ROUTING_EVENTS.has(event) ? ENTITLEMENT.route : ENTITLEMENT.interrupt;
-}
 
 interface ResolvedTarget {
   principalId: string;
@@ -36,7 +30,7 @@ async function resolveTarget(
   target: SendControlInput["target"],
 ): Promise<ResolvedTarget | undefined> {
   if (target === undefined) {
-    if (ROUTING_EVENTS.has(event)) throw badRequest(`${event} needs a target: the participant to hand over to`, "target_required");
+    if (isRoutingEvent(event)) throw fail.target_required(`${event} needs a target: the participant to hand over to`);
     return undefined;
   }
   const principalId = typeof target === "string" ? target : target.principalId;
@@ -54,34 +48,8 @@ async function resolveTarget(
   if (participant) {
     return { principalId: participant.user_id, principalType: participant.user_type, participantId: participant.id };
   }
-  if (ROUTING_EVENTS.has(event)) throw badRequest("target does not name a participant of this conversation", "invalid_target");
+  if (isRoutingEvent(event)) throw fail.invalid_target("target does not name a participant of this conversation");
   return { principalId, principalType: typeof target === "string" ? "user" : (target.principalType ?? "user") };
-}
-
-/**
- * The `stream.*` event of a stored control message. Built from the message alone, so that an instance
- * reading it back from the database (a gap after a lost notification) sends what the live event carried.
- */
-export function controlBroadcastOf(message: MessageResource): ControlBroadcast {
-  const { control, serviceId: _serviceId, ...metadata } = message.metadata as {
-    control?: { event: string; target?: unknown; reason?: string; preemptedBy?: string };
-    serviceId?: string;
-  } & Record<string, unknown>;
-  return {
-    event: control?.event ?? message.content,
-    conversationId: message.conversation_id,
-    messageId: message.id,
-    sequence: message.sequence,
-    senderId: message.sender_id,
-    senderType: message.sender_type,
-    ...(control?.target !== undefined && { target: control.target }),
-    ...(control?.reason !== undefined && { reason: control.reason }),
-    ...(control?.preemptedBy !== undefined && { preemptedBy: control.preemptedBy }),
-    ...(message.run_id !== null && { runId: message.run_id }),
-    ...(message.trace_id !== null && { traceId: message.trace_id }),
-    effectiveAt: message.created_at,
-    ...(Object.keys(metadata).length > 0 && { metadata }),
-  };
 }
 
 export interface StoredControl extends StoredMessage {
@@ -97,7 +65,7 @@ export async function sendControl(
 ): Promise<StoredControl> {
   const entitlement = requiredEntitlement(input.event);
   if (!hasEntitlement(principal, entitlement)) {
-    throw forbidden(`${input.event} needs the entitlement ${entitlement}`, "missing_entitlement");
+    throw fail.missing_entitlement(`${input.event} needs the entitlement ${entitlement}`);
   }
   checkMetadata(services.config, input.metadata);
   // Checked before the target so that a stranger learns nothing about who participates.

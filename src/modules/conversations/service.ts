@@ -12,8 +12,8 @@ import {
   type ConversationResource,
   type ConversationWithParticipants,
 } from "../../domain/resources";
-import { badRequest, forbidden } from "../../http/errors";
-import type { Scope } from "../../http/scope";
+import { fail } from "../../core/errors";
+import type { Scope } from "../../core/scope";
 import type { Services } from "../../services";
 import type { CreateConversationInput, UpdateConversationInput } from "./model";
 
@@ -29,7 +29,7 @@ export const byLatestActivity = [
 export function resolveOrg(principal: Principal, explicit: string | undefined, scope: Scope): string | undefined {
   const orgId = explicit ?? scope.orgId;
   if (orgId && !isOrgMember(principal, orgId)) {
-    throw forbidden("You are not a member of this organization", "org_forbidden");
+    throw fail.org_forbidden("You are not a member of this organization");
   }
   return orgId;
 }
@@ -41,7 +41,7 @@ export async function createConversation(
   scope: Scope,
 ): Promise<ConversationWithParticipants> {
   const name = input.name?.trim();
-  if (input.type === "group" && !name) throw badRequest("A group conversation needs a name", "name_required");
+  if (input.type === "group" && !name) throw fail.name_required("A group conversation needs a name");
   checkMetadata(services.config, input.metadata);
   const orgId = resolveOrg(principal, input.orgId, scope);
 
@@ -51,10 +51,10 @@ export async function createConversation(
     if (p.userId !== principal.id) others.set(p.userId, p.userType ?? "user");
   }
   if (input.type === "private" && others.size + 1 > PRIVATE_CONVERSATION_LIMIT) {
-    throw badRequest("A private conversation holds at most two participants", "too_many_participants");
+    throw fail.too_many_participants("A private conversation holds at most two participants");
   }
 
-  return services.database.db.transaction(async (tx) => {
+  const created = await services.database.db.transaction(async (tx) => {
     const [conversation] = await tx
       .insert(conversations)
       .values({
@@ -80,6 +80,8 @@ export async function createConversation(
       .returning();
     return { ...toConversation(conversation), participants: rows.map(toParticipant) };
   });
+  services.domainEvents.emit({ type: "conversation.created", conversationId: created.id, conversation: created });
+  return created;
 }
 
 export async function getConversation(
@@ -127,13 +129,13 @@ export async function updateConversation(
   const { db } = services.database;
   checkMetadata(services.config, input.metadata);
   const name = input.name?.trim();
-  if (input.name !== undefined && !name) throw badRequest("name cannot be blank", "name_required");
+  if (input.name !== undefined && !name) throw fail.name_required("name cannot be blank");
   const { conversation } = await requireParticipant(db, principal, conversationId, ["owner", "admin"]);
   const changes: Partial<typeof conversations.$inferInsert> = { updated_at: sql`now()` as unknown as Date };
   if (name !== undefined) changes.name = name;
   if (input.description !== undefined) changes.description = input.description;
   if (input.metadata !== undefined) changes.metadata = input.metadata;
-  if (conversation.type === "group" && changes.name === null) throw badRequest("A group conversation needs a name", "name_required");
+  if (conversation.type === "group" && changes.name === null) throw fail.name_required("A group conversation needs a name");
   const [updated] = await db.update(conversations).set(changes).where(eq(conversations.id, conversationId)).returning();
   const resource = toConversation(updated);
   services.domainEvents.emit({ type: "conversation.updated", conversationId, conversation: resource });

@@ -11,7 +11,7 @@
  */
 import type { Principal } from "../../auth/principal";
 import type { MessageRow } from "../../db/schema";
-import type { Scope } from "../../http/scope";
+import type { Scope } from "../../core/scope";
 
 export const SEND_STATEMENT = `
 with next as (

@@ -7,11 +7,12 @@
 import { and, asc, desc, eq, gt, gte, isNull, lt, type SQL } from "drizzle-orm";
 import type { Principal } from "../../auth/principal";
 import { messages, messageVersions, participants, type MessageRow } from "../../db/schema";
-import { findParticipant, loadConversation, requireParticipant, requireReader } from "../../domain/access";
+import { requireParticipant, requireReader } from "../../domain/access";
 import { checkContent, checkMetadata, normaliseContentType } from "../../domain/limits";
 import { toMessage, type MessageResource } from "../../domain/resources";
-import { AppError, badRequest, conflict, forbidden, notFound, sqlState, constraintName } from "../../http/errors";
-import type { Scope } from "../../http/scope";
+import { AppError, fail, notFound } from "../../core/errors";
+import { constraintName, sqlState } from "../../core/database-errors";
+import type { Scope } from "../../core/scope";
 import type { Services } from "../../services";
 import type { EditMessageInput, SendMessageInput } from "./model";
 import { SEND_STATEMENT, sendParameters } from "./send-statement";
@@ -122,7 +123,7 @@ async function replayClientId(
 ): Promise<StoredMessage> {
   const [existing] = await services.database.db.select().from(messages).where(eq(messages.id, id));
   if (!existing || existing.sender_id !== principal.id || existing.conversation_id !== conversationId) {
-    throw conflict("A message with this id already exists", "duplicate_id");
+    throw fail.duplicate_id("A message with this id already exists");
   }
   const message = toMessage(existing);
   return { message, json: JSON.stringify(message), replayed: true };
@@ -138,13 +139,11 @@ async function explainRejectedSend(
 ): Promise<AppError> {
   const { db } = services.database;
   try {
-    await loadConversation(db, conversationId);
+    // The statement enforces participation atomically; the rule and its refusal are the domain's.
+    await requireParticipant(db, principal, conversationId);
   } catch (error) {
     if (error instanceof AppError) return error;
     throw error;
-  }
-  if (!(await findParticipant(db, conversationId, principal.id))) {
-    return forbidden("You are not a participant of this conversation", "not_participant");
   }
   for (const [field, ref] of [["replyTo", replyTo], ["preemptedBy", preemptedBy]] as const) {
     if (!ref) continue;
@@ -152,7 +151,7 @@ async function explainRejectedSend(
       .select({ id: messages.id })
       .from(messages)
       .where(and(eq(messages.id, ref), eq(messages.conversation_id, conversationId)));
-    if (!found) return badRequest(`${field} does not name a message of this conversation`, "invalid_reference");
+    if (!found) return fail.invalid_reference(`${field} does not name a message of this conversation`);
   }
   return notFound("Conversation");
 }
@@ -171,7 +170,7 @@ function parseCursor(name: string, value: string | undefined): Cursor | undefine
     // PostgreSQL has no year 0 (nor earlier years in this notation).
     if (!Number.isNaN(time.getTime()) && time.getUTCFullYear() >= 1) return { time };
   }
-  throw badRequest(`${name} must be a sequence number or an ISO-8601 time`, "invalid_cursor");
+  throw fail.invalid_cursor(`${name} must be a sequence number or an ISO-8601 time`);
 }
 
 function cursorCondition(cursor: Cursor, direction: "before" | "after"): SQL {
@@ -232,26 +231,6 @@ export async function listMessages(
   return page.map(toMessage);
 }
 
-/**
- * Messages above `since` in their current state, for resuming a stream: edited ones with their new
- * content, deleted ones with `deleted_at` and no content.
- */
-export async function messagesSince(
-  services: Services,
-  conversationId: string,
-  since: number,
-  limit: number,
-): Promise<MessageRow[]> {
-  const rows = await services.database.db
-    .select()
-    .from(messages)
-    .where(and(eq(messages.conversation_id, conversationId), gt(messages.sequence, since)))
-    .orderBy(asc(messages.sequence))
-    .limit(limit);
-  // A deleted message keeps its place in the sequence, but what it said is gone for readers.
-  return rows.map((row) => (row.deleted_at ? { ...row, content: "", metadata: {} } : row));
-}
-
 /** Loads a message for a change by `principal`, who must still participate in its conversation. */
 async function messageForChange(services: Services, principal: Principal, messageId: string, conversationId?: string) {
   const { db } = services.database;
@@ -268,15 +247,15 @@ export async function editMessage(
   input: EditMessageInput,
 ): Promise<StoredMessage> {
   const { row } = await messageForChange(services, principal, target.messageId, target.conversationId);
-  if (row.sender_id !== principal.id) throw forbidden("Only the sender can edit a message", "not_sender");
-  if (row.content_type === "event") throw forbidden("Control events cannot be edited", "not_editable");
+  if (row.sender_id !== principal.id) throw fail.not_sender("Only the sender can edit a message");
+  if (row.content_type === "event") throw fail.not_editable("Control events cannot be edited");
   const contentType = input.contentType === undefined ? row.content_type : normaliseContentType(input.contentType);
   checkContent(services.config, input.content, contentType);
 
   const updated = await services.database.db.transaction(async (tx) => {
     // Lock the row so two concurrent edits each record the version they replaced.
     const [current] = await tx.select().from(messages).where(eq(messages.id, row.id)).for("update");
-    if (!current || current.deleted_at) throw conflict("A deleted message cannot be edited", "message_deleted");
+    if (!current || current.deleted_at) throw fail.message_deleted("A deleted message cannot be edited");
     await tx.insert(messageVersions).values({
       message_id: current.id,
       version: current.version,
@@ -305,7 +284,7 @@ export async function deleteMessage(
 ): Promise<{ id: string; conversationId: string; sequence: number; deletedAt: string }> {
   const { row, participant } = await messageForChange(services, principal, target.messageId, target.conversationId);
   if (row.sender_id !== principal.id && participant.role === "member") {
-    throw forbidden("Only the sender, an owner or an admin can delete a message", "not_allowed");
+    throw fail.not_allowed("Only the sender, an owner or an admin can delete a message");
   }
   const [deleted] = await services.database.db
     .update(messages)

@@ -8,7 +8,8 @@ import type { Executor } from "../../db/client";
 import { conversations, participants, type ParticipantRow } from "../../db/schema";
 import { findParticipant, loadConversation, requireParticipant } from "../../domain/access";
 import { toParticipant, type ParticipantResource } from "../../domain/resources";
-import { badRequest, conflict, forbidden, notFound, sqlState } from "../../http/errors";
+import { fail, notFound } from "../../core/errors";
+import { sqlState } from "../../core/database-errors";
 import type { Services } from "../../services";
 import { PRIVATE_CONVERSATION_LIMIT } from "../conversations/service";
 
@@ -26,11 +27,11 @@ export async function joinConversation(services: Services, principal: Principal,
   const conversation = await loadConversation(db, conversationId);
   const existing = await findParticipant(db, conversationId, principal.id);
   if (existing) return { participant: toParticipant(existing), created: false };
-  if (conversation.type !== "group") throw forbidden("Only group conversations can be joined", "not_joinable");
+  if (conversation.type !== "group") throw fail.not_joinable("Only group conversations can be joined");
   // Joining is open to the members of the conversation's organisation; a conversation with no
   // organisation is joined only by invitation (POST /participants).
   if (!conversation.org_id || !isOrgMember(principal, conversation.org_id)) {
-    throw forbidden("Only members of the conversation's organization can join it", "org_forbidden");
+    throw fail.org_forbidden("Only members of the conversation's organization can join it");
   }
   return insertParticipant(services, db, conversationId, principal.id, principal.type, "member", true);
 }
@@ -38,7 +39,7 @@ export async function joinConversation(services: Services, principal: Principal,
 export async function leaveConversation(services: Services, principal: Principal, conversationId: string): Promise<void> {
   const { participant } = await requireParticipant(services.database.db, principal, conversationId);
   if (participant.role === "owner") {
-    throw forbidden("The owner cannot leave; transfer ownership first", "owner_cannot_leave");
+    throw fail.owner_cannot_leave("The owner cannot leave; transfer ownership first");
   }
   await deleteParticipant(services, participant);
 }
@@ -69,18 +70,18 @@ export async function addAs(
     const [conversation] = await tx.select().from(conversations).where(eq(conversations.id, conversationId)).for("update");
     if (!conversation) throw notFound("Conversation");
     if (await findParticipant(tx, conversationId, userId)) {
-      throw conflict("This principal is already a participant", "already_participant");
+      throw fail.already_participant("This principal is already a participant");
     }
     if (conversation.type === "private") {
       const count = (await tx.select({ id: participants.id }).from(participants).where(eq(participants.conversation_id, conversationId))).length;
       if (count >= PRIVATE_CONVERSATION_LIMIT) {
-        throw conflict("A private conversation holds at most two participants", "conversation_full");
+        throw fail.conversation_full("A private conversation holds at most two participants");
       }
     }
     const demoted = role === "owner" ? await demoteOwner(tx, conversationId) : [];
     const joined = await insertParticipant(services, tx, conversationId, userId, userType, role, false);
     // A join that does not take the lock may still have won the race.
-    if (!joined.created) throw conflict("This principal is already a participant", "already_participant");
+    if (!joined.created) throw fail.already_participant("This principal is already a participant");
     return { joined, demoted };
   }).then(({ joined, demoted }) => {
     for (const row of demoted) {
@@ -115,7 +116,7 @@ async function insertParticipant(
   if (!row) {
     // Two joins racing: the unique index lets one through; the other finds the row.
     const existing = await findParticipant(db, conversationId, userId);
-    if (!existing) throw conflict("This principal is already a participant", "already_participant");
+    if (!existing) throw fail.already_participant("This principal is already a participant");
     return { participant: toParticipant(existing), created: false };
   }
   const participant = toParticipant(row);
@@ -142,9 +143,9 @@ export async function removeParticipant(
   const { participant: actor } = await requireParticipant(db, principal, conversationId, ["owner", "admin"]);
   const target = await findParticipant(db, conversationId, userId);
   if (!target) throw notFound("Participant");
-  if (target.role === "owner") throw forbidden("The owner cannot be removed", "owner_cannot_be_removed");
+  if (target.role === "owner") throw fail.owner_cannot_be_removed("The owner cannot be removed");
   if (target.role === "admin" && actor.role !== "owner" && target.user_id !== principal.id) {
-    throw forbidden("Only the owner can remove an admin", "insufficient_role");
+    throw fail.insufficient_role("Only the owner can remove an admin");
   }
   await deleteParticipant(services, target);
 }
@@ -155,7 +156,7 @@ export async function removeParticipantAsAdmin(services: Services, conversationI
   await loadConversation(db, conversationId);
   const target = await findParticipant(db, conversationId, userId);
   if (!target) throw notFound("Participant");
-  if (target.role === "owner") throw forbidden("The owner cannot be removed", "owner_cannot_be_removed");
+  if (target.role === "owner") throw fail.owner_cannot_be_removed("The owner cannot be removed");
   await deleteParticipant(services, target);
 }
 
@@ -183,7 +184,7 @@ export async function changeRole(
   const { db } = services.database;
   await requireParticipant(db, principal, conversationId, ["owner"]);
   if (userId === principal.id) {
-    throw badRequest("The owner changes their own role by transferring ownership to someone else", "invalid_role_change");
+    throw fail.invalid_role_change("The owner changes their own role by transferring ownership to someone else");
   }
   const changed = await db.transaction(async (tx) => {
     const target = await findParticipant(tx, conversationId, userId);

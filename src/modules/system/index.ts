@@ -3,8 +3,13 @@
  */
 import { Elysia, t } from "elysia";
 import type { Services } from "../../services";
-import { CLIENT_EVENTS, SERVER_EVENTS } from "../../realtime/events";
 import { SERVICE_NAME, VERSION } from "../../version";
+
+/** The WebSocket's event names, given by the app (the realtime layer owns them). */
+export interface WebSocketEvents {
+  client: readonly string[];
+  server: readonly string[];
+}
 
 export interface RouteInfo {
   method: string;
@@ -18,7 +23,7 @@ const AUTH_METHODS = [
   { type: "query", parameters: ["token", "apiKey"], description: "WebSocket upgrade only, for browsers" },
 ];
 
-export function describeService(services: Services, routes: RouteInfo[], baseUrl: string) {
+export function describeService(services: Services, routes: RouteInfo[], events: WebSocketEvents, baseUrl: string) {
   return {
     service: SERVICE_NAME,
     version: VERSION,
@@ -37,7 +42,7 @@ export function describeService(services: Services, routes: RouteInfo[], baseUrl
       login: "POST /api/auth/login",
       entitlements: ["cap:messaging.interrupt", "cap:messaging.route", "cap:messaging.observe", "messaging:admin"],
     },
-    websocketEvents: { client: [...CLIENT_EVENTS], server: [...SERVER_EVENTS] },
+    websocketEvents: { client: [...events.client], server: [...events.server] },
   };
 }
 
@@ -66,7 +71,7 @@ function llmsText(info: ReturnType<typeof describeService>): string {
   ].join("\n");
 }
 
-export function systemModule(services: Services, routes: () => RouteInfo[]) {
+export function systemModule(services: Services, routes: () => RouteInfo[], events: WebSocketEvents) {
   const baseUrlOf = (request: Request) => services.config.publicUrl ?? new URL(request.url).origin;
   return new Elysia({ tags: ["system"] })
     .get(
@@ -81,14 +86,14 @@ export function systemModule(services: Services, routes: () => RouteInfo[]) {
         response: { 200: t.Object({ status: t.String(), service: t.String() }), 503: t.Object({ status: t.String(), service: t.String() }) },
       },
     )
-    .get("/api/bootstrap", ({ request }) => describeService(services, routes(), baseUrlOf(request)), {
+    .get("/api/bootstrap", ({ request }) => describeService(services, routes(), events, baseUrlOf(request)), {
       detail: { summary: "Service metadata, docs, endpoints, authentication and WebSocket events" },
     })
     .get(
       "/docs/llms.txt",
       ({ request, set }) => {
         set.headers["content-type"] = "text/plain; charset=utf-8";
-        return llmsText(describeService(services, routes(), baseUrlOf(request)));
+        return llmsText(describeService(services, routes(), events, baseUrlOf(request)));
       },
       { detail: { summary: "Plain-text summary of the API for language models" } },
     );

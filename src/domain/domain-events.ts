@@ -2,7 +2,8 @@
  * What the domain announces after a write has committed. The realtime hub turns each event into exactly
  * one pre-serialised frame published on the conversation's topic (and, with several instances, a NOTIFY).
  */
-import type { ConversationResource, MessageResource, ParticipantResource } from "./resources";
+import type { ControlBroadcast } from "./control-events";
+import type { ConversationResource, ConversationWithParticipants, MessageResource, ParticipantResource } from "./resources";
 
 export type DomainEvent =
   | { type: "message.created"; conversationId: string; message: MessageResource; json: string }
@@ -16,22 +17,6 @@ export type DomainEvent =
   | { type: "participant.added"; conversationId: string; participant: ParticipantResource }
   | { type: "participant.removed"; conversationId: string; participant: ParticipantResource }
   | { type: "participant.updated"; conversationId: string; participant: ParticipantResource }
+  | { type: "conversation.created"; conversationId: string; conversation: ConversationWithParticipants }
   | { type: "conversation.updated"; conversationId: string; conversation: ConversationResource }
   | { type: "conversation.deleted"; conversationId: string };
-
-/** The payload of a `stream.*` WebSocket event (PROTOCOL.md). */
-export interface ControlBroadcast {
-  event: string;
-  conversationId: string;
-  messageId: string;
-  sequence: number;
-  senderId: string;
-  senderType: string;
-  target?: unknown;
-  reason?: string;
-  preemptedBy?: string;
-  runId?: string;
-  traceId?: string;
-  effectiveAt: string;
-  metadata?: Record<string, unknown>;
-}

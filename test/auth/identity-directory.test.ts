@@ -4,11 +4,11 @@
  */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { eq } from "drizzle-orm";
-import type { AuthChange } from "../../src/auth/local-identity";
-import { parseDuration, parseOrgReference } from "../../src/auth/admin-input";
-import { runAdminOperation } from "../../src/auth/admin-operations";
+import type { AuthChange } from "../../src/auth/identity";
+import { parseDuration, parseOrgReference } from "../../src/auth/identity-input";
+import { runOperatorOperation } from "../../src/operator/operations";
 import { principals } from "../../src/db/schema";
-import { AppError } from "../../src/http/errors";
+import { AppError } from "../../src/core/errors";
 import { startTestServer, uniq, type TestServer } from "../support/server";
 
 // End-to-end tests start servers and processes: more than the runner's 5 s default.
@@ -34,7 +34,7 @@ async function rejection(promise: Promise<unknown>): Promise<AppError> {
 
 function recordChanges(): AuthChange[] {
   const seen: AuthChange[] = [];
-  t.server.services.authChanges.on((change) => seen.push(change));
+  t.server.services.authChanges.on("test recorder", (change) => void seen.push(change), { inline: true });
   return seen;
 }
 
@@ -176,9 +176,9 @@ describe("organizations", () => {
 
 describe("operation dispatch", () => {
   test("answers JSON values and rejects unknown operations", async () => {
-    const org = (await runAdminOperation(t.admin, "createOrg", { id: uniq("org") })) as { createdAt: unknown };
+    const org = (await runOperatorOperation(t.admin, "createOrg", { id: uniq("org") })) as { createdAt: unknown };
     expect(typeof org.createdAt).toBe("string");
-    expect((await rejection(runAdminOperation(t.admin, "dropDatabase", {}))).code).toBe("unknown_operation");
+    expect((await rejection(runOperatorOperation(t.admin, "dropDatabase", {}))).code).toBe("unknown_operation");
   });
 });
 

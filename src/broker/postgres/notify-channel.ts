@@ -13,10 +13,13 @@
  *
  * Receiving: postgres.js keeps the LISTEN connection alive and reconnects it by itself; `onListen` runs
  * on every (re)connect so that the caller can catch up on what it may have missed meanwhile.
+ *
+ * Both relays between instances use it: frames and presence (`symbia_events`, ./postgres-broker.ts) and
+ * credential changes (`symbia_auth`, ./auth-relay.ts).
  */
 import postgres from "postgres";
-import { reconnectBackoff } from "../db/client";
-import { describeError, log } from "../log";
+import { reconnectBackoff } from "../../db/client";
+import { describeError, log } from "../../log";
 
 /** NOTIFY payloads must stay under 8,000 bytes; keep room for the envelope. */
 export const MAX_PAYLOAD_BYTES = 7_800;
@@ -45,9 +48,9 @@ export interface NotifyChannelOptions<T> {
   url: string;
   channel: string;
   origin: string;
-  /** The LISTEN side; the pool's client, which manages the listening connection. */
-  listener: postgres.Sql;
-  onItems(items: T[], origin: string): void;
+  /** The LISTEN side; the pool's client, which manages the listening connection. Absent: send only. */
+  listener?: postgres.Sql;
+  onItems?(items: T[], origin: string): void;
   onListen?(reconnected: boolean): void;
   /** How long to wait for more items before sending. */
   coalesceMs?: number;
@@ -79,6 +82,7 @@ export class NotifyChannel<T> {
   }
 
   async start(): Promise<void> {
+    if (!this.options.listener) return;
     this.subscription = await this.options.listener.listen(
       this.options.channel,
       (payload) => this.receive(payload),
@@ -199,6 +203,6 @@ export class NotifyChannel<T> {
       return;
     }
     if (!envelope || envelope.o === this.options.origin || !Array.isArray(envelope.i)) return;
-    this.options.onItems(envelope.i, envelope.o);
+    this.options.onItems?.(envelope.i, envelope.o);
   }
 }

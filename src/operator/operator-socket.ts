@@ -11,15 +11,16 @@
  */
 import { lstatSync, mkdirSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
-import { AppError } from "../http/errors";
+import { fail } from "../core/errors";
+import { errorResponse } from "../http/error-response";
 import { describeError, log } from "../log";
 import { VERSION } from "../version";
-import { runAdminOperation } from "./admin-operations";
-import type { IdentityAdmin } from "./identity-admin";
+import { runOperatorOperation } from "./operations";
+import type { IdentityDirectory } from "../auth/identity-directory";
 
-export const ADMIN_PROTOCOL_PREFIX = "/v1/";
+export const OPERATOR_PROTOCOL_PREFIX = "/v1/";
 
-export interface AdminSocket {
+export interface OperatorSocket {
   path: string;
   stop(): void;
 }
@@ -28,32 +29,32 @@ function json(status: number, body: unknown): Response {
   return Response.json(body, { status });
 }
 
-async function handle(request: Request, admin: IdentityAdmin): Promise<Response> {
+const errorAnswer = (error: unknown, operation: string) => errorResponse(error, { method: "POST", path: operation });
+
+async function handle(request: Request, admin: IdentityDirectory): Promise<Response> {
   const path = new URL(request.url).pathname;
-  if (!path.startsWith(ADMIN_PROTOCOL_PREFIX)) return json(404, { error: "Unknown path", code: "not_found" });
-  const operation = path.slice(ADMIN_PROTOCOL_PREFIX.length);
+  if (!path.startsWith(OPERATOR_PROTOCOL_PREFIX)) return errorAnswer(fail.not_found("Unknown path"), path);
+  const operation = path.slice(OPERATOR_PROTOCOL_PREFIX.length);
   if (operation === "ping") return json(200, { ok: true, pid: process.pid, version: VERSION });
-  if (request.method !== "POST") return json(405, { error: "Use POST", code: "method_not_allowed" });
+  if (request.method !== "POST") return errorAnswer(fail.method_not_allowed("Use POST"), operation);
   let args: unknown;
   try {
     const text = await request.text();
     args = text ? JSON.parse(text) : {};
   } catch {
-    return json(400, { error: "Request body is not valid JSON", code: "invalid_json" });
+    return errorAnswer(fail.invalid_json(), operation);
   }
   try {
-    return json(200, { result: await runAdminOperation(admin, operation, args) });
+    return json(200, { result: await runOperatorOperation(admin, operation, args) });
   } catch (error) {
-    if (error instanceof AppError) return json(error.status, error.toBody());
-    log.error("admin operation failed", { operation, ...describeError(error) });
-    return json(500, { error: error instanceof Error ? error.message : "Operation failed", code: "internal_error" });
+    return errorAnswer(error, operation);
   }
 }
 
 /** Whether some process answers on the socket (a live server), as opposed to a file left by a crash. */
 async function answers(path: string): Promise<boolean> {
   try {
-    await fetch(`http://admin${ADMIN_PROTOCOL_PREFIX}ping`, { unix: path, signal: AbortSignal.timeout(1000) } as RequestInit);
+    await fetch(`http://admin${OPERATOR_PROTOCOL_PREFIX}ping`, { unix: path, signal: AbortSignal.timeout(1000) } as RequestInit);
     return true;
   } catch {
     return false;
@@ -64,7 +65,7 @@ async function answers(path: string): Promise<boolean> {
  * Opens the socket, or logs why not and returns undefined: the HTTP service works without it, and on
  * PostgreSQL the CLI can still reach the database directly.
  */
-export async function startAdminSocket(path: string, admin: IdentityAdmin): Promise<AdminSocket | undefined> {
+export async function startOperatorSocket(path: string, admin: IdentityDirectory): Promise<OperatorSocket | undefined> {
   try {
     mkdirSync(dirname(path), { recursive: true });
     const existing = lstatSync(path, { throwIfNoEntry: false });

@@ -1,7 +1,9 @@
 /**
- * Names of the WebSocket events (PROTOCOL.md). Bootstrap and the docs list them from here, and the
- * realtime layer dispatches on them.
+ * Names of the WebSocket events (docs/protocol.md). Bootstrap and the docs list them from here, and the
+ * realtime layer dispatches on them. Control event names come from the domain's one list.
  */
+import { CONTROL_EVENTS } from "../domain/control-events";
+
 export const CLIENT_EVENTS = [
   "join:conversation",
   "leave:conversation",
@@ -15,15 +17,6 @@ export const CLIENT_EVENTS = [
   "ping",
 ] as const;
 
-export const CONTROL_EVENTS = [
-  "stream.pause",
-  "stream.resume",
-  "stream.preempt",
-  "stream.route",
-  "stream.handoff",
-  "stream.cancel",
-  "stream.priority",
-] as const;
 
 export const SERVER_EVENTS = [
   "session:ready",
@@ -45,5 +38,4 @@ export const SERVER_EVENTS = [
 ] as const;
 
 export type ClientEvent = (typeof CLIENT_EVENTS)[number];
-export type ControlEvent = (typeof CONTROL_EVENTS)[number];
 export type ServerEvent = (typeof SERVER_EVENTS)[number];

@@ -9,8 +9,9 @@ import { and, eq, inArray, isNull, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { rows, type Db, type Executor } from "../db/client";
 import { apiKeys, memberships, organizations, principals } from "../db/schema";
-import type { Bus } from "../events";
-import { AppError, conflict, constraintName, notFound, sqlState } from "../http/errors";
+import type { EventBus } from "../core/event-bus";
+import { AppError, fail, notFound } from "../core/errors";
+import { constraintName, sqlState } from "../core/database-errors";
 import { log } from "../log";
 import {
   optionalName,
@@ -21,8 +22,8 @@ import {
   requireMemberships,
   requirePassword,
   requirePrincipalType,
-} from "./admin-input";
-import type { AuthChange } from "./local-identity";
+} from "./identity-input";
+import type { AuthChange } from "./identity";
 import type { OrgMembership, PrincipalType } from "./principal";
 import { API_KEY_MARK, hashSecret, newApiKey } from "./secrets";
 
@@ -91,10 +92,10 @@ function keyPrefixOf(reference: string): string {
   return bare.split("_")[0];
 }
 
-export class IdentityAdmin {
+export class IdentityDirectory {
   constructor(
     private readonly db: Db,
-    private readonly changes: Bus<AuthChange>,
+    private readonly changes: EventBus<AuthChange>,
   ) {}
 
   async createUser(input: NewUser): Promise<UserSummary> {
@@ -107,7 +108,7 @@ export class IdentityAdmin {
     // Hash before the transaction: argon2id takes tens of milliseconds and holds no lock.
     const passwordHash = await Bun.password.hash(password, { algorithm: "argon2id" });
     const id = randomUUID();
-    const taken = () => conflict(`A user with email ${email} already exists`, "email_taken");
+    const taken = () => fail.email_taken(`A user with email ${email} already exists`);
     try {
       await this.db.transaction(async (tx) => {
         const [existing] = await tx
@@ -272,7 +273,7 @@ export class IdentityAdmin {
     const id = requireId(idInput, "The organization id");
     const name = optionalName(nameInput) ?? id;
     const [created] = await this.db.insert(organizations).values({ id, name }).onConflictDoNothing().returning();
-    if (!created) throw conflict(`Organization ${id} already exists`, "org_exists");
+    if (!created) throw fail.org_exists(`Organization ${id} already exists`);
     log.info("organization created", { org: id });
     return { id, name: created.name, members: 0, createdAt: created.created_at };
   }
@@ -331,7 +332,7 @@ export class IdentityAdmin {
   private async ensureKeyHolder(tx: Executor, id: string, type: PrincipalType, name: string | undefined): Promise<void> {
     const [existing] = await tx.select({ type: principals.type }).from(principals).where(eq(principals.id, id));
     if (existing && existing.type !== type) {
-      throw conflict(`Principal ${id} is a ${existing.type}, not a ${type}`, "principal_type_mismatch");
+      throw fail.principal_type_mismatch(`Principal ${id} is a ${existing.type}, not a ${type}`);
     }
     if (!existing && type === "user") throw notFound(`User ${id}`);
     if (!existing) {

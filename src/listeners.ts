@@ -1,0 +1,23 @@
+/**
+ * Every listener of the process's domain events, and the realtime layer's listener of credential changes,
+ * registered in one place under a name. Anything that reacts to committed writes (delivery to sockets
+ * today; webhooks, metrics, run bookkeeping next) is added here, not inside the code that writes.
+ *
+ * The bus (src/core/event-bus.ts) guarantees that a listener cannot fail or delay the write: a throw is
+ * logged and counted under the listener's name. Inline listeners run inside the write's call, in commit
+ * order; use them only for what must happen before the caller continues. docs/events.md lists the events.
+ */
+import { closeOnAuthChanges } from "./realtime/auth-watch";
+import type { RealtimeHub } from "./realtime/hub";
+import type { Services } from "./services";
+
+export function registerListeners(services: Services, hub: RealtimeHub): () => void {
+  const detach = [
+    // Inline: frames are sequenced in the order writes commit, and the REST answer must not overtake the frame.
+    services.domainEvents.on("realtime delivery", (event) => hub.publishDomainEvent(event), { inline: true }),
+    closeOnAuthChanges(hub, services.identity, services.authChanges),
+  ];
+  return () => {
+    for (const off of detach.splice(0)) off();
+  };
+}

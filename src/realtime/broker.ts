@@ -1,0 +1,70 @@
+/**
+ * The seam between this instance's hub and the other instances of an installation.
+ *
+ * The hub hands every frame it delivers to its broker and never knows how (or whether) it travels; a
+ * broker hands frames from other instances back through `BrokerHub`. Presence held on other instances is
+ * read through the broker too. An implementation lives in a folder of its own under src/broker/ and is
+ * chosen at start (src/broker/choose-broker.ts); the hub imports none of them.
+ *
+ * - `LocalBroker` (here): one instance, nothing to tell anyone; the embedded database and
+ *   CLUSTER_FANOUT=off use it.
+ * - `PostgresBroker` (src/broker/postgres/): LISTEN/NOTIFY on the shared PostgreSQL.
+ */
+import type { TopicFrame } from "./frames";
+import type { PresenceEntry, PresentPrincipal } from "./presence";
+import type { PresenceStatus } from "./frames";
+
+/** A frame too large to travel inline: where the receiver reads it again. */
+export type FrameReference =
+  | { conversationId: string; messageId: string }
+  | { conversationId: string; conversation: true }
+  | { conversationId: string; sequence: number; revoke?: TopicFrame["revoke"] };
+
+/** What a broker may ask of the hub it serves. */
+export interface BrokerHub {
+  /** A frame another instance delivered: delivered here to local sockets, not sent on. */
+  deliverRemote(frame: TopicFrame): void;
+  /** Reads a referenced frame back from the database. */
+  reloadFrame(reference: FrameReference): Promise<TopicFrame | undefined>;
+  /** Frames may have been missed (a lost connection, a peer that left frames out): bring sockets up to date. */
+  catchUp(): Promise<void>;
+  /** This instance's presence, for an instance that (re)started and lacks it. */
+  localPresence(): Iterable<PresenceEntry>;
+  /** Presence held by another instance changed for (conversation, principal). */
+  remotePresenceChanged(conversationId: string, userId: string, userType: string): void;
+}
+
+export interface Broker {
+  readonly name: string;
+  /** Connects; from then on remote frames reach `hub`. */
+  start(hub: BrokerHub): Promise<void>;
+  /** A frame this instance delivered to its own sockets, for the other instances. */
+  publish(frame: TopicFrame): void;
+  /** This instance's presence changed for (conversation, principal): tell the others. */
+  announcePresence(entry: PresenceEntry): void;
+  /** The status of a principal present in a conversation on another instance, if any. */
+  remoteStatusIn(conversationId: string, principalId: string): PresenceStatus | undefined;
+  /** Principals present in a conversation on other instances. */
+  remotePresentIn(conversationId: string): PresentPrincipal[];
+  /** Other instances known now (ids). */
+  peers(): string[];
+  stop(): Promise<void>;
+}
+
+/** A single instance: frames stay here, and nobody else holds presence. */
+export class LocalBroker implements Broker {
+  readonly name = "local";
+  async start(): Promise<void> {}
+  publish(): void {}
+  announcePresence(): void {}
+  remoteStatusIn(): PresenceStatus | undefined {
+    return undefined;
+  }
+  remotePresentIn(): PresentPrincipal[] {
+    return [];
+  }
+  peers(): string[] {
+    return [];
+  }
+  async stop(): Promise<void> {}
+}

@@ -1,0 +1,19 @@
+/**
+ * What the hub needs to read, as an interface: the domain implements it (src/domain/conversation-reads.ts)
+ * and the hub runs no SQL of its own. Every method that decides access throws the domain's AppError.
+ */
+import type { Principal } from "../auth/principal";
+import type { ConversationResource, MessageResource } from "../domain/resources";
+
+export interface RealtimeStore {
+  /** May the principal watch the conversation? As a participant (with presence) or read-only. */
+  authorizeReader(principal: Principal, conversationId: string): Promise<{ lastSequence: number; participant: boolean }>;
+  /** May the principal announce typing there? */
+  authorizeTyping(principal: Principal, conversationId: string): Promise<void>;
+  /** Messages above `since`, ascending, in their current state (deleted ones without content). */
+  messagesSince(conversationId: string, since: number, limit: number): Promise<MessageResource[]>;
+  message(messageId: string): Promise<MessageResource | undefined>;
+  conversation(conversationId: string): Promise<ConversationResource | undefined>;
+  /** Last sequence and current members, or undefined once the conversation is deleted. */
+  conversationState(conversationId: string): Promise<{ lastSequence: number; members: ReadonlySet<string> } | undefined>;
+}
