@@ -82,7 +82,7 @@ export function createApp(services: Services, realtime: RealtimeHub = createReal
           info: {
             title: SERVICE_NAME,
             version: VERSION,
-            description: "REST API of the messaging bus. The WebSocket protocol is described at /docs/llms.txt and in the README.",
+            description: "REST API of the messaging bus. The WebSocket protocol (/api/ws) is summarised at /docs/llms.txt and described in docs/protocol.md of the repository.",
           },
           components: {
             securitySchemes: {

@@ -27,7 +27,7 @@ import type {
   UpdateConversationInput,
 } from "./types";
 
-/** Optional scope headers (API.md): sent with every request of the client. */
+/** Optional scope headers (docs/api.md): sent with every request of the client. */
 export interface ScopeOptions {
   orgId?: string;
   serviceId?: string;

@@ -1,5 +1,5 @@
 /**
- * The API's resources and WebSocket payloads as the client sees them (API.md, PROTOCOL.md). Written out
+ * The API's resources and WebSocket payloads as the client sees them (docs/api.md, docs/protocol.md). Written out
  * here rather than imported so that the SDK carries no server code; a type test keeps the two in step.
  */
 

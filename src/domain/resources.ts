@@ -1,5 +1,5 @@
 /**
- * API resources (snake_case, as in API.md's data models). Rows of the messaging tables already have these
+ * API resources (snake_case, docs/api.md, Resources). Rows of the messaging tables already have these
  * field names; a resource is a row without its internal columns, with times as ISO strings.
  */
 import type { ConversationRow, MessageRow, ParticipantRow } from "../db/schema";

@@ -52,7 +52,7 @@ function nestsDeeperThan(value: unknown, limit: number): boolean {
 }
 
 /**
- * Parse hook of the JSON-bodied routes: JSON in, as the contract says, and always an object. Without it
+ * Parse hook of the JSON-bodied routes: JSON in (docs/api.md, Conventions), and always an object. Without it
  * Elysia would also read form and multipart bodies into the same fields, and its normaliser would turn a
  * body of `[]` or `"x"` into `{}`, which a route whose fields are all optional (PATCH) accepts.
  * Media types are case-insensitive; `+json` suffixes count. What is thrown here is answered as

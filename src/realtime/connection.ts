@@ -7,7 +7,7 @@ import type { Scope } from "../core/scope";
 import type { TopicFrame } from "./frames";
 import { FrameRateLimit } from "./rate-limit";
 
-/** Close codes the server uses (PROTOCOL.md). */
+/** Close codes the server uses (docs/protocol.md, Close codes). */
 export const CLOSE = {
   goingAway: 1001,
   policyViolation: 1008,

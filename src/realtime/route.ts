@@ -13,7 +13,7 @@ export function realtimeModule(hub: RealtimeHub, services: Services) {
   return new Elysia({ name: "realtime", tags: ["realtime"] })
     .use(requestContext)
     .ws("/api/ws", {
-      detail: { summary: "WebSocket upgrade; see the protocol in the README and /docs/llms.txt" },
+      detail: { summary: "WebSocket upgrade; the wire protocol is docs/protocol.md in the repository" },
       open(ws) {
         hub.open(ws.raw as unknown as RealtimeSocket, ws.data as unknown as UpgradeContext);
       },
