@@ -3,6 +3,7 @@
  * 429 with Retry-After until the window ends, whether or not the next password would be right. Local and
  * remote identity both use it: with a remote Identity service, guesses stop here before reaching it.
  */
+import { rateLimited } from "../core/errors";
 import type { AuthReply } from "./identity";
 
 /** What a login attempt is counted against: the account (its e-mail, normalised) and the client address. */
@@ -11,12 +12,8 @@ export function loginLimitKeys(email: string, ip: string): string[] {
 }
 
 export function rateLimitedReply(waitSeconds: number): AuthReply {
-  return {
-    status: 429,
-    body: { error: "Too many failed logins; try again later", code: "rate_limited" },
-    setCookies: [],
-    headers: { "retry-after": String(waitSeconds) },
-  };
+  const error = rateLimited(waitSeconds, "Too many failed logins; try again later");
+  return { status: error.status, body: error.toBody(), setCookies: [], headers: error.headers };
 }
 
 interface Window {

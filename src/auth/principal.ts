@@ -46,10 +46,6 @@ export function isOrgMember(principal: Principal, orgId: string): boolean {
   return principal.isSuperAdmin || principal.orgs.some((o) => o.id === orgId);
 }
 
-export function orgRole(principal: Principal, orgId: string): OrgRole | undefined {
-  return principal.orgs.find((o) => o.id === orgId)?.role;
-}
-
 /** The public view of a principal, as `/api/auth/me` and login answer it. */
 export function describePrincipal(principal: Principal) {
   return {

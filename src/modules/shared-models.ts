@@ -26,7 +26,6 @@ export const ParticipantType = t.Union([t.Literal("user"), t.Literal("agent"), t
 export const Metadata = t.Intersect([t.Record(t.String(), t.Unknown()), t.Object({})], {
   description: "Free-form JSON object",
 });
-export const ShortText = (maxLength: number) => Text({ maxLength });
 
 /** Whole numbers in a query string; fractions and values beyond what the database takes are refused. */
 export const QueryInteger = (minimum: number, maximum: number) => t.Numeric({ minimum, maximum, multipleOf: 1 });
