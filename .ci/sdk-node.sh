@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The SDK as a user gets it: build and pack @symbia/messaging-client, install the tarball with npm into an
+# The SDK as a user gets it: pack @symbia/messaging-client, install the tarball with npm into an
 # empty Node project (no Bun in it), type-check a TypeScript consumer against it, then run .ci/sdk-node.mjs
 # there with node against the compiled server (dist/symbia-messaging, built by `bun run build`).
 # Usage: .ci/sdk-node.sh [path/to/symbia-messaging]
@@ -14,8 +14,8 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 work=$(mktemp -d "${TMPDIR:-/tmp}/symbia-sdk-pack-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-timeout 120 bun run build:sdk
-(cd packages/client && timeout 60 npm pack --silent --pack-destination "$work" >/dev/null)
+# npm pack builds first (the package's prepack is `bun run build:sdk`), so the tarball is never stale.
+(cd packages/client && timeout 180 npm pack --silent --pack-destination "$work" >/dev/null)
 tarball=$(ls "$work"/*.tgz)
 echo "sdk-node: packed $(basename "$tarball") ($(du -k "$tarball" | cut -f1) KiB)"
 
