@@ -84,4 +84,10 @@ describe("package", () => {
     expect(node).toContain('import WebSocket from "ws"');
     expect(await Bun.file(join(packageDir, "dist/index.d.ts")).exists()).toBe(true);
   });
+
+  test("Bun resolves the package to the global-WebSocket build, and it loads", async () => {
+    expect(Bun.resolveSync("@symbia/messaging-client", root)).toBe(join(packageDir, "dist/index.js"));
+    const sdk = await import("@symbia/messaging-client" as string);
+    expect(Object.keys(sdk).sort()).toEqual(["ApiError", "MessagingClient", "RealtimeClient", "RealtimeError", "RestClient", "SequenceTracker", "setDefaultWebSocket"]);
+  });
 });
