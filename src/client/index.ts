@@ -9,8 +9,8 @@
  *   await socket.join(conversationId);
  *   await socket.send(conversationId, { content: "hello" });
  */
-import { RealtimeClient, type RealtimeOptions } from "./realtime";
-import { RestClient, type RestOptions } from "./rest";
+import { RealtimeClient, type RealtimeOptions } from "./realtime.js";
+import { RestClient, type RestOptions } from "./rest.js";
 
 export class MessagingClient extends RestClient {
   constructor(options: RestOptions) {
@@ -26,16 +26,20 @@ export class MessagingClient extends RestClient {
   realtime(options: Partial<Omit<RealtimeOptions, "credentials">> = {}): RealtimeClient {
     return new RealtimeClient({
       url: this.websocketUrl,
+      retry: this.retry,
       ...options,
       credentials: () => ({ token: this.token, apiKey: this.apiKey, headers: this.authHeaders() }),
     });
   }
 }
 
-export { ApiError, RealtimeError } from "./errors";
-export { RealtimeClient } from "./realtime";
-export type { ConnectionEvents, RealtimeEvents, RealtimeOptions, ReconnectOptions } from "./realtime";
-export { RestClient } from "./rest";
-export type { RestOptions, ScopeOptions } from "./rest";
-export { SequenceTracker } from "./sequence-tracker";
-export type * from "./types";
+export { ApiError, RealtimeError } from "./errors.js";
+export type { RetryOptions } from "./rate-limit.js";
+export { RealtimeClient } from "./realtime.js";
+export type { ConnectionEvents, RealtimeEvents, RealtimeOptions, ReconnectOptions } from "./realtime.js";
+export { RestClient } from "./rest.js";
+export type { FetchFunction, RestOptions, ScopeOptions } from "./rest.js";
+export { SequenceTracker } from "./sequence-tracker.js";
+export { setDefaultWebSocket } from "./transport.js";
+export type { CredentialTransport, WebSocketConstructor, WebSocketLike } from "./transport.js";
+export type * from "./types.js";

@@ -181,7 +181,7 @@ describe("WebSocket", () => {
     expect(lifecycle[0]).toBe("close:1012:true");
     // Usually all five were sent while away and come back replayed; a quick reconnect gets some live.
     expect(lifecycle.some((entry) => entry.startsWith("resumed:"))).toBe(true);
-    expect(socket.stats).toEqual({ reconnects: 1, duplicatesDropped: 0 });
+    expect(socket.stats).toEqual({ reconnects: 1, duplicatesDropped: 0, rateLimitedRetries: 0 });
     socket.close();
   });
 
