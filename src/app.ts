@@ -16,6 +16,7 @@ import { controlModule } from "./modules/control";
 import { conversationsModule } from "./modules/conversations";
 import { messagesModule } from "./modules/messages";
 import { participantsModule } from "./modules/participants";
+import { runsModule } from "./modules/runs";
 import { systemModule, type RouteInfo } from "./modules/system";
 import { ConversationReads } from "./domain/conversation-reads";
 import { registerListeners } from "./listeners";
@@ -102,6 +103,7 @@ export function createApp(services: Services, realtime: RealtimeHub = createReal
     .use(participantsModule(services))
     .use(messagesModule(services))
     .use(controlModule(services))
+    .use(runsModule(services))
     .use(adminModule(services))
     .use(realtimeModule(realtime, services));
 

@@ -84,6 +84,15 @@ export const ERROR_CATALOGUE = {
   email_taken: { status: 409, message: "Email already in use", meaning: "Another user has this email." },
   org_exists: { status: 409, message: "Organization already exists", meaning: "An organization with this id exists." },
   principal_type_mismatch: { status: 409, message: "Principal type mismatch", meaning: "The principal exists with another type." },
+  run_exists: { status: 409, message: "A run with this id already exists", meaning: "POST /runs with a runId already started in the conversation." },
+  run_paused: { status: 409, message: "The run is paused", meaning: "The run is paused or preempted: no message goes into it until it resumes." },
+  run_ended: { status: 409, message: "The run has ended", meaning: "The run completed, failed or was cancelled: nothing more goes into it." },
+  not_run_owner: { status: 409, message: "You do not own this run", meaning: "Only the run's owner posts into it (after a route or handoff: the new owner)." },
+  invalid_transition: {
+    status: 409,
+    message: "The run cannot take this event in its state",
+    meaning: "A stream.* event the run's current state does not allow; the body carries `state`.",
+  },
 
   // 413, 429
   too_large: { status: 413, message: "Too large", meaning: "A body, message content or metadata exceeds its limit." },
@@ -101,6 +110,9 @@ export type ErrorCode = keyof typeof ERROR_CATALOGUE;
 export class AppError extends Error {
   readonly status: number;
 
+  /** Extra fields of the answer beside `error` and `code` (e.g. a run's `state` on invalid_transition). */
+  details?: Record<string, unknown>;
+
   constructor(
     readonly code: ErrorCode,
     message?: string,
@@ -113,7 +125,12 @@ export class AppError extends Error {
   }
 
   toBody(): { error: string; code: string } {
-    return { error: this.message, code: this.code };
+    return { ...this.details, error: this.message, code: this.code };
+  }
+
+  with(details: Record<string, unknown>): this {
+    this.details = { ...this.details, ...details };
+    return this;
   }
 }
 

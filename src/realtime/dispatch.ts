@@ -77,7 +77,7 @@ export function socketErrorOf(error: unknown, context: { connectionId?: string; 
 
 /** An ack error when the frame asked for an ack, else an `error` frame naming the event. */
 function reject(connection: Connection, ack: AckId | undefined, error: AppError, event?: string): void {
-  connection.send(ack !== undefined ? ackErrorFrame(ack, error.code, error.message) : errorFrame(error.code, error.message, event));
+  connection.send(ack !== undefined ? ackErrorFrame(ack, error.code, error.message, error.details) : errorFrame(error.code, error.message, event, error.details));
 }
 
 /** Entry point for every text or binary frame a client sends. */
