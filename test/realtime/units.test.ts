@@ -2,7 +2,7 @@
  * The realtime layer's pure parts: event → frame mapping, ordering, the rate limit, and the client's
  * sequence tracker.
  */
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { SequenceTracker } from "../../src/client/sequence-tracker";
 import type { DomainEvent } from "../../src/domain/events";
 import type { MessageResource, ParticipantResource } from "../../src/domain/resources";
@@ -10,9 +10,6 @@ import { frameOfDomainEvent, type TopicFrame } from "../../src/realtime/frames";
 import { parseClientFrame } from "../../src/realtime/protocol";
 import { FrameRateLimit } from "../../src/realtime/rate-limit";
 import { ReleaseLog, SequenceOrder } from "../../src/realtime/sequence-order";
-
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
 
 const conversationId = "0190d3c4-0000-7000-8000-000000000001";
 const message = { id: "m1", conversation_id: conversationId, sequence: 7, content: "hi" } as unknown as MessageResource;
