@@ -16,6 +16,8 @@ export const MAIN = join(REPOSITORY, "src/main.ts");
 const STOP_GRACE_MS = 10_000;
 /** How much of a process's output is kept for failure messages. */
 const OUTPUT_TAIL_CHARS = 16_000;
+/** How long after its exit the rest of a process's output may take to arrive. */
+const OUTPUT_DRAIN_MS = 1_000;
 
 /**
  * A port nobody listens on right now, so that the server under test is configured with PORT as in
@@ -88,7 +90,7 @@ export interface ServerProcess {
   wsUrl: string;
   pid: number;
   child: Subprocess;
-  /** Its exit code once it has exited. */
+  /** Its exit code once it has exited and its output has been read. */
   exited: Promise<number>;
   /** The last lines it printed (stdout and stderr interleaved). */
   output(): string;
@@ -128,8 +130,12 @@ export function spawnServer(options: ServerOptions): ServerProcess {
     if (partial) options.onLine?.(partial);
   };
   // Both pipes are always read: a child blocked on a full pipe would stop answering.
-  void collect(child.stdout).catch(() => {});
-  void collect(child.stderr).catch(() => {});
+  const drained = Promise.all([collect(child.stdout), collect(child.stderr)]).catch(() => {});
+  // Once it has exited, its last words are in output() too (bounded: a grandchild may hold the pipes).
+  const exited = child.exited.then(async (code) => {
+    await Promise.race([drained, Bun.sleep(OUTPUT_DRAIN_MS)]);
+    return code;
+  });
 
   const url = `http://127.0.0.1:${port}`;
   return {
@@ -139,10 +145,13 @@ export function spawnServer(options: ServerOptions): ServerProcess {
     wsUrl: `ws://127.0.0.1:${port}/api/ws`,
     pid: child.pid,
     child,
-    exited: child.exited,
+    exited,
     output: () => tail,
     kill: (signal) => child.kill(signal),
-    stop: (graceMs) => stopProcess(child, graceMs),
+    stop: async (graceMs) => {
+      await stopProcess(child, graceMs);
+      return exited;
+    },
   };
 }
 
