@@ -19,16 +19,14 @@
  * PROFILE=<dir> to have the server write a CPU profile (.cpuprofile) into <dir> when it stops, and
  * SOURCE=<dir> to run the server from another checkout of the repository (to compare two versions).
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import postgres from "postgres";
 import { recreateBenchDatabase } from "./lib/bench-database";
 import { formatSessionToken, hashSecret, newSecret } from "../src/auth/secrets";
 import { SEND_STATEMENT, sendParameters } from "../src/modules/messages/send-statement";
 import { placeOnCpus } from "./lib/cpu-placement";
-
-const REPOSITORY = resolve(import.meta.dir, "..");
+import { REPOSITORY, productCommand, startServer, tempDir } from "../test/support/harness";
 
 // ---------------------------------------------------------------- the statement under test
 
@@ -237,67 +235,40 @@ async function runLoadProcess(mode: "http-load" | "sql-load", config: HttpLoadCo
   return JSON.parse(stdout.trim().split("\n").at(-1)!) as LoadResult;
 }
 
-function freePort(): number {
-  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
-  const port = probe.port!;
-  probe.stop(true);
-  return port;
-}
-
 interface ServerProcess {
   url: string;
   pid: number;
   stop(): Promise<void>;
 }
 
-async function startServer(databaseUrl: string, pool: number): Promise<ServerProcess> {
-  const port = freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), "symbia-bench-"));
+async function startProduct(databaseUrl: string, pool: number): Promise<ServerProcess> {
+  const dataDir = tempDir("symbia-bench-");
   const binary = join(REPOSITORY, "dist/symbia-messaging");
   const useBinary = process.env.SERVER === "binary";
   if (useBinary && !existsSync(binary)) throw new Error("SERVER=binary needs dist/symbia-messaging: run `bun run build` first");
   // PROFILE=<dir>: the server writes a CPU profile there when it stops (source runs only).
-  const profile = process.env.PROFILE ? [`--cpu-prof`, `--cpu-prof-dir=${resolve(process.env.PROFILE)}`] : [];
+  const bunFlags = process.env.PROFILE ? [`--cpu-prof`, `--cpu-prof-dir=${resolve(process.env.PROFILE)}`] : [];
   // SOURCE=<dir>: run the server of another checkout (e.g. `git archive` of a commit), to compare.
   const source = resolve(process.env.SOURCE ?? REPOSITORY);
-  const command = useBinary ? [binary, "serve"] : [process.execPath, ...profile, "run", join(source, "src/main.ts"), "serve"];
-  const child = Bun.spawn(command, {
+  const server = await startServer({
+    command: [...productCommand(useBinary ? { binary } : { source, bunFlags }), "serve"],
     cwd: source,
     env: {
-      ...process.env,
+      ...(process.env as Record<string, string>),
       DATABASE_URL: databaseUrl,
       DATABASE_POOL_SIZE: String(pool),
-      PORT: String(port),
-      HOST: "127.0.0.1",
       LOG_LEVEL: "warn",
       ADMIN_SOCKET: "off",
       DATA_DIR: dataDir,
     },
-    stdout: "inherit",
-    stderr: "inherit",
+    healthTimeoutMs: 60_000,
+    echo: true,
   });
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the server exited with ${child.exitCode} while starting`);
-    try {
-      if ((await fetch(`${url}/api/health`)).status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error("the server did not become healthy within 60 s");
-    }
-    await Bun.sleep(100);
-  }
   return {
-    url,
-    pid: child.pid,
+    url: server.url,
+    pid: server.pid,
     async stop() {
-      child.kill("SIGTERM");
-      await Promise.race([child.exited, Bun.sleep(15_000)]);
-      if (child.exitCode === null) child.kill("SIGKILL");
+      await server.stop(15_000);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
@@ -408,7 +379,7 @@ async function main(): Promise<void> {
   const placement =
     process.env.DB_CPUS && process.env.APP_CPUS ? await placeOnCpus(sql, process.env.DB_CPUS, process.env.APP_CPUS) : undefined;
   if (placement) log(placement.describe);
-  const server = await startServer(databaseUrl, pool).catch((error) => {
+  const server = await startProduct(databaseUrl, pool).catch((error) => {
     placement?.restore();
     throw error;
   });

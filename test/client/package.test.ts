@@ -2,14 +2,15 @@
  * The publishable SDK (packages/client): its browser bundle pulls in nothing Node-only, its Node entry
  * alone loads `ws`, and its sources use no Bun API (the declaration build has no Bun types to lean on).
  */
-import { beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
+import { useEndToEndTimeout } from "../support/timeout";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { BunPlugin } from "bun";
 
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 const root = join(import.meta.dir, "../..");
 const packageDir = join(root, "packages/client");

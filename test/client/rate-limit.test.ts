@@ -2,14 +2,15 @@
  * The SDK waits out `rate_limited` instead of surfacing it: REST after Retry-After, WebSocket after the
  * delay in the ack error, paced so that the retries are not taken for flooding, with bounded attempts.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { useEndToEndTimeout } from "../support/timeout";
 import { ApiError, MessagingClient, RealtimeClient, RealtimeError, type Message } from "../../src/client";
 import { ackRetryDelayMs, retryAfterMs } from "../../src/client/rate-limit";
 import { startTestServer, type TestServer } from "../support/server";
 import { sdkClient } from "../realtime/helpers";
 
 // End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 const BURST = 10;
 let server: TestServer;

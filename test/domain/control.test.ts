@@ -2,12 +2,12 @@
  * POST /api/conversations/:id/control: control events stored in the conversation's sequence, their
  * entitlements, targets and references, and who may send them.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startTestServer, type TestPrincipal, type TestServer } from "../support/server";
 import { UNKNOWN_ID, createConversation, expectError, expectStatus, listMessages, sendMessage } from "./fixtures";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 let t: TestServer;
 beforeAll(async () => {

@@ -2,12 +2,12 @@
  * Every committed write reaches the conversation's sockets once, whichever transport made it; membership
  * follows the database; strangers hear nothing.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startTestServer, type TestServer } from "../support/server";
 import { groupConversation, joinedSocket, openSocket, restSend } from "./helpers";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 let server: TestServer;
 

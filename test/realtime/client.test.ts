@@ -2,7 +2,7 @@
  * The SDK against the real server: every REST method, and the WebSocket client's acks, events,
  * reconnection and resumption.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import {
   ApiError,
   MessagingClient,
@@ -19,9 +19,9 @@ import type { ConversationResource, MessageResource, ParticipantResource } from 
 import type { JoinResult as ServerJoinResult } from "../../src/realtime/hub";
 import { startTestServer, type TestServer } from "../support/server";
 import { eventually, restSend, sdkClient } from "./helpers";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 let server: TestServer;
 

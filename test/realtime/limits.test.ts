@@ -2,14 +2,14 @@
  * Protection of the server: per-connection rate limit with a close on flooding, and slow consumers
  * closed before their send buffer grows without bound.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { hardBackpressureLimit } from "../../src/realtime/socket-options";
 import { startTestServer, type TestServer } from "../support/server";
 import { eventually, groupConversation, joinedSocket, openSocket, restSend } from "./helpers";
 import { RawTcpWebSocket } from "./raw-tcp";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 const BURST = 20;
 let server: TestServer;
