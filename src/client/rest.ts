@@ -24,8 +24,11 @@ import type {
   Participant,
   ParticipantType,
   PrincipalInfo,
+  Run,
+  RunWithTransitions,
   SendControlInput,
   SendMessageInput,
+  StartRunInput,
   UpdateConversationInput,
 } from "./types.js";
 
@@ -186,6 +189,28 @@ export class RestClient {
 
   async deleteConversation(conversationId: string): Promise<void> {
     await this.call("DELETE", path`/api/conversations/${conversationId}`);
+  }
+
+  // Runs
+
+  createRun(conversationId: string, input: StartRunInput = {}): Promise<Run> {
+    return this.call("POST", path`/api/conversations/${conversationId}/runs`, { body: input });
+  }
+
+  listRuns(conversationId: string, options: { state?: "active" | "paused" | "preempted" | "ended"; limit?: number; offset?: number } = {}): Promise<Run[]> {
+    return this.call("GET", path`/api/conversations/${conversationId}/runs`, { query: options });
+  }
+
+  getRun(conversationId: string, runId: string): Promise<RunWithTransitions> {
+    return this.call("GET", path`/api/conversations/${conversationId}/runs/${runId}`);
+  }
+
+  completeRun(conversationId: string, runId: string): Promise<Run> {
+    return this.call("POST", path`/api/conversations/${conversationId}/runs/${runId}/complete`, { body: {} });
+  }
+
+  failRun(conversationId: string, runId: string, reason?: string): Promise<Run> {
+    return this.call("POST", path`/api/conversations/${conversationId}/runs/${runId}/fail`, { body: reason === undefined ? {} : { reason } });
   }
 
   // Messages

@@ -13,9 +13,12 @@ import {
   type JoinResult,
   type Message,
   type Participant,
+  type Run,
+  type ControlEventName,
 } from "../../src/client";
+import type { ControlEvent } from "../../src/domain/control-events";
 import type { ControlBroadcast as ServerControlBroadcast } from "../../src/domain/control-events";
-import type { ConversationResource, MessageResource, ParticipantResource } from "../../src/domain/resources";
+import type { ConversationResource, MessageResource, ParticipantResource, RunResource } from "../../src/domain/resources";
 import type { JoinResult as ServerJoinResult } from "../../src/realtime/hub";
 import { startTestServer, type TestServer } from "../support/server";
 import { eventually, restSend, sdkClient } from "./helpers";
@@ -291,6 +294,11 @@ describe("types", () => {
     same<ClientControlBroadcast, ServerControlBroadcast & { event: ClientControlBroadcast["event"] }>();
     same<ServerControlBroadcast, ClientControlBroadcast>();
     same<JoinResult, ServerJoinResult>();
+    same<Run, RunResource>();
+    same<RunResource, Run>();
+    // The SDK's copy of the control event names is the server's one list.
+    same<ControlEventName, ControlEvent>();
+    same<ControlEvent, ControlEventName>();
     expect(true).toBe(true);
   });
 });
