@@ -17,7 +17,9 @@
  * own and this script, the server and the load generators to the others, as when the database runs on a
  * machine of its own; needs taskset and the right to change PostgreSQL's processes), and
  * PROFILE=<dir> to have the server write a CPU profile (.cpuprofile) into <dir> when it stops, and
- * SOURCE=<dir> to run the server from another checkout of the repository (to compare two versions).
+ * SOURCE=<dir> to run the server from another checkout of the repository (to compare two versions), and
+ * RUN_IDS=1 to send every message into a run (one per client loop and conversation, started by its first
+ * message), which the send statement checks.
  */
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -63,6 +65,8 @@ interface LoadConfig {
 interface HttpLoadConfig extends LoadConfig {
   baseUrl: string;
   tokens: string[];
+  /** Each loop sends into a run of its own (RUN_IDS=1): the first send starts it, later ones are checked against it. */
+  runIds?: boolean;
 }
 
 interface SqlLoadConfig extends LoadConfig {
@@ -137,13 +141,16 @@ async function closedLoops(
 
 /** The product: POST /api/conversations/:id/messages over keep-alive connections, one session per loop. */
 async function httpLoad(config: HttpLoadConfig): Promise<LoadResult> {
-  const body = JSON.stringify({ content: CONTENT });
+  const plain = JSON.stringify({ content: CONTENT });
+  const bodies = new Map<number, string>();
+  const bodyOf = (loop: number) =>
+    config.runIds ? (bodies.get(loop) ?? bodies.set(loop, JSON.stringify({ content: CONTENT, runId: `bench-${loop}` })).get(loop)!) : plain;
   const headers = config.tokens.map((token) => ({ authorization: `Bearer ${token}`, "content-type": "application/json" }));
   return closedLoops(config, async (loop, conversationId) => {
     const response = await fetch(`${config.baseUrl}/api/conversations/${conversationId}/messages`, {
       method: "POST",
       headers: headers[loop % headers.length],
-      body,
+      body: bodyOf(loop),
     });
     const text = await response.text();
     return response.status === 201 ? undefined : `${response.status} ${text.slice(0, 200)}`;
@@ -397,7 +404,7 @@ async function main(): Promise<void> {
         const conversations = name === "single" ? single : many;
         log(`round ${round}: ${name} (${conversations.length} conversation${conversations.length > 1 ? "s" : ""}): REST, then the SQL baselines, ${durationSeconds} s each`);
 
-        const product = await measureRest(sql, server, { ...base, conversations, baseUrl: server.url, tokens: principals.map((p) => p.token) });
+        const product = await measureRest(sql, server, { ...base, conversations, baseUrl: server.url, tokens: principals.map((p) => p.token), runIds: process.env.RUN_IDS === "1" });
         const baselineConfig = { ...base, conversations, databaseUrl, pool, principals: principals.map((p) => p.id) };
         const baseline = await measureBaseline({ ...baselineConfig, prepare: true });
         const unnamed = await measureBaseline({ ...baselineConfig, prepare: false });
