@@ -93,6 +93,7 @@ async function stopServer(child) {
 
 let server = startServer();
 let echo;
+let writer;
 try {
   // A cold first start creates the embedded database: seconds, more on a busy machine.
   await waitHealthy(90_000);
@@ -103,7 +104,8 @@ try {
   await cli(["users", "create", "--email", email, "--password-stdin"], `${password}\n`);
   const agentKey = await cli(["keys", "create", "--principal", "agent:sdk-node", "--type", "agent"]);
   const echoKey = await cli(["keys", "create", "--principal", "agent:echo", "--type", "agent"]);
-  check(agentKey.length > 0 && echoKey.length > 0, "API keys created with the CLI");
+  const writerKey = await cli(["keys", "create", "--principal", "agent:writer", "--type", "agent"]);
+  check(agentKey.length > 0 && echoKey.length > 0 && writerKey.length > 0, "API keys created with the CLI");
 
   // The agent logs in with its API key; the user with a password.
   const agent = new MessagingClient({ baseUrl, apiKey: agentKey });
@@ -184,9 +186,41 @@ try {
   check((await within(10_000, "echo agent exit", echo.exitCode_)) === 0, "echo agent stopped");
   echo = undefined;
 
+  // The streaming agent example: it answers in a run, chunk by chunk, and stops when the user cancels.
+  let writerOutput = "";
+  writer = spawn(process.execPath, ["streaming-agent.mjs"], {
+    env: { ...process.env, SYMBIA_URL: baseUrl, SYMBIA_API_KEY: writerKey, POLL_MS: "300", CHUNK_MS: "80" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  writer.exitCode_ = new Promise((resolve) => writer.once("exit", (code) => resolve(code)));
+  writer.stdout.on("data", (chunk) => {
+    writerOutput += chunk;
+    process.stdout.write(chunk);
+  });
+  await until(() => writerOutput.includes("streaming-agent: ready"), "streaming agent ready", 15_000);
+  const story = await user.createConversation({ type: "group", name: "story", participants: [{ userId: "agent:writer", userType: "agent" }] });
+  await userSocket.join(story.id);
+  const runsStarted = [];
+  userSocket.on("run:started", (run) => runsStarted.push(run));
+  await sleep(800); // the agent notices the new conversation on its next poll
+  const prompt = await user.sendMessage(story.id, { content: "tell me a story" });
+  await until(() => userSaw.filter((m) => m.conversation_id === story.id && m.run_id).length >= 3, "three streamed chunks", 15_000);
+  const run = runsStarted.find((r) => r.conversation_id === story.id);
+  check(run?.owner_id === "agent:writer" && run.metadata.answering === prompt.id, "the agent answers in a run of its own");
+  await user.sendControl(story.id, { event: "stream.cancel", runId: run.id });
+  await until(() => writerOutput.includes(`run ${run.id} stopped (cancelled)`), "the agent stopping on cancel", 5_000);
+  const chunksAtCancel = userSaw.filter((m) => m.run_id === run.id).length;
+  await sleep(500);
+  check(userSaw.filter((m) => m.run_id === run.id).length === chunksAtCancel, `no chunk after the cancel (${chunksAtCancel} before it)`);
+  check((await user.getRun(story.id, run.id)).state === "cancelled", "the run is cancelled");
+  writer.kill("SIGTERM");
+  check((await within(10_000, "streaming agent exit", writer.exitCode_)) === 0, "streaming agent stopped");
+  writer = undefined;
+
   userSocket.close();
   check((await stopServer(server)) === 0, "server stopped again, exit 0");
 } finally {
   echo?.kill("SIGKILL");
+  writer?.kill("SIGKILL");
   if (server.exitCode === null) server.kill("SIGKILL");
 }

@@ -30,3 +30,14 @@ interface Response {
   readonly body: { cancel(): Promise<void> } | null;
   text(): Promise<string>;
 }
+/** Aborting a run's work (RunHandle.signal): the WHATWG classes every supported runtime has. */
+interface AbortSignal {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  addEventListener(type: "abort", listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: "abort", listener: () => void): void;
+}
+declare class AbortController {
+  readonly signal: AbortSignal;
+  abort(reason?: unknown): void;
+}
