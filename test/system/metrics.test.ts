@@ -79,7 +79,7 @@ describe("GET /metrics", () => {
     expect(delta("symbia_http_requests_total", { ...MESSAGES_ROUTE, status: "200" })).toBe(1);
     expect(delta("symbia_http_request_duration_seconds_count", { method: "POST", route: MESSAGES_ROUTE.route })).toBe(N + 2);
     // Every send ran the hot-path statement once; each frame was published once to the topic.
-    expect(delta("symbia_db_query_duration_seconds_count", { driver: "pglite" })).toBe(N + M + 2);
+    expect(delta("symbia_db_query_duration_seconds_count", { driver: t.server.services.database.kind })).toBe(N + M + 2);
     expect(delta("symbia_ws_frames_published_total")).toBe(N + M + 1);
     expect(delta("symbia_ws_frames_received_total")).toBe(M);
 
