@@ -5,6 +5,7 @@
  * listener of its own with METRICS_PORT).
  */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { ConfigError, loadConfig } from "../../src/config";
 import { isLoopback, isMetricsPath, metricsAccess } from "../../src/http/metrics-endpoint";
 import { parseExposition, type Exposition } from "../support/prometheus";
 import { startTestServer, type TestServer } from "../support/server";
@@ -210,6 +211,14 @@ describe("metrics access", () => {
     expect(metricsAccess(token, "10.0.0.5", `Bearer ${token}x`)).toBe("refused");
     expect(metricsAccess(token, "10.0.0.5", token)).toBe("refused");
     expect(metricsAccess(token, "10.0.0.5", `Basic ${btoa(`x:${token}`)}`)).toBe("refused");
+  });
+
+  test("a weak METRICS_TOKEN or a bad METRICS_PORT stops the server at start", () => {
+    expect(() => loadConfig({ METRICS_TOKEN: "short" })).toThrow(ConfigError);
+    expect(() => loadConfig({ METRICS_TOKEN: "sixteen chars but spaces" })).toThrow(ConfigError);
+    expect(() => loadConfig({ METRICS_PORT: "99999" })).toThrow(ConfigError);
+    expect(loadConfig({ METRICS_TOKEN: "0123456789abcdef", METRICS_PORT: "9464" })).toMatchObject({ metricsToken: "0123456789abcdef", metricsPort: 9464 });
+    expect(loadConfig({})).toMatchObject({ metricsToken: undefined, metricsPort: undefined });
   });
 
   test("the path is /metrics exactly", () => {
