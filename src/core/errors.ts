@@ -69,6 +69,11 @@ export const ERROR_CATALOGUE = {
   owner_cannot_leave: { status: 403, message: "The owner cannot leave", meaning: "Transfer ownership first." },
   owner_cannot_be_removed: { status: 403, message: "The owner cannot be removed", meaning: "The owner stays until ownership moves." },
   connection_closed: { status: 403, message: "The connection closed", meaning: "A WebSocket join ended because its socket closed." },
+  metrics_forbidden: {
+    status: 403,
+    message: "GET /metrics needs the METRICS_TOKEN bearer token",
+    meaning: "METRICS_TOKEN is set and the scrape did not send it as Authorization: Bearer.",
+  },
 
   // 404
   not_found: { status: 404, message: "Resource not found", meaning: "Nothing with that id exists for the caller (malformed ids too)." },

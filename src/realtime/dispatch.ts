@@ -7,6 +7,7 @@
 import { AppError, fail } from "../core/errors";
 import { isDatabaseUnavailable } from "../core/database-errors";
 import { describeError, log } from "../log";
+import { messagesSent, wsFramesRateLimited, wsFramesReceived } from "../metrics/registry";
 import { sendControl } from "../modules/control/service";
 import { deleteMessage, editMessage, sendMessage } from "../modules/messages/service";
 import { CLOSE, type Connection } from "./connection";
@@ -30,8 +31,11 @@ const HANDLERS: { [E in ClientEvent]: Handler<E> } = {
     return JSON.stringify({ conversationId });
   },
 
-  "message:send": async (_hub, services, connection, { conversationId, ...input }) =>
-    (await sendMessage(services, connection.principal, conversationId, input, connection.scope)).json,
+  "message:send": async (_hub, services, connection, { conversationId, ...input }) => {
+    const stored = await sendMessage(services, connection.principal, conversationId, input, connection.scope);
+    if (!stored.replayed) messagesSent.websocket.inc();
+    return stored.json;
+  },
 
   "message:edit": async (_hub, services, connection, { messageId, conversationId, content, contentType }) =>
     (await editMessage(services, connection.principal, { messageId, conversationId }, { content, contentType })).json,
@@ -83,7 +87,9 @@ function reject(connection: Connection, ack: AckId | undefined, error: AppError,
 /** Entry point for every text or binary frame a client sends. */
 export function receiveFrame(hub: RealtimeHub, services: Services, connection: Connection, message: unknown): void {
   if (connection.closed) return;
+  wsFramesReceived.inc();
   if (!connection.rate.take()) {
+    wsFramesRateLimited.inc();
     if (connection.rate.isFlooding()) {
       connection.close(CLOSE.policyViolation, "rate limit exceeded");
       return;

@@ -8,6 +8,7 @@
  */
 import { fail } from "../core/errors";
 import type { MessageResource, RunResource } from "../domain/resources";
+import { wsJoins, wsReplayedMessages, wsReplays, wsReplaysTruncated } from "../metrics/registry";
 import type { Connection, PendingJoin } from "./connection";
 import { frameOfStoredMessage } from "./frames";
 import type { PresentPrincipal } from "./presence";
@@ -107,6 +108,12 @@ export async function joinConversation(site: JoinSite, connection: Connection, c
     });
     site.endJoining(connection, conversationId, pending);
     const presence = site.subscribe(connection, conversationId, access.participant);
+    wsJoins.inc();
+    if (replayed > 0) {
+      wsReplays.inc();
+      wsReplayedMessages.inc(replayed);
+    }
+    if (truncated) wsReplaysTruncated.inc();
     return { conversationId, lastSequence, replayed, truncated, presence, runs: openRuns };
   } finally {
     site.endJoining(connection, conversationId, pending);
