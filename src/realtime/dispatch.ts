@@ -96,7 +96,7 @@ export function receiveFrame(hub: RealtimeHub, services: Services, connection: C
     }
     const ack = typeof message === "object" && message !== null ? (message as { ack?: unknown }).ack : undefined;
     const retry = connection.rate.retryAfterSeconds().toFixed(2);
-    reject(connection, typeof ack === "string" || typeof ack === "number" ? ack : undefined, fail.rate_limited(`Too many frames; retry in ${retry} s`));
+    reject(connection, typeof ack === "string" || typeof ack === "number" ? ack : undefined, fail.rate_limited(`Too many frames; retry in ${retry} s`).with({ retryAfter: Number(retry) }));
     return;
   }
   const frame = parseClientFrame(message);
