@@ -5,8 +5,7 @@
  * Where a request goes: src/modules/<feature>/index.ts holds the routes of each feature, which call the
  * domain functions in src/modules/<feature>/service.ts.
  */
-import { swagger } from "@elysiajs/swagger";
-import { Elysia, ValidationError } from "elysia";
+import { Elysia, ValidationError, type AnyElysia } from "elysia";
 import { admitRequest, requestContext, requestStateOf } from "./http/context";
 import { AppError, isDatabaseUnavailable } from "./http/errors";
 import { describeError, log } from "./log";
@@ -14,6 +13,7 @@ import { adminModule } from "./modules/admin";
 import { authModule } from "./modules/auth";
 import { controlModule } from "./modules/control";
 import { conversationsModule } from "./modules/conversations";
+import { docsModule } from "./modules/docs";
 import { messagesModule } from "./modules/messages";
 import { participantsModule } from "./modules/participants";
 import { systemModule, type RouteInfo } from "./modules/system";
@@ -21,7 +21,6 @@ import { RealtimeHub } from "./realtime/hub";
 import { realtimeModule } from "./realtime/route";
 import { realtimeSocketOptions } from "./realtime/socket-options";
 import type { Services } from "./services";
-import { SERVICE_NAME, VERSION } from "./version";
 
 function json(status: number, body: unknown, headers?: Record<string, string>): Response {
   return new Response(JSON.stringify(body), {
@@ -42,6 +41,8 @@ function describeValidation(error: ValidationError): string {
 export function createApp(services: Services, realtime: RealtimeHub = new RealtimeHub(services)) {
   const { config } = services;
   let routeList: RouteInfo[] = [];
+  // The document is built from the finished application, which does not exist yet while it is assembled.
+  let whole: AnyElysia | undefined;
 
   const app = new Elysia({
     // Bun rejects larger bodies itself; the gate answers 413 with JSON first when Content-Length says so.
@@ -68,6 +69,12 @@ export function createApp(services: Services, realtime: RealtimeHub = new Realti
         set.status = error.status;
         if (error.headers) Object.assign(set.headers, error.headers);
         return error.toBody();
+      }
+      if (error instanceof ValidationError && error.type === "response") {
+        // An answer that does not match its documented schema is our fault, not the caller's.
+        log.error("response does not match its schema", { requestId: state?.requestId, path: new URL(request.url).pathname, detail: describeValidation(error) });
+        set.status = 500;
+        return { error: "Internal server error", code: "internal_error" };
       }
       if (error instanceof ValidationError) {
         // A malformed id in a path names nothing that exists.
@@ -118,28 +125,7 @@ export function createApp(services: Services, realtime: RealtimeHub = new Realti
         ms: state ? Math.round((performance.now() - state.startedAt) * 10) / 10 : undefined,
       });
     })
-    .use(
-      swagger({
-        path: "/docs",
-        specPath: "/docs/openapi.json",
-        exclude: ["/docs", "/docs/openapi.json"],
-        documentation: {
-          info: {
-            title: SERVICE_NAME,
-            version: VERSION,
-            description: "REST API of the messaging bus. The WebSocket protocol is described at /docs/llms.txt and in the README.",
-          },
-          components: {
-            securitySchemes: {
-              bearer: { type: "http", scheme: "bearer" },
-              apiKey: { type: "apiKey", in: "header", name: "X-API-Key" },
-              cookie: { type: "apiKey", in: "cookie", name: "symbia_session" },
-            },
-          },
-          security: [{ bearer: [] }, { apiKey: [] }, { cookie: [] }],
-        },
-      }),
-    )
+    .use(docsModule(services, () => whole!))
     .use(requestContext)
     .use(systemModule(services, () => routeList))
     .use(authModule(services))
@@ -150,6 +136,7 @@ export function createApp(services: Services, realtime: RealtimeHub = new Realti
     .use(adminModule(services))
     .use(realtimeModule(realtime));
 
+  whole = app;
   routeList = app.routes
     .filter((r) => !r.path.startsWith("/docs") || r.path === "/docs/llms.txt")
     .map((r) => ({ method: r.method, path: r.path }));

@@ -70,3 +70,83 @@ export async function jsonBodyOnly({ request }: { request: Request }, contentTyp
   if (nestsDeeperThan(body, MAX_BODY_DEPTH)) throw badRequest(`Request body nests deeper than ${MAX_BODY_DEPTH} levels`);
   return body;
 }
+
+// ---------------------------------------------------------------- response schemas
+//
+// The resources of src/domain/resources.ts as schemas. Each has a `title`: the OpenAPI document lifts
+// titled schemas into components.schemas, so generated clients get named types. Elysia checks answers
+// against them, which keeps the document honest.
+
+const DateTime = t.String({ format: "date-time" });
+const NullableString = t.Nullable(t.String());
+/** jsonb objects as stored; free-form. */
+const JsonObject = t.Record(t.String(), t.Unknown(), { description: "Free-form JSON object" });
+const ParticipantTypeOut = t.Union([t.Literal("user"), t.Literal("agent"), t.Literal("service"), t.Literal("bot")]);
+
+export const ErrorResponse = t.Object(
+  { error: t.String({ description: "Human-readable message" }), code: t.String({ description: "Machine-readable code" }) },
+  { title: "Error", description: "Error" },
+);
+
+export const Conversation = t.Object(
+  {
+    id: Uuid,
+    type: t.Union([t.Literal("private"), t.Literal("group")]),
+    name: NullableString,
+    description: NullableString,
+    org_id: NullableString,
+    created_by: t.String(),
+    created_at: DateTime,
+    updated_at: DateTime,
+    metadata: JsonObject,
+  },
+  { title: "Conversation", description: "A conversation" },
+);
+
+export const Participant = t.Object(
+  {
+    id: Uuid,
+    conversation_id: Uuid,
+    user_id: t.String(),
+    user_type: ParticipantTypeOut,
+    role: t.Union([t.Literal("owner"), t.Literal("admin"), t.Literal("member")]),
+    joined_at: DateTime,
+    last_read_at: t.Nullable(DateTime),
+  },
+  { title: "Participant", description: "A participant of a conversation" },
+);
+
+export const ConversationWithParticipants = t.Composite([Conversation, t.Object({ participants: t.Array(Participant) })], {
+  title: "ConversationWithParticipants",
+  description: "A conversation with its participants",
+});
+
+export const Message = t.Object(
+  {
+    id: Uuid,
+    conversation_id: Uuid,
+    sender_id: t.String(),
+    sender_type: ParticipantTypeOut,
+    content: t.String(),
+    content_type: t.String(),
+    reply_to: t.Nullable(Uuid),
+    org_id: NullableString,
+    run_id: NullableString,
+    trace_id: NullableString,
+    sequence: t.Integer({ minimum: 1 }),
+    priority: t.Union([t.Literal("low"), t.Literal("normal"), t.Literal("high"), t.Literal("critical")]),
+    interruptible: t.Boolean(),
+    preempted_by: t.Nullable(Uuid),
+    created_at: DateTime,
+    updated_at: t.Nullable(DateTime),
+    deleted_at: t.Nullable(DateTime),
+    metadata: JsonObject,
+    version: t.Integer({ minimum: 1, description: "1 + the number of edits" }),
+    data_class: NullableString,
+    policy_ref: NullableString,
+  },
+  { title: "Message", description: "A message" },
+);
+
+export const ConversationList = t.Array(Conversation, { description: "Conversations, newest activity first" });
+

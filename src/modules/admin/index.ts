@@ -4,9 +4,17 @@
 import { Elysia } from "elysia";
 import { authenticated } from "../../http/context";
 import type { Services } from "../../services";
-import { ConversationParams, jsonBodyOnly } from "../shared-models";
+import { ConversationList, ConversationParams, jsonBodyOnly, Participant } from "../shared-models";
 import { ParticipantParams } from "../participants/model";
-import { AdminAddParticipantBody, AdminListQuery, AdminOrgQuery, AdminUserParams } from "./model";
+import {
+  AdminAddParticipantBody,
+  AdminConversationDetail,
+  AdminConversationList,
+  AdminListQuery,
+  AdminOrgQuery,
+  AdminStats,
+  AdminUserParams,
+} from "./model";
 import {
   adminAddParticipant,
   adminConversationDetail,
@@ -23,10 +31,12 @@ export function adminModule(services: Services) {
     .onParse(jsonBodyOnly)
     .get("/conversations", ({ principal, query, scope }) => adminListConversations(services, principal, query, scope), {
       query: AdminListQuery,
+      response: { 200: AdminConversationList },
       detail: { summary: "All conversations, paginated, filterable by org and type" },
     })
     .get("/conversations/:id", ({ principal, params }) => adminConversationDetail(services, principal, params.id), {
       params: ConversationParams,
+      response: { 200: AdminConversationDetail },
       detail: { summary: "A conversation with its participants and last 50 messages" },
     })
     .delete(
@@ -40,7 +50,7 @@ export function adminModule(services: Services) {
     .get(
       "/users/:userId/conversations",
       ({ principal, params, query, scope }) => adminUserConversations(services, principal, params.userId, query, scope),
-      { params: AdminUserParams, query: AdminOrgQuery, detail: { summary: "Conversations a principal participates in" } },
+      { params: AdminUserParams, query: AdminOrgQuery, response: { 200: ConversationList }, detail: { summary: "Conversations a principal participates in" } },
     )
     .post(
       "/conversations/:id/participants",
@@ -49,7 +59,7 @@ export function adminModule(services: Services) {
         set.status = 201;
         return participant;
       },
-      { params: ConversationParams, body: AdminAddParticipantBody, detail: { summary: "Add a participant with a role" } },
+      { params: ConversationParams, body: AdminAddParticipantBody, response: { 201: Participant }, detail: { summary: "Add a participant with a role" } },
     )
     .delete(
       "/conversations/:id/participants/:userId",
@@ -61,6 +71,7 @@ export function adminModule(services: Services) {
     )
     .get("/stats", ({ principal, query, scope }) => adminStats(services, principal, query, scope), {
       query: AdminOrgQuery,
+      response: { 200: AdminStats },
       detail: { summary: "Totals and conversations active in the last 24 hours" },
     });
 }

@@ -4,7 +4,7 @@
 import { Elysia } from "elysia";
 import { authenticated } from "../../http/context";
 import type { Services } from "../../services";
-import { ConversationParams, jsonBodyOnly } from "../shared-models";
+import { Conversation, ConversationList, ConversationParams, ConversationWithParticipants, jsonBodyOnly } from "../shared-models";
 import { CreateConversationBody, ListConversationsQuery, UpdateConversationBody } from "./model";
 import {
   createConversation,
@@ -20,6 +20,7 @@ export function conversationsModule(services: Services) {
     .onParse(jsonBodyOnly)
     .get("", ({ principal, query, scope }) => listConversations(services, principal, query, scope), {
       query: ListConversationsQuery,
+      response: { 200: ConversationList },
       detail: { summary: "Conversations the caller participates in, newest activity first" },
     })
     .post(
@@ -29,15 +30,17 @@ export function conversationsModule(services: Services) {
         set.status = 201;
         return conversation;
       },
-      { body: CreateConversationBody, detail: { summary: "Create a conversation; the caller becomes its owner" } },
+      { body: CreateConversationBody, response: { 201: ConversationWithParticipants }, detail: { summary: "Create a conversation; the caller becomes its owner" } },
     )
     .get("/:id", ({ principal, params }) => getConversation(services, principal, params.id), {
       params: ConversationParams,
+      response: { 200: ConversationWithParticipants },
       detail: { summary: "A conversation with its participants" },
     })
     .patch("/:id", ({ principal, params, body }) => updateConversation(services, principal, params.id, body), {
       params: ConversationParams,
       body: UpdateConversationBody,
+      response: { 200: Conversation },
       detail: { summary: "Update name, description or metadata (owner, admin)" },
     })
     .delete(

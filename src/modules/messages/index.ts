@@ -4,8 +4,8 @@
 import { Elysia, t } from "elysia";
 import { authenticated } from "../../http/context";
 import type { Services } from "../../services";
-import { ConversationParams, jsonBodyOnly } from "../shared-models";
-import { EditMessageBody, ListMessagesQuery, MessageParams, SendMessageBody } from "./model";
+import { ConversationParams, jsonBodyOnly, Message } from "../shared-models";
+import { EditMessageBody, ListMessagesQuery, MessageHistory, MessageList, MessageParams, SendMessageBody } from "./model";
 import { deleteMessage, editMessage, listMessages, messageHistory, sendMessage } from "./service";
 
 /** The message was serialised once by the domain; send those bytes as they are. */
@@ -20,6 +20,7 @@ export function messagesModule(services: Services) {
     .get("", ({ principal, params, query }) => listMessages(services, principal, params.id, query), {
       params: ConversationParams,
       query: ListMessagesQuery,
+      response: { 200: MessageList },
       detail: { summary: "Messages in ascending sequence; `before`/`after` take a sequence or an ISO time" },
     })
     .post(
@@ -31,6 +32,7 @@ export function messagesModule(services: Services) {
       {
         params: ConversationParams,
         body: SendMessageBody,
+        response: { 200: Message, 201: Message },
         detail: { summary: "Send a message (201; 200 when a client id is sent again)" },
       },
     )
@@ -40,7 +42,7 @@ export function messagesModule(services: Services) {
         const stored = await editMessage(services, principal, { messageId: params.mid, conversationId: params.id }, body);
         return jsonResponse(stored.json, 200, requestId);
       },
-      { params: MessageParams, body: EditMessageBody, detail: { summary: "Edit a message (sender only); the old content is kept" } },
+      { params: MessageParams, body: EditMessageBody, response: { 200: Message }, detail: { summary: "Edit a message (sender only); the old content is kept" } },
     )
     .delete(
       "/:mid",
@@ -52,6 +54,7 @@ export function messagesModule(services: Services) {
     )
     .get("/:mid/history", ({ principal, params }) => messageHistory(services, principal, params.id, params.mid), {
       params: MessageParams,
+      response: { 200: MessageHistory },
       detail: { summary: "Every version of a message with its time and editor" },
     });
 }
