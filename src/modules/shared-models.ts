@@ -32,6 +32,21 @@ export const ShortText = (maxLength: number) => Text({ maxLength });
 export const QueryInteger = (minimum: number, maximum: number) => t.Numeric({ minimum, maximum, multipleOf: 1 });
 export const PageOffset = QueryInteger(0, 1_000_000_000);
 
+/**
+ * Transform hook of routes with QueryInteger parameters: only plain decimal digits (an optional minus
+ * sign, for a clear range message) reach the schema. `t.Numeric` alone converts with Number(), which
+ * also reads `0x10`, ` 5`, `1e2` or `5.0`; a client that sends those has a bug worth hearing about.
+ */
+export const digitsOnly =
+  (...names: string[]) =>
+  ({ query }: { query: Record<string, unknown> }) => {
+    for (const name of names) {
+      const value = query[name];
+      if (value === undefined) continue;
+      if (typeof value !== "string" || !/^-?\d{1,16}$/.test(value)) throw badRequest(`${name} must be a whole number`);
+    }
+  };
+
 export const ConversationParams = t.Object({ id: Uuid });
 export const ErrorBody = t.Object({ error: t.String(), code: t.String() });
 

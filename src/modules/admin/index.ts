@@ -3,8 +3,9 @@
  */
 import { Elysia } from "elysia";
 import { authenticated } from "../../http/context";
+import { setOffsetPageHeaders } from "../../http/paging";
 import type { Services } from "../../services";
-import { ConversationList, ConversationParams, jsonBodyOnly, Participant } from "../shared-models";
+import { digitsOnly, ConversationList, ConversationParams, jsonBodyOnly, Participant } from "../shared-models";
 import { ParticipantParams } from "../participants/model";
 import {
   AdminAddParticipantBody,
@@ -13,6 +14,7 @@ import {
   AdminListQuery,
   AdminOrgQuery,
   AdminStats,
+  AdminUserConversationsQuery,
   AdminUserParams,
 } from "./model";
 import {
@@ -29,10 +31,18 @@ export function adminModule(services: Services) {
   return new Elysia({ prefix: "/api/admin", tags: ["admin"] })
     .use(authenticated)
     .onParse(jsonBodyOnly)
-    .get("/conversations", ({ principal, query, scope }) => adminListConversations(services, principal, query, scope), {
+    .get(
+      "/conversations",
+      async ({ principal, query, scope, request, set }) => {
+        const page = await adminListConversations(services, principal, query, scope);
+        setOffsetPageHeaders(set.headers, request, services.config.publicUrl, { ...page, returned: page.items.length });
+        return page;
+      },
+      {
       query: AdminListQuery,
+      transform: digitsOnly("limit", "offset"),
       response: { 200: AdminConversationList },
-      detail: { summary: "All conversations, paginated, filterable by org and type" },
+      detail: { summary: "All conversations, paginated (`limit` 1..200, default 50), filterable by org and type" },
     })
     .get("/conversations/:id", ({ principal, params }) => adminConversationDetail(services, principal, params.id), {
       params: ConversationParams,
@@ -49,8 +59,18 @@ export function adminModule(services: Services) {
     )
     .get(
       "/users/:userId/conversations",
-      ({ principal, params, query, scope }) => adminUserConversations(services, principal, params.userId, query, scope),
-      { params: AdminUserParams, query: AdminOrgQuery, response: { 200: ConversationList }, detail: { summary: "Conversations a principal participates in" } },
+      async ({ principal, params, query, scope, request, set }) => {
+        const page = await adminUserConversations(services, principal, params.userId, query, scope);
+        setOffsetPageHeaders(set.headers, request, services.config.publicUrl, { ...page, returned: page.items.length });
+        return page.items;
+      },
+      {
+        params: AdminUserParams,
+        query: AdminUserConversationsQuery,
+        transform: digitsOnly("limit", "offset"),
+        response: { 200: ConversationList },
+        detail: { summary: "Conversations a principal participates in, paginated (`limit` 1..500, default 100)" },
+      },
     )
     .post(
       "/conversations/:id/participants",

@@ -10,6 +10,11 @@ export const AdminListQuery = t.Object({
 });
 
 export const AdminOrgQuery = t.Object({ orgId: t.Optional(OrgId) });
+export const AdminUserConversationsQuery = t.Object({
+  orgId: t.Optional(OrgId),
+  limit: t.Optional(QueryInteger(1, 500)),
+  offset: t.Optional(PageOffset),
+});
 export const AdminUserParams = t.Object({ userId: PrincipalId });
 export const AdminAddParticipantBody = t.Object({ userId: PrincipalId, userType: t.Optional(ParticipantType), role: Role });
 

@@ -3,8 +3,9 @@
  */
 import { Elysia } from "elysia";
 import { authenticated } from "../../http/context";
+import { setOffsetPageHeaders } from "../../http/paging";
 import type { Services } from "../../services";
-import { Conversation, ConversationList, ConversationParams, ConversationWithParticipants, jsonBodyOnly } from "../shared-models";
+import { digitsOnly, Conversation, ConversationList, ConversationParams, ConversationWithParticipants, jsonBodyOnly } from "../shared-models";
 import { CreateConversationBody, ListConversationsQuery, UpdateConversationBody } from "./model";
 import {
   createConversation,
@@ -18,10 +19,21 @@ export function conversationsModule(services: Services) {
   return new Elysia({ prefix: "/api/conversations", tags: ["conversations"] })
     .use(authenticated)
     .onParse(jsonBodyOnly)
-    .get("", ({ principal, query, scope }) => listConversations(services, principal, query, scope), {
+    .get(
+      "",
+      async ({ principal, query, scope, request, set }) => {
+        const page = await listConversations(services, principal, query, scope);
+        setOffsetPageHeaders(set.headers, request, services.config.publicUrl, { ...page, returned: page.items.length });
+        return page.items;
+      },
+      {
       query: ListConversationsQuery,
+      transform: digitsOnly("limit", "offset"),
       response: { 200: ConversationList },
-      detail: { summary: "Conversations the caller participates in, newest activity first" },
+      detail: {
+        summary: "Conversations the caller participates in, newest activity first",
+        description: "One page (`limit` 1..500, default 100, from `offset`); `Link: rel=\"next\"` names the next page and `X-Total-Count` the total.",
+      },
     })
     .post(
       "",

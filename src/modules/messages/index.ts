@@ -3,8 +3,9 @@
  */
 import { Elysia, t } from "elysia";
 import { authenticated } from "../../http/context";
+import { setCursorPageHeaders } from "../../http/paging";
 import type { Services } from "../../services";
-import { ConversationParams, jsonBodyOnly, Message } from "../shared-models";
+import { ConversationParams, digitsOnly, jsonBodyOnly, Message } from "../shared-models";
 import { EditMessageBody, ListMessagesQuery, MessageHistory, MessageList, MessageParams, SendMessageBody } from "./model";
 import { deleteMessage, editMessage, listMessages, messageHistory, sendMessage } from "./service";
 
@@ -17,11 +18,33 @@ export function messagesModule(services: Services) {
   return new Elysia({ prefix: "/api/conversations/:id/messages", tags: ["messages"] })
     .use(authenticated)
     .onParse(jsonBodyOnly)
-    .get("", ({ principal, params, query }) => listMessages(services, principal, params.id, query), {
+    .get(
+      "",
+      async ({ principal, params, query, request, set }) => {
+        // One more than asked tells whether a next page exists; it is left out of this one.
+        const limit = query.limit ?? 50;
+        const page = await listMessages(services, principal, params.id, { ...query, limit: limit + 1 });
+        const newestFirst = query.before !== undefined || query.after === undefined;
+        const more = page.length > limit;
+        if (more) newestFirst ? page.shift() : page.pop();
+        const next: Record<string, string> | undefined = !more
+          ? undefined
+          : newestFirst
+            ? { before: String(page[0].sequence) }
+            : { after: String(page[page.length - 1].sequence) };
+        setCursorPageHeaders(set.headers, request, services.config.publicUrl, next && { ...next, limit: String(limit) });
+        return page;
+      },
+      {
       params: ConversationParams,
       query: ListMessagesQuery,
+      transform: digitsOnly("limit"),
       response: { 200: MessageList },
-      detail: { summary: "Messages in ascending sequence; `before`/`after` take a sequence or an ISO time" },
+      detail: {
+        summary: "Messages in ascending sequence; `before`/`after` take a sequence or an ISO time",
+        description:
+          "Without a cursor, or with `before`, the newest `limit` (default 50) older than it; with only `after`, the oldest `limit` after it. `Link: rel=\"next\"` names the next page in that direction while there is one.",
+      },
     })
     .post(
       "",
