@@ -9,19 +9,24 @@ import type { RealtimeSocket } from "./connection";
 import type { RealtimeHub, UpgradeContext } from "./hub";
 
 export function realtimeModule(hub: RealtimeHub) {
-  return new Elysia({ name: "realtime", tags: ["realtime"] })
-    .use(requestContext)
-    .ws("/api/ws", {
-      detail: { summary: "WebSocket upgrade; see the protocol in the README and /docs/llms.txt" },
-      open(ws) {
-        hub.open(ws.raw as unknown as RealtimeSocket, ws.data as unknown as UpgradeContext);
-      },
-      message(ws, message) {
-        const connection = hub.connectionOf(ws.raw);
-        if (connection) receiveFrame(hub, connection, message);
-      },
-      close(ws, code) {
-        hub.closed(ws.raw, code);
-      },
-    });
+  type Socket = { raw: unknown; data: unknown };
+  const handlers = {
+    open(ws: Socket) {
+      hub.open(ws.raw as RealtimeSocket, ws.data as UpgradeContext);
+    },
+    message(ws: Socket, message: unknown) {
+      const connection = hub.connectionOf(ws.raw as RealtimeSocket);
+      if (connection) receiveFrame(hub, connection, message);
+    },
+    close(ws: Socket, code: number) {
+      hub.closed(ws.raw as RealtimeSocket, code);
+    },
+  };
+  return (
+    new Elysia({ name: "realtime", tags: ["realtime"] })
+      .use(requestContext)
+      .ws("/api/ws", { detail: { summary: "WebSocket upgrade; see the protocol in the README and /docs/llms.txt" }, ...handlers })
+      // With a trailing slash too, as the request gate treats both alike.
+      .ws("/api/ws/", { detail: { hide: true }, ...handlers })
+  );
 }
