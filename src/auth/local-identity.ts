@@ -12,7 +12,7 @@ import type { Bus } from "../events";
 import { CredentialCache } from "./credential-cache";
 import type { AuthOutcome, AuthReply, Credentials, IdentityProvider, LoginRequest } from "./identity";
 import { SESSION_COOKIE } from "./identity";
-import { LoginLimiter, loginLimitKeys, rateLimitedReply } from "./login-limiter";
+import { LoginLimiter, rateLimitedReply } from "./login-limiter";
 import { describePrincipal, type OrgMembership, type Principal } from "./principal";
 import {
   formatSessionToken,
@@ -172,8 +172,7 @@ export class LocalIdentity implements IdentityProvider {
 
   async login(request: LoginRequest): Promise<AuthReply> {
     const email = request.email.trim().toLowerCase();
-    const limitKeys = loginLimitKeys(email, request.ip);
-    const wait = this.limiter.retryAfterSeconds(limitKeys);
+    const wait = this.limiter.retryAfterSeconds(email, request.ip);
     if (wait > 0) return rateLimitedReply(wait);
     const [user] = await rows<{ id: string; password_hash: string | null; disabled_at: Date | null }>(
       this.db,
@@ -183,14 +182,14 @@ export class LocalIdentity implements IdentityProvider {
     const hash = user?.password_hash ?? (await this.dummyPasswordHash());
     const valid = await Bun.password.verify(request.password, hash).catch(() => false);
     if (!user || !user.password_hash || !valid || user.disabled_at) {
-      this.limiter.recordFailure(limitKeys);
+      this.limiter.recordFailure(email, request.ip);
       return {
         status: 401,
         body: { error: "Invalid email or password", code: "invalid_credentials" },
         setCookies: [],
       };
     }
-    this.limiter.recordSuccess(limitKeys[0]);
+    this.limiter.recordSuccess(email, request.ip);
 
     const sessionId = randomUUID();
     const secret = newSecret();

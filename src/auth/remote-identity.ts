@@ -14,7 +14,7 @@ import type { Bus } from "../events";
 import { badGateway } from "../http/errors";
 import { describeError, log } from "../log";
 import { CredentialCache } from "./credential-cache";
-import { LoginLimiter, loginLimitKeys, rateLimitedReply } from "./login-limiter";
+import { LoginLimiter, rateLimitedReply } from "./login-limiter";
 import type { AuthOutcome, AuthReply, Credentials, IdentityProvider, LoginRequest } from "./identity";
 import type { AuthChange } from "./local-identity";
 import type { OrgMembership, Principal, PrincipalType } from "./principal";
@@ -218,12 +218,11 @@ export class RemoteIdentity implements IdentityProvider {
 
   /** Proxied, behind the same failed-login limit as local logins (the Identity service may have its own). */
   async login(request: LoginRequest, raw: Request): Promise<AuthReply> {
-    const limitKeys = loginLimitKeys(request.email, request.ip);
-    const wait = this.limiter.retryAfterSeconds(limitKeys);
+    const wait = this.limiter.retryAfterSeconds(request.email, request.ip);
     if (wait > 0) return rateLimitedReply(wait);
     const reply = await this.forward("/api/auth/login", raw, { email: request.email, password: request.password }, request.ip);
-    if (reply.status === 401) this.limiter.recordFailure(limitKeys);
-    else if (reply.status >= 200 && reply.status < 300) this.limiter.recordSuccess(limitKeys[0]);
+    if (reply.status === 401) this.limiter.recordFailure(request.email, request.ip);
+    else if (reply.status >= 200 && reply.status < 300) this.limiter.recordSuccess(request.email, request.ip);
     return reply;
   }
 
