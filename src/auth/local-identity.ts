@@ -226,9 +226,15 @@ export class LocalIdentity implements IdentityProvider {
           .set({ revoked_at: new Date() })
           .where(and(eq(sessions.id, parsed.sessionId), isNull(sessions.revoked_at)));
         this.changes.emit({ kind: "credential_revoked", credentialId: parsed.sessionId });
+        return { status: 200, body: { ok: true, revoked: true }, setCookies: [this.sessionCookie("", 0)] };
       }
     }
-    return { status: 200, body: { ok: true }, setCookies: [this.sessionCookie("", 0)] };
+    // Nothing was revoked; say why when the caller may think otherwise.
+    const key = credentials.apiKey ?? (credentials.bearer && parseApiKey(credentials.bearer) ? credentials.bearer : undefined);
+    const body = key
+      ? { ok: true, revoked: false, note: "An API key is not a session: logout revokes nothing. An operator revokes keys (symbia-messaging keys revoke)." }
+      : { ok: true, revoked: false };
+    return { status: 200, body, setCookies: [this.sessionCookie("", 0)] };
   }
 
   private sessionCookie(value: string, maxAgeSeconds: number): string {

@@ -189,7 +189,7 @@ describe("logout", () => {
     expect((await t.request("GET", "/api/auth/me", { headers })).status).toBe(200);
     const out = await t.request("POST", "/api/auth/logout", { headers });
     expect(out.status).toBe(200);
-    expect(out.body).toEqual({ ok: true });
+    expect(out.body).toEqual({ ok: true, revoked: true });
     const cleared = out.headers.getSetCookie()[0];
     expect(cleared).toStartWith("symbia_session=;");
     expect(cleared).toContain("Max-Age=0");
@@ -219,8 +219,18 @@ describe("logout", () => {
     for (const headers of [{}, { authorization: "Bearer nonsense" }] as Record<string, string>[]) {
       const res = await t.request("POST", "/api/auth/logout", { headers });
       expect(res.status).toBe(200);
-      expect(res.body).toEqual({ ok: true });
+      expect(res.body).toEqual({ ok: true, revoked: false });
       expect(res.headers.getSetCookie()[0]).toContain("Max-Age=0");
+    }
+  });
+
+  test("with an API key says that nothing was revoked, and the key keeps working", async () => {
+    const agent = await t.principal({ type: "agent" });
+    for (const headers of [{ "x-api-key": agent.token }, { authorization: `Bearer ${agent.token}` }]) {
+      const res = await t.request("POST", "/api/auth/logout", { headers });
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({ ok: true, revoked: false, note: expect.stringContaining("API key") });
+      expect((await t.request("GET", "/api/auth/me", { headers })).status).toBe(200);
     }
   });
 });

@@ -29,7 +29,13 @@ export async function joinConversation(services: Services, principal: Principal,
   if (conversation.type !== "group") throw forbidden("Only group conversations can be joined", "not_joinable");
   // Joining is open to the members of the conversation's organisation; a conversation with no
   // organisation is joined only by invitation (POST /participants).
-  if (!conversation.org_id || !isOrgMember(principal, conversation.org_id)) {
+  if (!conversation.org_id) {
+    throw forbidden(
+      "This conversation belongs to no organization, so it cannot be joined: an owner or admin adds participants",
+      "invitation_only",
+    );
+  }
+  if (!isOrgMember(principal, conversation.org_id)) {
     throw forbidden("Only members of the conversation's organization can join it", "org_forbidden");
   }
   return insertParticipant(services, db, conversationId, principal.id, principal.type, "member", true);
