@@ -9,6 +9,7 @@ import { Elysia, ValidationError, type AnyElysia } from "elysia";
 import { admitRequest, requestContext, requestStateOf } from "./http/context";
 import { AppError, isDatabaseUnavailable } from "./http/errors";
 import { unknownRouteGuard } from "./http/known-routes";
+import { edgeHeaders } from "./http/response-headers";
 import { describeError, log } from "./log";
 import { adminModule } from "./modules/admin";
 import { authModule } from "./modules/auth";
@@ -50,6 +51,7 @@ export function createApp(services: Services, realtime: RealtimeHub = new Realti
     serve: { maxRequestBodySize: config.maxBodyBytes + 64 * 1024, reusePort: false },
     websocket: realtimeSocketOptions(config),
   })
+    .onRequest(edgeHeaders)
     .onRequest(unknownRouteGuard(() => whole?.routes ?? []))
     .onRequest(async ({ request, server, set }) => {
       try {

@@ -4,6 +4,7 @@
  * sends a client looking for the wrong mistake. Known paths still pass the gate first, so a malformed
  * request to a real route without credentials remains a 401.
  */
+import { withSecurityHeaders } from "./response-headers";
 
 interface RouteLike {
   method: string;
@@ -37,7 +38,7 @@ export function unknownRouteGuard(routes: () => RouteLike[]) {
     for (const m of matchers) if (m.pattern.test(path) && (m.methods.has(method) || m.methods.has("ALL"))) return undefined;
     return new Response(JSON.stringify({ error: "Route not found", code: "not_found" }), {
       status: 404,
-      headers: { "content-type": "application/json" },
+      headers: withSecurityHeaders({ "content-type": "application/json" }),
     });
   };
 }

@@ -226,7 +226,7 @@ describe("logout", () => {
 
   test("with an API key says that nothing was revoked, and the key keeps working", async () => {
     const agent = await t.principal({ type: "agent" });
-    for (const headers of [{ "x-api-key": agent.token }, { authorization: `Bearer ${agent.token}` }]) {
+    for (const headers of [{ "x-api-key": agent.token }, { authorization: `Bearer ${agent.token}` }] as Record<string, string>[]) {
       const res = await t.request("POST", "/api/auth/logout", { headers });
       expect(res.status).toBe(200);
       expect(res.body).toEqual({ ok: true, revoked: false, note: expect.stringContaining("API key") });

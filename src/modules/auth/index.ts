@@ -16,7 +16,8 @@ import { AuthLoginResponse, AuthSession, AuthUser, LoginBody, LogoutResponse } f
  * answer passed through (any status, any body), which no schema of ours may reshape or refuse.
  */
 function reply(result: AuthReply, requestId: string): Response {
-  const headers = new Headers({ "content-type": "application/json", "x-request-id": requestId, ...result.headers });
+  // Tokens in the body: no cache may keep them.
+  const headers = new Headers({ "content-type": "application/json", "cache-control": "no-store", "x-request-id": requestId, ...result.headers });
   for (const cookie of result.setCookies) headers.append("set-cookie", cookie);
   return new Response(JSON.stringify(result.body), { status: result.status, headers });
 }
