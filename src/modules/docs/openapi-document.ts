@@ -90,6 +90,55 @@ function liftTitledSchemas(node: unknown, components: Json): unknown {
   return copy;
 }
 
+/**
+ * Request bodies. The generator leaves a body's content empty when the route parses it with a function
+ * of its own, as every JSON route here does (jsonBodyOnly); the body schema itself is on the route.
+ */
+function addRequestBodies(app: AnyElysia, paths: Json): void {
+  for (const route of app.routes) {
+    const body = (route.hooks as Json | undefined)?.body;
+    if (!body || typeof body !== "object") continue;
+    const path = route.path.replace(/:([^/]+)/g, "{$1}");
+    const operation = paths[path]?.[route.method.toLowerCase()];
+    if (!operation) continue;
+    operation.requestBody = {
+      required: true,
+      content: { "application/json": { schema: JSON.parse(JSON.stringify(body)) } },
+    };
+  }
+}
+
+/**
+ * `Metadata` is written as `Record & Object({})` so that Elysia checks it as sent (see shared-models);
+ * to a client it is one free-form object.
+ */
+function mergeEmptyObjectIntersections(node: Json): Json {
+  if (!Array.isArray(node.allOf)) return node;
+  const rest = node.allOf.filter((s: Json) => !(s.type === "object" && s.properties && Object.keys(s.properties).length === 0 && !s.required));
+  if (rest.length !== 1 || rest.length === node.allOf.length) return node;
+  const { allOf, ...outer } = node;
+  return { ...rest[0], ...outer };
+}
+
+/**
+ * Elysia's `t.Integer` and `t.Numeric` also read numbers written as strings (as query strings are); an
+ * answer holds the number, a query parameter is one, and a client should be told so.
+ */
+function collapseCoercedIntegers(node: Json): Json {
+  if (!Array.isArray(node.anyOf) || node.anyOf.length !== 2) return node;
+  const numeric = node.anyOf.find((s: Json) => s.type === "integer" || s.type === "number");
+  const text = node.anyOf.find((s: Json) => s.type === "string" && (s.format === "integer" || s.format === "numeric"));
+  if (!numeric || !text) return node;
+  const { anyOf, ...outer } = node;
+  const merged: Json = { ...outer, ...numeric };
+  // Whole numbers (`multipleOf: 1`, as QueryInteger says) are integers to a client.
+  if (merged.multipleOf === 1) {
+    delete merged.multipleOf;
+    merged.type = "integer";
+  }
+  return merged;
+}
+
 /** Drops what TypeBox marks for itself (Kind symbols are not enumerable; `format: storable-text` is ours). */
 function cleanSchema(node: unknown): unknown {
   if (Array.isArray(node)) return node.map(cleanSchema);
@@ -101,24 +150,10 @@ function cleanSchema(node: unknown): unknown {
     if (key === "nullable") continue;
     copy[key] = cleanSchema(value);
   }
-  return copy;
-}
-
-/**
- * Query numbers are validated as strings that parse (`t.Numeric`), which the generator renders as a
- * union of a string and a number; to a client they are integers within bounds.
- */
-function simplifyQueryNumbers(operation: Json): void {
-  for (const parameter of operation.parameters ?? []) {
-    const schema = parameter.schema;
-    if (!Array.isArray(schema?.anyOf) || !schema.anyOf.some((s: Json) => s.format === "numeric")) continue;
-    const { minimum, maximum, multipleOf } = schema;
-    parameter.schema = { type: multipleOf === 1 ? "integer" : "number", minimum, maximum };
-  }
+  return collapseCoercedIntegers(mergeEmptyObjectIntersections(copy));
 }
 
 function completeOperation(key: string, path: string, operation: Json): void {
-  simplifyQueryNumbers(operation);
   const isPublic = isPublicPath(path);
   operation.security = isPublic ? [] : ANY_CREDENTIAL;
   const responses: Json = (operation.responses ??= {});
@@ -154,6 +189,7 @@ function completeOperation(key: string, path: string, operation: Json): void {
 
 export function buildOpenApiDocument(app: AnyElysia, info: { title: string; version: string; description: string }, serverUrl: string): Json {
   const generated = toOpenAPISchema(app, undefined, undefined, undefined, OPENAPI_VERSION) as Json;
+  addRequestBodies(app, generated.paths);
   const schemas: Json = {};
   const paths = liftTitledSchemas(cleanSchema(generated.paths), schemas) as Json;
   // The WebSocket is an upgrade of a GET; OpenAPI has no method of its own for it.
