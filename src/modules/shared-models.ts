@@ -33,19 +33,28 @@ export const QueryInteger = (minimum: number, maximum: number) => t.Numeric({ mi
 export const PageOffset = QueryInteger(0, 1_000_000_000);
 
 /**
- * Transform hook of routes with QueryInteger parameters: only plain decimal digits (an optional minus
- * sign, for a clear range message) reach the schema. `t.Numeric` alone converts with Number(), which
- * also reads `0x10`, ` 5`, `1e2` or `5.0`; a client that sends those has a bug worth hearing about.
+ * Transform hook of routes with QueryInteger parameters, from their query schema: only plain decimal
+ * digits within the bounds reach the schema, and a refusal names the parameter (a failed `t.Numeric`
+ * check loses its name on the way). `t.Numeric` alone converts with Number(), which also reads `0x10`,
+ * ` 5`, `1e2` or `5.0`; a client that sends those has a bug worth hearing about.
  */
-export const digitsOnly =
-  (...names: string[]) =>
-  ({ query }: { query: Record<string, unknown> }) => {
-    for (const name of names) {
+export function queryIntegers(schema: { properties: Record<string, unknown> }) {
+  const bounds: [string, number, number][] = [];
+  for (const [name, property] of Object.entries(schema.properties)) {
+    const p = property as { multipleOf?: number; minimum?: number; maximum?: number };
+    if (p.multipleOf === 1 && p.minimum !== undefined && p.maximum !== undefined) bounds.push([name, p.minimum, p.maximum]);
+  }
+  return ({ query }: { query: Record<string, unknown> }) => {
+    for (const [name, minimum, maximum] of bounds) {
       const value = query[name];
       if (value === undefined) continue;
-      if (typeof value !== "string" || !/^-?\d{1,16}$/.test(value)) throw badRequest(`${name} must be a whole number`);
+      if (typeof value !== "string" || !/^-?\d{1,16}$/.test(value) || Number(value) < minimum || Number(value) > maximum) {
+        throw badRequest(`${name} must be a whole number from ${minimum} to ${maximum}`);
+      }
     }
   };
+}
+
 
 export const ConversationParams = t.Object({ id: Uuid });
 export const ErrorBody = t.Object({ error: t.String(), code: t.String() });

@@ -5,7 +5,7 @@ import { Elysia } from "elysia";
 import { authenticated } from "../../http/context";
 import { setOffsetPageHeaders } from "../../http/paging";
 import type { Services } from "../../services";
-import { digitsOnly, ConversationList, ConversationParams, jsonBodyOnly, Participant } from "../shared-models";
+import { ConversationList, queryIntegers, ConversationParams, jsonBodyOnly, Participant } from "../shared-models";
 import { ParticipantParams } from "../participants/model";
 import {
   AdminAddParticipantBody,
@@ -40,7 +40,7 @@ export function adminModule(services: Services) {
       },
       {
       query: AdminListQuery,
-      transform: digitsOnly("limit", "offset"),
+      transform: queryIntegers(AdminListQuery),
       response: { 200: AdminConversationList },
       detail: { summary: "All conversations, paginated (`limit` 1..200, default 50), filterable by org and type" },
     })
@@ -67,7 +67,7 @@ export function adminModule(services: Services) {
       {
         params: AdminUserParams,
         query: AdminUserConversationsQuery,
-        transform: digitsOnly("limit", "offset"),
+        transform: queryIntegers(AdminUserConversationsQuery),
         response: { 200: ConversationList },
         detail: { summary: "Conversations a principal participates in, paginated (`limit` 1..500, default 100)" },
       },

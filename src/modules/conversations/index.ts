@@ -5,7 +5,7 @@ import { Elysia } from "elysia";
 import { authenticated } from "../../http/context";
 import { setOffsetPageHeaders } from "../../http/paging";
 import type { Services } from "../../services";
-import { digitsOnly, Conversation, ConversationList, ConversationParams, ConversationWithParticipants, jsonBodyOnly } from "../shared-models";
+import { Conversation, queryIntegers, ConversationList, ConversationParams, ConversationWithParticipants, jsonBodyOnly } from "../shared-models";
 import { CreateConversationBody, ListConversationsQuery, UpdateConversationBody } from "./model";
 import {
   createConversation,
@@ -28,7 +28,7 @@ export function conversationsModule(services: Services) {
       },
       {
       query: ListConversationsQuery,
-      transform: digitsOnly("limit", "offset"),
+      transform: queryIntegers(ListConversationsQuery),
       response: { 200: ConversationList },
       detail: {
         summary: "Conversations the caller participates in, newest activity first",

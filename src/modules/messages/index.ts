@@ -5,7 +5,7 @@ import { Elysia, t } from "elysia";
 import { authenticated } from "../../http/context";
 import { setCursorPageHeaders } from "../../http/paging";
 import type { Services } from "../../services";
-import { ConversationParams, digitsOnly, jsonBodyOnly, Message } from "../shared-models";
+import { ConversationParams, jsonBodyOnly, Message, queryIntegers } from "../shared-models";
 import { EditMessageBody, ListMessagesQuery, MessageHistory, MessageList, MessageParams, SendMessageBody } from "./model";
 import { deleteMessage, editMessage, listMessages, messageHistory, sendMessage } from "./service";
 
@@ -38,7 +38,7 @@ export function messagesModule(services: Services) {
       {
       params: ConversationParams,
       query: ListMessagesQuery,
-      transform: digitsOnly("limit"),
+      transform: queryIntegers(ListMessagesQuery),
       response: { 200: MessageList },
       detail: {
         summary: "Messages in ascending sequence; `before`/`after` take a sequence or an ISO time",
