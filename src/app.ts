@@ -142,7 +142,7 @@ export function createApp(services: Services, realtime: RealtimeHub = new Realti
 
   whole = app;
   routeList = app.routes
-    .filter((r) => !r.path.startsWith("/docs") || r.path === "/docs/llms.txt")
+    .filter((r) => (!r.path.startsWith("/docs") || r.path === "/docs/llms.txt") && r.path !== "/api/ws/")
     .map((r) => ({ method: r.method, path: r.path }));
   return app;
 }
