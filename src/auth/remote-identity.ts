@@ -65,6 +65,11 @@ function memberships(value: Introspection["organizations"]): OrgMembership[] {
     .map((o) => ({ id: o.id as string, role: o.role === "admin" || o.role === "owner" ? "admin" : "member" }));
 }
 
+/** A string the Identity service sent, or nothing: the answers of /api/auth/me are checked against their schema. */
+function stringOrNone(value: unknown): string | undefined {
+  return typeof value === "string" ? value : undefined;
+}
+
 function principalType(value: unknown, fallback: PrincipalType): PrincipalType {
   return value === "user" || value === "agent" || value === "service" ? value : fallback;
 }
@@ -147,8 +152,8 @@ export class RemoteIdentity implements IdentityProvider {
     const principal: Principal = {
       id,
       type,
-      name: answer.name ?? undefined,
-      email: answer.email ?? undefined,
+      name: stringOrNone(answer.name),
+      email: stringOrNone(answer.email),
       orgs: memberships(answer.organizations),
       entitlements: type === "agent" ? strings(answer.capabilities ?? answer.entitlements) : strings(answer.entitlements),
       isSuperAdmin: answer.isSuperAdmin === true,
@@ -175,8 +180,8 @@ export class RemoteIdentity implements IdentityProvider {
     const principal: Principal = {
       id: creator?.id ?? `key:${keyId}`,
       type: principalType(creator?.type, "service"),
-      name: creator?.name ?? answer.name ?? undefined,
-      email: creator?.email ?? undefined,
+      name: stringOrNone(creator?.name) ?? stringOrNone(answer.name),
+      email: stringOrNone(creator?.email),
       orgs: typeof answer.orgId === "string" && answer.orgId ? [{ id: answer.orgId, role: "member" }] : [],
       entitlements: strings(answer.scopes),
       isSuperAdmin: false,
