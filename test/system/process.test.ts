@@ -29,12 +29,18 @@ function freePort(): number {
   return port;
 }
 
+/** Every process a test started; a failed test must not leave its server running. */
+const spawned: ReturnType<typeof Bun.spawn>[] = [];
+afterAll(() => spawned.forEach((proc) => proc.exitCode === null && proc.kill("SIGKILL")));
+
 function spawnMain(args: string[], env: Record<string, string>) {
-  return Bun.spawn(["bun", "run", MAIN, ...args], {
+  const proc = Bun.spawn(["bun", "run", MAIN, ...args], {
     env: { ...process.env, LOG_LEVEL: "warn", DATABASE_URL: "", ...env },
     stdout: "pipe",
     stderr: "pipe",
   });
+  spawned.push(proc);
+  return proc;
 }
 
 async function waitHealthy(url: string, timeoutMs: number): Promise<void> {
