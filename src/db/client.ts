@@ -147,10 +147,13 @@ export async function openPglite(options: PgliteOptions): Promise<{ database: Da
     claimDataDir(options.dataDir);
   }
   let client: PGlite;
+  // Compiling the WebAssembly runs beside unpacking the seed.
+  const compiling = loadPgliteAssets({ initdb: false });
+  compiling.catch(() => {});
   try {
     const target = options.dataDir ? await prepareDataDir(options.dataDir, setModes) : { pgdata: undefined, needsInitdb: !options.loadDataDir };
-    // Assets after the seed is unpacked: initdb's WebAssembly is compiled only when it will run.
-    const assets = await loadPgliteAssets({ initdb: target.needsInitdb });
+    // initdb's WebAssembly is compiled only when initdb will run.
+    const assets = target.needsInitdb ? await loadPgliteAssets({ initdb: true }) : await compiling;
     client = await PGlite.create(target.pgdata, { ...assets, loadDataDir: options.loadDataDir, startParams: embeddedStartParams() });
     // initdb and PGlite's own writes ignore the umask: set the modes of what they created.
     if (options.dataDir && setModes) makePrivate(options.dataDir);

@@ -55,7 +55,10 @@ export function isEmpty(pgdata: string): boolean {
 export async function seedDataDir(pgdata: string, template: Blob): Promise<void> {
   const staging = `${pgdata}.seeding`;
   rmSync(staging, { recursive: true, force: true });
-  await new Bun.Archive(template).extract(staging);
+  const bytes = new Uint8Array(await template.arrayBuffer());
+  // Unzipped first: Bun.Archive extracts a plain tar several times faster than a gzipped one.
+  const tar = bytes[0] === 0x1f && bytes[1] === 0x8b ? Bun.gunzipSync(bytes) : bytes;
+  await new Bun.Archive(tar).extract(staging);
   makePrivate(staging);
   rmSync(pgdata, { recursive: true, force: true }); // an empty directory, if any
   renameSync(staging, pgdata);
