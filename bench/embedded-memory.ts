@@ -219,7 +219,11 @@ async function run(binary: string, dataDir: string): Promise<Run> {
 }
 
 const mb = (bytes: number) => (bytes / 1e6).toFixed(0);
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
 
 const results = new Map<string, Run[]>(binaries.map((b) => [b.label, []]));
 const lastDataDir = new Map<string, string>();
