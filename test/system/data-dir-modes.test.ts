@@ -5,12 +5,10 @@
  */
 import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { lstatSync, readdirSync, rmSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { becomesHealthy, freePort, tempDir } from "../support/process";
+import { join } from "node:path";
+import { MAIN, freePort, tempDir, waitForHealth } from "../support/harness";
 
 setDefaultTimeout(120_000);
-
-const MAIN = resolve(import.meta.dir, "../../src/main.ts");
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
@@ -36,7 +34,7 @@ async function serveUnderOpenUmask(dataDir: string) {
     stderr: "pipe",
   });
   const stderr = new Response(child.stderr).text();
-  if (!(await becomesHealthy(`http://127.0.0.1:${port}`, child, 90_000))) {
+  if (!(await waitForHealth({ url: `http://127.0.0.1:${port}`, child }, 50_000))) {
     child.kill("SIGKILL");
     throw new Error(`server did not become healthy: ${await stderr}`);
   }

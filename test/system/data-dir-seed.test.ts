@@ -11,7 +11,7 @@ import { openPglite, rows } from "../../src/db/client";
 import { isEmpty, pgdataOf, seedDataDir } from "../../src/db/data-dir";
 import { migrate } from "../../src/db/migrate";
 import { MIGRATIONS } from "../../src/db/migrations.generated";
-import { tempDir } from "../support/process";
+import { tempDir } from "../support/harness";
 
 setDefaultTimeout(120_000);
 

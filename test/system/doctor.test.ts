@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { hidePassword, visibleSettings } from "../../src/cli/doctor";
 import { loadConfig } from "../../src/config";
 import { TEST_DATABASE_URL } from "../support/database";
-import { becomesHealthy, freePort, MAIN, runCli, tempDir } from "../support/process";
+import { freePort, MAIN, tempDir, waitForHealth } from "../support/harness";
+import { runCli } from "../support/process";
 
 setDefaultTimeout(120_000);
 
@@ -57,7 +58,7 @@ describe("doctor", () => {
 
     const server = Bun.spawn([process.execPath, "run", MAIN, "serve"], { env, stdout: "ignore", stderr: "ignore" });
     try {
-      expect(await becomesHealthy(`http://127.0.0.1:${port}`, server, 60_000)).toBe(true);
+      expect(await waitForHealth({ url: `http://127.0.0.1:${port}`, child: server }, 60_000)).toBe(true);
       const held = await runCli(["doctor", "--json"], { env });
       expect(held.code).toBe(0);
       const report = JSON.parse(held.stdout) as { healthy: boolean; checks: { status: string; name: string; detail: string }[] };
