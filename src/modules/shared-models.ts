@@ -69,3 +69,6 @@ export async function jsonBodyOnly({ request }: { request: Request }, contentTyp
   if (nestsDeeperThan(body, MAX_BODY_DEPTH)) throw fail.invalid_input(`Request body nests deeper than ${MAX_BODY_DEPTH} levels`);
   return body;
 }
+
+/** A message's or run's priority (messages, control events and runs all take it). */
+export const Priority = t.Union([t.Literal("low"), t.Literal("normal"), t.Literal("high"), t.Literal("critical")]);

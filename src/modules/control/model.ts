@@ -1,7 +1,7 @@
 import { t } from "elysia";
 import { CONTROL_EVENTS } from "../../domain/control-events";
 import { Metadata, ParticipantType, PrincipalId, Text, Uuid } from "../shared-models";
-import { Priority } from "../messages/model";
+import { Priority } from "../shared-models";
 
 export const ControlEventName = t.Union(CONTROL_EVENTS.map((event) => t.Literal(event)));
 

@@ -5,8 +5,8 @@ import { Elysia, t } from "elysia";
 import { authenticated } from "../../http/context";
 import type { Services } from "../../services";
 import { ConversationParams, jsonBodyOnly } from "../shared-models";
-import { EditMessageBody, ListMessagesQuery, MessageParams, SendMessageBody } from "./model";
-import { deleteMessage, editMessage, listMessages, messageHistory, sendMessage } from "./service";
+import { AppendBody, EditMessageBody, FinishBody, ListMessagesQuery, MessageParams, SendMessageBody } from "./model";
+import { deleteMessage, editMessage, getMessage, listMessages, messageHistory, sendMessage } from "./service";
 
 /** The message was serialised once by the domain; send those bytes as they are. */
 function jsonResponse(json: string, status: number, requestId: string): Response {
@@ -32,6 +32,31 @@ export function messagesModule(services: Services) {
         params: ConversationParams,
         body: SendMessageBody,
         detail: { summary: "Send a message (201; 200 when a client id is sent again)" },
+      },
+    )
+    .get("/:mid", ({ principal, params }) => getMessage(services, principal, params.id, params.mid), {
+      params: MessageParams,
+      detail: { summary: "One message; a streaming message with its content so far" },
+    })
+    .post(
+      "/:mid/append",
+      ({ principal, params, body }) => services.streams.append(principal, params.mid, body.delta, params.id),
+      {
+        params: MessageParams,
+        body: AppendBody,
+        detail: { summary: "Append a delta to a streaming message (sender only, while streaming); answers the new length" },
+      },
+    )
+    .post(
+      "/:mid/finish",
+      async ({ principal, params, body, requestId }) => {
+        const ended = await services.streams.finish(principal, params.mid, body.content, params.id);
+        return jsonResponse(ended.json, 200, requestId);
+      },
+      {
+        params: MessageParams,
+        body: FinishBody,
+        detail: { summary: "Finish a streaming message (complete); `content` replaces what was appended" },
       },
     )
     .patch(

@@ -1,7 +1,5 @@
 import { t } from "elysia";
-import { Metadata, QueryInteger, Text, Uuid } from "../shared-models";
-
-export const Priority = t.Union([t.Literal("low"), t.Literal("normal"), t.Literal("high"), t.Literal("critical")]);
+import { Metadata, Priority, QueryInteger, Text, Uuid } from "../shared-models";
 
 /** Content size is checked in bytes by the domain (413), not here (which would answer 400). */
 export const SendMessageBody = t.Object({
@@ -15,7 +13,14 @@ export const SendMessageBody = t.Object({
   priority: t.Optional(Priority),
   interruptible: t.Optional(t.Boolean()),
   preemptedBy: t.Optional(Uuid),
+  /** The content follows in appends (docs/streaming.md); content may then be empty. */
+  streaming: t.Optional(t.Boolean()),
 });
+
+/** Size is checked in bytes by the stream (413). */
+export const AppendBody = t.Object({ delta: t.String() });
+
+export const FinishBody = t.Object({ content: t.Optional(t.String()) });
 
 export const EditMessageBody = t.Object({
   content: t.String(),
@@ -35,3 +40,4 @@ export const MessageParams = t.Object({ id: Uuid, mid: Uuid });
 
 export type SendMessageInput = typeof SendMessageBody.static;
 export type EditMessageInput = typeof EditMessageBody.static;
+export type FinishInput = typeof FinishBody.static;

@@ -1,5 +1,5 @@
 import { t } from "elysia";
-import { Priority } from "../messages/model";
+import { Priority } from "../shared-models";
 import { Metadata, PageOffset, QueryInteger, Text, Uuid } from "../shared-models";
 
 /** Any string of 1..255 characters, as messages' runId. */
