@@ -212,6 +212,8 @@ export interface JoinResult {
   presence?: { userId: string; userType: string; status: PresenceStatus }[];
   /** Extension: the conversation's runs not ended (active, paused, preempted), oldest first. */
   runs?: Run[];
+  /** Extension: streaming messages whose content so far was sent, with its length; deltas go on from there. */
+  streams?: { messageId: string; length: number }[];
 }
 
 export type RunState = "active" | "paused" | "preempted" | "completed" | "failed" | "cancelled";
