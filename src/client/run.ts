@@ -104,7 +104,10 @@ export class RunHandle {
     const message = await this.socket.startStream(this.current.conversation_id, { ...input, content: input.content ?? "", runId: this.current.id });
     return {
       message,
-      append: (delta: string) => this.socket.append(message.id, delta).then(() => undefined),
+      // An empty piece (a model's chunk without text) changes nothing: not sent.
+      append: async (delta: string) => {
+        if (delta.length > 0) await this.socket.append(message.id, delta);
+      },
       finish: (content?: string) => this.socket.finish(message.id, content),
     };
   }
