@@ -152,7 +152,8 @@ describe("joining in the middle of a stream", () => {
         const piece = `w${i}.`;
         expected += piece;
         await writer.append(message.id, piece);
-        if (i % 4 === 0) await Bun.sleep(1);
+        // About 2 s of stream: some twenty reconnects happen while it flows.
+        if (i % 2 === 0) await Bun.sleep(2);
       }
       await writer.append(message.id, "", { ack: true });
       await Bun.sleep(300);
@@ -160,7 +161,7 @@ describe("joining in the middle of a stream", () => {
       clearInterval(reconnects);
     }
     await eventually(() => seen === expected, 5000, "the reader's text equals what was streamed");
-    expect(reader.stats.reconnects).toBeGreaterThan(3);
+    expect(reader.stats.reconnects).toBeGreaterThanOrEqual(5);
     // Each delta counted once: what the events added is the text itself.
     expect(added).toBe(expected);
     const finished = await writer.finish(message.id);

@@ -6,6 +6,7 @@ import { afterAll, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { TEST_DATABASE_URL } from "../support/database";
 import { minimalEnv, productCommand, startServer, tempDir, type ServerProcess } from "../support/harness";
+import { runCli } from "../support/process";
 import { useEndToEndTimeout } from "../support/timeout";
 
 useEndToEndTimeout();
@@ -23,9 +24,6 @@ const env = {
   DATA_DIR: dataDir,
   DATABASE_URL: TEST_DATABASE_URL ?? "",
   LOG_LEVEL: "warn",
-  ADMIN_SOCKET: "off",
-  SYMBIA_ADMIN_EMAIL: email,
-  SYMBIA_ADMIN_PASSWORD: "crash-test-password",
   STREAM_FLUSH_MS: "100",
   // On PostgreSQL a restarted instance sweeps rows not written for this long (other instances may hold the rest).
   STREAM_IDLE_MS: "1000",
@@ -48,6 +46,9 @@ async function call(server: ServerProcess, token: string, method: string, path: 
 
 test("kill -9 during a stream: the flushed content survives and the message is interrupted at the next start", async () => {
   const first = await boot();
+  // Through the operator socket of the running server: works on the embedded database and on a shared PostgreSQL.
+  const user = await runCli(["users", "create", "--email", email, "--password-stdin"], { env, stdin: "crash-test-password\n" });
+  expect(user.code).toBe(0);
   const login = await fetch(`${first.url}/api/auth/login`, {
     method: "POST",
     headers: { "content-type": "application/json" },
