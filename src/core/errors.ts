@@ -68,7 +68,22 @@ export const ERROR_CATALOGUE = {
   not_joinable: { status: 403, message: "This conversation cannot be joined", meaning: "Only group conversations can be joined." },
   owner_cannot_leave: { status: 403, message: "The owner cannot leave", meaning: "Transfer ownership first." },
   owner_cannot_be_removed: { status: 403, message: "The owner cannot be removed", meaning: "The owner stays until ownership moves." },
+  origin_forbidden: {
+    status: 403,
+    message: "This origin may not open the WebSocket with the session cookie",
+    meaning: "A cookie-authenticated upgrade from another origin than the server's own or ALLOWED_ORIGINS.",
+  },
+  invitation_only: {
+    status: 403,
+    message: "This conversation cannot be joined: an owner or admin adds participants",
+    meaning: "A group of no organization is joined only by being added.",
+  },
   connection_closed: { status: 403, message: "The connection closed", meaning: "A WebSocket join ended because its socket closed." },
+  metrics_forbidden: {
+    status: 403,
+    message: "GET /metrics needs the METRICS_TOKEN bearer token",
+    meaning: "METRICS_TOKEN is set and the scrape did not send it as Authorization: Bearer.",
+  },
 
   // 404
   not_found: { status: 404, message: "Resource not found", meaning: "Nothing with that id exists for the caller (malformed ids too)." },
@@ -107,6 +122,7 @@ export const ERROR_CATALOGUE = {
 
   // 413, 429
   too_large: { status: 413, message: "Too large", meaning: "A body, message content or metadata exceeds its limit." },
+  headers_too_large: { status: 431, message: "Request headers too large", meaning: "Request headers over 12 KiB (above 16 KiB Bun answers 431 itself)." },
   rate_limited: { status: 429, message: "Too many requests", meaning: "Retry after the advertised delay (Retry-After header, or the message)." },
 
   // 5xx: the server or what it depends on

@@ -7,6 +7,7 @@
 import { AppError, fail } from "../core/errors";
 import { isDatabaseUnavailable } from "../core/database-errors";
 import { describeError, log } from "../log";
+import { messagesSent, wsFramesRateLimited, wsFramesReceived } from "../metrics/registry";
 import { sendControl } from "../modules/control/service";
 import { deleteMessage, editMessage, sendMessage } from "../modules/messages/service";
 import { CLOSE, type Connection } from "./connection";
@@ -30,8 +31,11 @@ const HANDLERS: { [E in ClientEvent]: Handler<E> } = {
     return JSON.stringify({ conversationId });
   },
 
-  "message:send": async (_hub, services, connection, { conversationId, ...input }) =>
-    (await sendMessage(services, connection.principal, conversationId, input, connection.scope, { connectionId: connection.id })).json,
+  "message:send": async (_hub, services, connection, { conversationId, ...input }) => {
+    const stored = await sendMessage(services, connection.principal, conversationId, input, connection.scope, { connectionId: connection.id });
+    if (!stored.replayed) messagesSent.websocket.inc();
+    return stored.json;
+  },
 
   "message:append": async (_hub, services, connection, { messageId, conversationId, delta }) =>
     JSON.stringify(await services.streams.append(connection.principal, messageId, delta, conversationId)),
@@ -93,16 +97,18 @@ function isAppend(message: unknown): boolean {
 /** Entry point for every text or binary frame a client sends. */
 export function receiveFrame(hub: RealtimeHub, services: Services, connection: Connection, message: unknown): void {
   if (connection.closed) return;
+  wsFramesReceived.inc();
   // Appends (an agent streaming tokens) count in a bucket of their own, with a higher limit.
   const rate = isAppend(message) ? connection.appendRate : connection.rate;
   if (!rate.take()) {
+    wsFramesRateLimited.inc();
     if (rate.isFlooding()) {
       connection.close(CLOSE.policyViolation, "rate limit exceeded");
       return;
     }
     const ack = typeof message === "object" && message !== null ? (message as { ack?: unknown }).ack : undefined;
     const retry = rate.retryAfterSeconds().toFixed(2);
-    reject(connection, typeof ack === "string" || typeof ack === "number" ? ack : undefined, fail.rate_limited(`Too many frames; retry in ${retry} s`));
+    reject(connection, typeof ack === "string" || typeof ack === "number" ? ack : undefined, fail.rate_limited(`Too many frames; retry in ${retry} s`).with({ retryAfter: Number(retry) }));
     return;
   }
   const frame = parseClientFrame(message);

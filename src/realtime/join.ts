@@ -8,6 +8,7 @@
  */
 import { fail } from "../core/errors";
 import type { MessageResource, RunResource } from "../domain/resources";
+import { wsJoins, wsReplayedMessages, wsReplays, wsReplaysTruncated } from "../metrics/registry";
 import type { Connection, PendingJoin } from "./connection";
 import { deltaOf, frameOfStoredMessage, frameWithJson } from "./frames";
 import type { PresentPrincipal } from "./presence";
@@ -130,6 +131,12 @@ export async function joinConversation(site: JoinSite, connection: Connection, c
     });
     site.endJoining(connection, conversationId, pending);
     const presence = site.subscribe(connection, conversationId, access.participant);
+    wsJoins.inc();
+    if (replayed > 0) {
+      wsReplays.inc();
+      wsReplayedMessages.inc(replayed);
+    }
+    if (truncated) wsReplaysTruncated.inc();
     const streams = [...streamed].map(([messageId, length]) => ({ messageId, length }));
     return { conversationId, lastSequence, replayed, truncated, presence, runs: openRuns, streams };
   } finally {

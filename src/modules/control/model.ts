@@ -1,7 +1,6 @@
 import { t } from "elysia";
 import { CONTROL_EVENTS } from "../../domain/control-events";
-import { Metadata, ParticipantType, PrincipalId, Text, Uuid } from "../shared-models";
-import { Priority } from "../shared-models";
+import { Metadata, ParticipantType, Priority, PrincipalId, Text, Uuid } from "../shared-models";
 
 export const ControlEventName = t.Union(CONTROL_EVENTS.map((event) => t.Literal(event)));
 

@@ -1,6 +1,5 @@
 import { t } from "elysia";
-import { Priority } from "../shared-models";
-import { Metadata, PageOffset, QueryInteger, Text, Uuid } from "../shared-models";
+import { Metadata, PageOffset, Priority, QueryInteger, Text, Uuid } from "../shared-models";
 
 /** Any string of 1..255 characters, as messages' runId. */
 export const RunId = Text({ minLength: 1, maxLength: 255 });
