@@ -184,6 +184,7 @@ async function sqlLoad(config: SqlLoadConfig): Promise<LoadResult> {
         interruptible: true,
         metadataJson: metadata,
         scope: {},
+        streamState: null,
       });
       try {
         const rows = await sql.unsafe(SEND_STATEMENT, params as never[], { prepare: config.prepare });

@@ -32,7 +32,7 @@ import type { Services } from "./services";
 
 /** The WebSocket hub, reading through the domain's conversation reads. */
 export function createRealtimeHub(services: Services): RealtimeHub {
-  return new RealtimeHub(services.config, new ConversationReads(services.database.db));
+  return new RealtimeHub(services.config, new ConversationReads(services.database.db), services.streams);
 }
 
 /** `realtime` is the hub behind /api/ws; the server keeps a handle on it to attach and shut it down. */

@@ -60,6 +60,14 @@ export interface Config {
   metricsToken?: string;
   /** A listener of its own for /metrics (then absent from the main port); unset: served on the main port. */
   metricsPort?: number;
+  /** Streaming messages (docs/streaming.md): how often open streams' content is written. */
+  streamFlushMs: number;
+  /** A stream without an append for this long ends as interrupted. */
+  streamIdleMs: number;
+  streamMaxPerConnection: number;
+  /** `message:append` frames have a bucket of their own, apart from every other frame. */
+  wsAppendRateLimitPerSecond: number;
+  wsAppendRateLimitBurst: number;
 }
 
 export class ConfigError extends Error {}
@@ -211,5 +219,10 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownTimeoutMs: integer(env, "SHUTDOWN_TIMEOUT_MS", 10 * SECOND, 0, 600 * SECOND),
     metricsToken: metricsToken(env),
     metricsPort: env.METRICS_PORT ? integer(env, "METRICS_PORT", 0, 0, 65535) : undefined,
+    streamFlushMs: integer(env, "STREAM_FLUSH_MS", 200, 10, 60 * SECOND),
+    streamIdleMs: integer(env, "STREAM_IDLE_MS", 5 * 60 * SECOND, 100, DAY),
+    streamMaxPerConnection: integer(env, "STREAM_MAX_PER_CONNECTION", 16, 1, 10_000),
+    wsAppendRateLimitPerSecond: integer(env, "WS_APPEND_RATE_LIMIT", 1000, 1, 1_000_000),
+    wsAppendRateLimitBurst: integer(env, "WS_APPEND_RATE_BURST", 2000, 1, 1_000_000),
   };
 }

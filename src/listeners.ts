@@ -31,6 +31,14 @@ export function registerListeners(services: Services, hub: RealtimeHub): () => v
   const detach = [
     // Inline: frames are sequenced in the order writes commit, and the REST answer must not overtake the frame.
     services.domainEvents.on("realtime delivery", (event) => hub.publishDomainEvent(event), { inline: true }),
+    // Inline: a paused run refuses the very next append, a cancelled one ends its streams at once.
+    services.domainEvents.on(
+      "streams follow their run",
+      (event) => {
+        if ((event.type === "control.sent" || event.type === "run.ended") && event.run) services.streams.runChanged(event.run);
+      },
+      { inline: true },
+    ),
     closeOnAuthChanges(hub, services.identity, services.authChanges),
     services.domainEvents.on("metrics", countDomainEvents()),
     watchListenerFailures(services.domainEvents),

@@ -47,6 +47,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       if (applied.length > 0) log.info("migrations applied", { migrations: applied });
     }
     const services = createServices(config, database);
+    // Streams left open by a process that died are marked interrupted (docs/streaming.md, Durability).
+    await services.streams.sweepUnheld(!options.database);
+    services.streams.startSweeping();
+    cleanups.push(() => services.streams.stop());
     const identityDirectory = new IdentityDirectory(database.db, services.authChanges);
     await identityDirectory.ensureBootstrapAdmin(config);
     const authRelay = await startAuthRelay(database, services.authChanges, { listen: true });
@@ -82,6 +86,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
           await Promise.race([drained, Bun.sleep(config.shutdownTimeoutMs)]);
           server.stop(true);
         }
+        // Open streams are written and end as interrupted while the broker can still announce it.
+        await services.streams.stop();
         // After the sockets closed, so that the other instances heard their presence end.
         realtime.dropBroker();
         await broker.stop();

@@ -10,6 +10,7 @@ import type { Config } from "./config";
 import type { Database } from "./db/client";
 import type { DomainEvent } from "./domain/domain-events";
 import { EventBus } from "./core/event-bus";
+import { MessageStreams } from "./domain/message-streams";
 
 export interface Services {
   config: Config;
@@ -19,6 +20,8 @@ export interface Services {
   authChanges: EventBus<AuthChange>;
   /** Committed writes of the messaging domain: the realtime hub publishes them. */
   domainEvents: EventBus<DomainEvent>;
+  /** Streaming messages held by this instance (docs/streaming.md). */
+  streams: MessageStreams;
 }
 
 export function createServices(config: Config, database: Database): Services {
@@ -26,5 +29,6 @@ export function createServices(config: Config, database: Database): Services {
   const identity = config.identityUrl
     ? new RemoteIdentity(config, authChanges)
     : new LocalIdentity(database.db, config, authChanges);
-  return { config, database, identity, authChanges, domainEvents: new EventBus<DomainEvent>("domain events", (event) => ({ event: event.type, conversationId: event.conversationId })) };
+  const domainEvents = new EventBus<DomainEvent>("domain events", (event) => ({ event: event.type, conversationId: event.conversationId }));
+  return { config, database, identity, authChanges, domainEvents, streams: new MessageStreams(config, database, domainEvents) };
 }

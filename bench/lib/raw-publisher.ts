@@ -8,6 +8,9 @@
  *   message:send        → publish a `message:new` frame on the topic (a message built from TEMPLATE, the
  *                         JSON of a message the product returned, with the new id, content, sequence and
  *                         time: the same fields and size as the product's frame), then ack with it
+ *   message:append      → publish a `message:delta` frame `{conversationId, messageId, offset, delta}` on
+ *                         the topic (the offset kept per message), ack with the new length when asked
+ *                         (bench/streaming.ts; the data carries conversationId)
  *   ping                → ack
  *
  * Bun's WebSocket settings are the product's (src/realtime/socket-options.ts with the same environment).
@@ -21,6 +24,8 @@ import { realtimeSocketOptions } from "../../src/realtime/socket-options";
 const template = JSON.parse(process.env.TEMPLATE || "{}") as Record<string, unknown>;
 const settings = realtimeSocketOptions(loadConfig());
 let sequence = 0;
+/** Length so far of each streamed message, for the offsets of its deltas. */
+const streamLengths = new Map<string, number>();
 
 const ack = (id: unknown, json: string) => `{"event":"ack","ack":${JSON.stringify(id)},"ok":true,"data":${json}}`;
 
@@ -71,6 +76,15 @@ const server = Bun.serve<Record<string, never>>({
           const json = JSON.stringify(message);
           server.publish(`conversation:${conversationId}`, `{"event":"message:new","data":${json}}`, false);
           if (frame.ack !== undefined) ws.send(ack(frame.ack, json));
+          return;
+        }
+        case "message:append": {
+          const { messageId, delta } = frame.data as { messageId: string; delta: string };
+          const offset = streamLengths.get(messageId) ?? 0;
+          streamLengths.set(messageId, offset + delta.length);
+          const json = JSON.stringify({ conversationId, messageId, offset, delta });
+          server.publish(`conversation:${conversationId}`, `{"event":"message:delta","data":${json}}`, false);
+          if (frame.ack !== undefined) ws.send(ack(frame.ack, JSON.stringify({ messageId, length: offset + delta.length })));
           return;
         }
         case "join:conversation":

@@ -10,12 +10,14 @@
 import { RealtimeError } from "./errors.js";
 import { ackRetryDelayMs, fallbackDelayMs, FramePacer, retryOptions, type RetryOptions } from "./rate-limit.js";
 import { SequenceTracker } from "./sequence-tracker.js";
+import { StreamTexts, type StreamText } from "./stream-texts.js";
 import { defaultWebSocket, type CredentialTransport, type WebSocketConstructor, type WebSocketLike } from "./transport.js";
 import type {
   ClientEvents,
   EditMessageInput,
   JoinResult,
   Message,
+  MessageDelta,
   PresenceStatus,
   SendControlInput,
   SendMessageInput,
@@ -62,6 +64,8 @@ export interface ConnectionEvents {
   resumed: JoinResult;
   /** A joined conversation could not be resumed (e.g. no longer a participant); it is dropped. */
   resumeFailed: { conversationId: string; code: string; message: string };
+  /** A streaming message's text grew (a delta) or was set (a snapshot, its end): the whole text so far. */
+  "stream:text": StreamText;
 }
 
 export type RealtimeEvents = ServerEvents & ConnectionEvents;
@@ -95,6 +99,7 @@ export class RealtimeClient {
   private readonly pacer = new FramePacer();
   /** Counters, for monitoring and tests. */
   readonly stats = { reconnects: 0, duplicatesDropped: 0, rateLimitedRetries: 0 };
+  private readonly streams = new StreamTexts();
 
   constructor(private readonly options: RealtimeOptions) {}
 
@@ -461,7 +466,50 @@ export class RealtimeClient {
       return;
     }
     this.forgetEnded(frame.event, frame.data);
+    if (frame.event === "message:delta") {
+      const delta = frame.data as MessageDelta;
+      const change = this.streams.delta(delta);
+      if (!change) {
+        this.stats.duplicatesDropped += 1;
+        return;
+      }
+      // Only what is new: an overlapping delta is cut to its unseen part.
+      const offset = change.text.length - change.added.length;
+      this.emit("message:delta", offset === delta.offset ? delta : { ...delta, offset, delta: change.added });
+      this.emit("stream:text", change);
+      return;
+    }
     this.emit(frame.event as keyof RealtimeEvents, frame.data as never);
+    if (frame.event === "message:new" || frame.event === "message:updated") {
+      const change = this.streams.snapshot(frame.data as Message);
+      if (change) this.emit("stream:text", change);
+    }
+  }
+
+  /** The text so far of a streaming message this client has heard of. */
+  streamText(messageId: string): string | undefined {
+    return this.streams.text(messageId);
+  }
+
+  /** Starts a streaming message (content may be empty); append to it, then finish it. */
+  startStream(conversationId: string, input: Omit<SendMessageInput, "streaming"> = { content: "" }): Promise<Message> {
+    return this.request("message:send", { conversationId, ...input, streaming: true });
+  }
+
+  /**
+   * Appends a delta. Without `ack` nothing is awaited (a refusal arrives as an `error` event naming
+   * `message:append`); with it, resolves with the new length once the server applied it.
+   */
+  append(messageId: string, delta: string, options: { ack?: boolean } = {}): Promise<{ messageId: string; length: number } | undefined> {
+    if (options.ack) return this.request("message:append", { messageId, delta });
+    if (this.socket?.readyState !== OPEN) return Promise.reject(new RealtimeError("not_connected", "Not connected", "message:append"));
+    this.socket.send(JSON.stringify({ event: "message:append", data: { messageId, delta } }));
+    return Promise.resolve(undefined);
+  }
+
+  /** Ends a streaming message as complete; `content` replaces what was appended. */
+  finish(messageId: string, content?: string): Promise<Message> {
+    return this.request("message:finish", content === undefined ? { messageId } : { messageId, content });
   }
 
   /** Messages and control events carry a sequence: a sequence seen before is a duplicate. */

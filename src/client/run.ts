@@ -21,6 +21,13 @@ export interface RunChange {
   event?: ControlBroadcast;
 }
 
+/** A streaming message being written into a run. */
+export interface RunStream {
+  message: Message;
+  append(delta: string): Promise<void>;
+  finish(content?: string): Promise<Message>;
+}
+
 export class RunHandle {
   private controller = new AbortController();
   private readonly listeners = new Set<(change: RunChange) => void>();
@@ -87,6 +94,22 @@ export class RunHandle {
   /** A message in the run, over the socket. */
   send(input: Omit<SendMessageInput, "runId">): Promise<Message> {
     return this.socket.send(this.current.conversation_id, { ...input, runId: this.current.id });
+  }
+
+  /**
+   * A streaming message in the run: `append` each piece as it comes (refused once the run is paused or
+   * ended: stop on `signal`), then `finish`.
+   */
+  async stream(input: Omit<SendMessageInput, "runId" | "streaming" | "content"> & { content?: string } = {}): Promise<RunStream> {
+    const message = await this.socket.startStream(this.current.conversation_id, { ...input, content: input.content ?? "", runId: this.current.id });
+    return {
+      message,
+      // An empty piece (a model's chunk without text) changes nothing: not sent.
+      append: async (delta: string) => {
+        if (delta.length > 0) await this.socket.append(message.id, delta);
+      },
+      finish: (content?: string) => this.socket.finish(message.id, content),
+    };
   }
 
   async complete(): Promise<Run> {

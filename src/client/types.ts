@@ -65,7 +65,11 @@ export interface Message {
   version: number;
   data_class: string | null;
   policy_ref: string | null;
+  /** Null for ordinary messages; a streaming message's state (its content grows by appends until it ends). */
+  stream_state: StreamState | null;
 }
+
+export type StreamState = "streaming" | "complete" | "cancelled" | "interrupted";
 
 export interface MessageVersion {
   version: number;
@@ -159,6 +163,8 @@ export interface SendMessageInput {
   priority?: Priority;
   interruptible?: boolean;
   preemptedBy?: string;
+  /** The content follows in appends (content may be empty then); docs/streaming.md. */
+  streaming?: boolean;
 }
 
 export interface EditMessageInput {
@@ -206,6 +212,8 @@ export interface JoinResult {
   presence?: { userId: string; userType: string; status: PresenceStatus }[];
   /** Extension: the conversation's runs not ended (active, paused, preempted), oldest first. */
   runs?: Run[];
+  /** Extension: streaming messages whose content so far was sent, with its length; deltas go on from there. */
+  streams?: { messageId: string; length: number }[];
 }
 
 export type RunState = "active" | "paused" | "preempted" | "completed" | "failed" | "cancelled";
@@ -295,6 +303,15 @@ export interface PresenceChange {
   conversationId: string;
 }
 
+/** One piece of a streaming message: `offset` is the content's length (UTF-16 code units) before `delta`. */
+export interface MessageDelta {
+  conversationId: string;
+  messageId: string;
+  runId?: string;
+  offset: number;
+  delta: string;
+}
+
 export interface ServerErrorPayload {
   code: string;
   message: string;
@@ -306,6 +323,7 @@ export interface ServerEvents {
   "message:new": Message;
   "message:updated": Message;
   "message:deleted": { id: string; conversationId: string; sequence: number; deletedAt: string };
+  "message:delta": MessageDelta;
   "typing:started": TypingChange;
   "typing:stopped": TypingChange;
   "presence:changed": PresenceChange;
@@ -341,4 +359,6 @@ export interface ClientEvents {
   "typing:stop": { data: string | { conversationId: string }; result: Record<string, never> };
   "presence:update": { data: { status: PresenceStatus }; result: { status: PresenceStatus } };
   ping: { data?: unknown; result: { serverTime: string } };
+  "message:append": { data: { messageId: string; delta: string }; result: { messageId: string; length: number } };
+  "message:finish": { data: { messageId: string; content?: string }; result: Message };
 }

@@ -103,6 +103,17 @@ export const ERROR_CATALOGUE = {
   run_paused: { status: 409, message: "The run is paused", meaning: "The run is paused or preempted: no message goes into it until it resumes." },
   run_ended: { status: 409, message: "The run has ended", meaning: "The run completed, failed or was cancelled: nothing more goes into it." },
   not_run_owner: { status: 409, message: "You do not own this run", meaning: "Only the run's owner posts into it (after a route or handoff: the new owner)." },
+  not_streaming: { status: 409, message: "The message is not a streaming message", meaning: "Append or finish on a message sent without `streaming: true`." },
+  stream_closed: {
+    status: 409,
+    message: "The stream has ended",
+    meaning: "Append or finish on a streaming message already complete, cancelled or interrupted; the body carries `stream_state`.",
+  },
+  too_many_streams: {
+    status: 409,
+    message: "Too many open streams on this connection",
+    meaning: "A connection holds at most STREAM_MAX_PER_CONNECTION open streams; finish one first.",
+  },
   invalid_transition: {
     status: 409,
     message: "The run cannot take this event in its state",

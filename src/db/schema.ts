@@ -140,9 +140,13 @@ export const messages = pgTable("messages", {
   version: integer("version").notNull().default(1),
   data_class: text("data_class"),
   policy_ref: text("policy_ref"),
+  /** Null for ordinary messages; a streaming message's state (docs/streaming.md). */
+  stream_state: text("stream_state").$type<"streaming" | "complete" | "cancelled" | "interrupted">(),
 }, (t) => [
   uniqueIndex("messages_conversation_sequence_key").on(t.conversation_id, t.sequence),
   index("messages_conversation_created_idx").on(t.conversation_id, t.created_at),
+  // Only open streams: the sweeps of interrupted streams read this small index.
+  index("messages_streaming_idx").on(t.updated_at).where(sql`${t.stream_state} = 'streaming'`),
 ]);
 
 /**

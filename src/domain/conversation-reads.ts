@@ -4,7 +4,7 @@
  * current state for catching up. The hub is given these (src/realtime/store.ts describes what it needs)
  * and runs no SQL of its own.
  */
-import { and, asc, eq, gt, notInArray } from "drizzle-orm";
+import { and, asc, eq, gt, isNull, notInArray } from "drizzle-orm";
 import type { Principal } from "../auth/principal";
 import type { Executor } from "../db/client";
 import { conversations, messages, runs } from "../db/schema";
@@ -51,6 +51,15 @@ export class ConversationReads {
   }
 
   /** Runs not ended, oldest first: a client joining late learns what is streaming and who owns it. */
+  async openStreams(conversationId: string): Promise<MessageResource[]> {
+    const rows = await this.db
+      .select()
+      .from(messages)
+      .where(and(eq(messages.conversation_id, conversationId), eq(messages.stream_state, "streaming"), isNull(messages.deleted_at)))
+      .orderBy(asc(messages.sequence));
+    return rows.map(toMessage);
+  }
+
   async openRuns(conversationId: string): Promise<RunResource[]> {
     const rows = await this.db
       .select()

@@ -8,6 +8,11 @@ import type { ConversationResource, ConversationWithParticipants, MessageResourc
 export type DomainEvent =
   | { type: "message.created"; conversationId: string; message: MessageResource; json: string }
   | { type: "message.updated"; conversationId: string; message: MessageResource; json: string }
+  /**
+   * A piece appended to a streaming message (docs/streaming.md): not stored one by one, and frequent (an
+   * agent may send hundreds a second). `json` is the `message:delta` payload, serialised once.
+   */
+  | { type: "message.delta"; conversationId: string; messageId: string; offset: number; length: number; json: string }
   | {
       type: "message.deleted";
       conversationId: string;

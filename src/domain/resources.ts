@@ -42,6 +42,7 @@ export function toMessage(row: MessageRow): MessageResource {
     version: Number(row.version),
     data_class: row.data_class ?? null,
     policy_ref: row.policy_ref ?? null,
+    stream_state: row.stream_state ?? null,
   };
 }
 

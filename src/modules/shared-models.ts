@@ -169,6 +169,11 @@ export const Message = t.Object(
     version: t.Integer({ minimum: 1, description: "1 + the number of edits" }),
     data_class: NullableString,
     policy_ref: NullableString,
+    stream_state: t.Nullable(
+      t.Union([t.Literal("streaming"), t.Literal("complete"), t.Literal("cancelled"), t.Literal("interrupted")], {
+        description: "null for an ordinary message; a streaming message's state (docs/streaming.md)",
+      }),
+    ),
   },
   { title: "Message", description: "A message" },
 );

@@ -51,6 +51,8 @@ export class Connection {
   readonly joined = new Map<string, JoinedConversation>();
   readonly joining = new Map<string, PendingJoin>();
   readonly rate: FrameRateLimit;
+  /** `message:append` frames only (docs/streaming.md, Limits). */
+  readonly appendRate: FrameRateLimit;
   closed = false;
   /** Frames of a connection are handled one after another: a client's sends get sequences in the order it sent them. */
   private tail: Promise<void> = Promise.resolve();
@@ -64,8 +66,10 @@ export class Connection {
     readonly scope: Scope,
     readonly requestId: string,
     rate: { perSecond: number; burst: number },
+    appendRate: { perSecond: number; burst: number } = rate,
   ) {
     this.rate = new FrameRateLimit(rate.perSecond, rate.burst);
+    this.appendRate = new FrameRateLimit(appendRate.perSecond, appendRate.burst);
   }
 
   send(frame: string): void {

@@ -32,10 +32,16 @@ const HANDLERS: { [E in ClientEvent]: Handler<E> } = {
   },
 
   "message:send": async (_hub, services, connection, { conversationId, ...input }) => {
-    const stored = await sendMessage(services, connection.principal, conversationId, input, connection.scope);
+    const stored = await sendMessage(services, connection.principal, conversationId, input, connection.scope, { connectionId: connection.id });
     if (!stored.replayed) messagesSent.websocket.inc();
     return stored.json;
   },
+
+  "message:append": async (_hub, services, connection, { messageId, conversationId, delta }) =>
+    JSON.stringify(await services.streams.append(connection.principal, messageId, delta, conversationId)),
+
+  "message:finish": async (_hub, services, connection, { messageId, conversationId, content }) =>
+    (await services.streams.finish(connection.principal, messageId, content, conversationId)).json,
 
   "message:edit": async (_hub, services, connection, { messageId, conversationId, content, contentType }) =>
     (await editMessage(services, connection.principal, { messageId, conversationId }, { content, contentType })).json,
@@ -84,18 +90,24 @@ function reject(connection: Connection, ack: AckId | undefined, error: AppError,
   connection.send(ack !== undefined ? ackErrorFrame(ack, error.code, error.message, error.details) : errorFrame(error.code, error.message, event, error.details));
 }
 
+function isAppend(message: unknown): boolean {
+  return typeof message === "object" && message !== null && (message as { event?: unknown }).event === "message:append";
+}
+
 /** Entry point for every text or binary frame a client sends. */
 export function receiveFrame(hub: RealtimeHub, services: Services, connection: Connection, message: unknown): void {
   if (connection.closed) return;
   wsFramesReceived.inc();
-  if (!connection.rate.take()) {
+  // Appends (an agent streaming tokens) count in a bucket of their own, with a higher limit.
+  const rate = isAppend(message) ? connection.appendRate : connection.rate;
+  if (!rate.take()) {
     wsFramesRateLimited.inc();
-    if (connection.rate.isFlooding()) {
+    if (rate.isFlooding()) {
       connection.close(CLOSE.policyViolation, "rate limit exceeded");
       return;
     }
     const ack = typeof message === "object" && message !== null ? (message as { ack?: unknown }).ack : undefined;
-    const retry = connection.rate.retryAfterSeconds().toFixed(2);
+    const retry = rate.retryAfterSeconds().toFixed(2);
     reject(connection, typeof ack === "string" || typeof ack === "number" ? ack : undefined, fail.rate_limited(`Too many frames; retry in ${retry} s`).with({ retryAfter: Number(retry) }));
     return;
   }

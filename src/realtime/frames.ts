@@ -22,6 +22,8 @@ export interface TopicFrame {
   revoke?: { principalId: string } | { everyone: true };
   /** A connection that must not receive the frame (typing goes to everyone but the typist). */
   exceptConnectionId?: string;
+  /** A `message:delta` frame: which stream, and the offset it starts at (joins drop what they replayed). */
+  delta?: { messageId: string; offset: number; end: number };
   /** Where another instance reads the frame's content again when it is too large to relay. */
   reload?: { messageId: string } | { conversation: true };
 }
@@ -78,6 +80,12 @@ export function frameOfDomainEvent(event: DomainEvent): TopicFrame | undefined {
       return { conversationId, frame: frameWithJson("message:updated", event.json), reload: { messageId: event.message.id } };
     case "message.deleted":
       return { conversationId, frame: serverFrame("message:deleted", event.message) };
+    case "message.delta":
+      return {
+        conversationId,
+        frame: frameWithJson("message:delta", event.json),
+        delta: { messageId: event.messageId, offset: event.offset, end: event.offset + event.length },
+      };
     case "control.sent":
       return {
         conversationId,
@@ -114,6 +122,19 @@ export function frameOfDomainEvent(event: DomainEvent): TopicFrame | undefined {
     case "conversation.deleted":
       return { conversationId, frame: serverFrame("conversation:deleted", { id: conversationId }), revoke: { everyone: true } };
   }
+}
+
+const DELTA_PREFIX = '{"event":"message:delta","data":';
+
+/**
+ * The stream and offset of a `message:delta` frame; relayed frames from other instances carry only their
+ * text, so it is read from there (joins only, never on the live path).
+ */
+export function deltaOf(frame: TopicFrame): { messageId: string; offset: number; end: number } | undefined {
+  if (frame.delta) return frame.delta;
+  if (!frame.frame.startsWith(DELTA_PREFIX)) return undefined;
+  const { data } = JSON.parse(frame.frame) as { data: { messageId: string; offset: number; delta: string } };
+  return { messageId: data.messageId, offset: data.offset, end: data.offset + data.delta.length };
 }
 
 /**

@@ -25,7 +25,7 @@ import { joinConversation, type JoinResult, type JoinSite } from "./join";
 import { Presence, type PresenceEntry } from "./presence";
 import { ReleaseLog, SequenceOrder } from "./sequence-order";
 import { effectiveHeartbeatMs } from "./socket-options";
-import type { RealtimeStore } from "./store";
+import type { LiveStreams, RealtimeStore } from "./store";
 import { TypingIndicators } from "./typing";
 
 export type { JoinResult } from "./join";
@@ -84,6 +84,8 @@ export class RealtimeHub implements BrokerHub {
   constructor(
     readonly config: Config,
     readonly store: RealtimeStore,
+    /** Content of the streams this instance holds (none by default). */
+    streams: LiveStreams = { contentOf: () => undefined },
   ) {
     this.order = new SequenceOrder(
       (frame) => this.fanOut(frame),
@@ -100,6 +102,7 @@ export class RealtimeHub implements BrokerHub {
     this.typing = new TypingIndicators(config.typingTtlMs, (frame) => this.deliver(frame));
     this.joinSite = {
       store,
+      streams,
       replayLimit: config.replayLimit,
       // A replay larger than half the slow-consumer limit stops early (truncated): the client asks for the
       // rest once it has read this part, instead of the server queueing it all at once.
@@ -208,6 +211,7 @@ export class RealtimeHub implements BrokerHub {
       context.scope,
       context.requestId,
       { perSecond: config.wsRateLimitPerSecond, burst: config.wsRateLimitBurst },
+      { perSecond: config.wsAppendRateLimitPerSecond, burst: config.wsAppendRateLimitBurst },
     );
     this.bySocket.set(socket, connection);
     this.byId.set(connection.id, connection);

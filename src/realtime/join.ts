@@ -10,9 +10,9 @@ import { fail } from "../core/errors";
 import type { MessageResource, RunResource } from "../domain/resources";
 import { wsJoins, wsReplayedMessages, wsReplays, wsReplaysTruncated } from "../metrics/registry";
 import type { Connection, PendingJoin } from "./connection";
-import { frameOfStoredMessage } from "./frames";
+import { deltaOf, frameOfStoredMessage, frameWithJson } from "./frames";
 import type { PresentPrincipal } from "./presence";
-import type { RealtimeStore } from "./store";
+import type { LiveStreams, RealtimeStore } from "./store";
 
 /**
  * A replayed message younger than this may still have its live frame on the way (committed, not yet
@@ -33,11 +33,17 @@ export interface JoinResult {
   presence: PresentPrincipal[];
   /** Extension: the conversation's runs not ended (active, paused, preempted), oldest first. */
   runs: RunResource[];
+  /**
+   * Extension: streaming messages whose content so far was sent (in the replay as `message:new`, or as
+   * `message:updated` for those at or before `since`), with its length; live deltas continue from there.
+   */
+  streams: { messageId: string; length: number }[];
 }
 
 /** What a join needs of the hub: its reads, its limits, and the registration of joiners and subscribers. */
 export interface JoinSite {
   store: RealtimeStore;
+  streams: LiveStreams;
   replayLimit: number;
   /** A replay stops (truncated) after this many bytes, so as not to queue it all at once. */
   replayBudgetBytes: number;
@@ -68,9 +74,10 @@ export async function joinConversation(site: JoinSite, connection: Connection, c
     site.track(conversationId, committed);
     const limit = site.replayLimit;
     const noReplay: MessageResource[] = [];
-    let [replay, openRuns] = await Promise.all([
+    let [replay, openRuns, openStreams] = await Promise.all([
       since !== undefined && since < committed ? site.store.messagesSince(conversationId, since, limit + 1) : noReplay,
       site.store.openRuns(conversationId),
+      site.store.openStreams(conversationId),
     ]);
     let truncated = replay.length > limit;
     if (truncated) replay = replay.slice(0, limit);
@@ -85,8 +92,22 @@ export async function joinConversation(site: JoinSite, connection: Connection, c
     let lastSequence = since ?? committed;
     let replayed = 0;
     let budget = site.replayBudgetBytes;
+    // A stream's content is taken here, in the step that subscribes: every delta published before it is
+    // in that content (the buffered ones are dropped), every delta after it comes live from its length on.
+    const streamed = new Map<string, number>();
+    const withContentSoFar = (message: MessageResource): MessageResource => {
+      if (message.stream_state !== "streaming") return message;
+      const content = site.streams.contentOf(message.id) ?? message.content;
+      streamed.set(message.id, content.length);
+      return content === message.content ? message : { ...message, content };
+    };
     connection.socket.cork(() => {
-      for (const message of replay) {
+      const snapshotUpTo = since ?? committed;
+      for (const open of openStreams) {
+        if (open.sequence <= snapshotUpTo) connection.send(frameWithJson("message:updated", JSON.stringify(withContentSoFar(open))));
+      }
+      for (const stored of replay) {
+        const message = withContentSoFar(stored);
         const { frame } = frameOfStoredMessage(message, "replay");
         if (replayed > 0 && budget - frame.length < 0) {
           truncated = true;
@@ -99,6 +120,8 @@ export async function joinConversation(site: JoinSite, connection: Connection, c
       }
       const lastReplayed = lastSequence;
       for (const frame of pending.buffer) {
+        const delta = streamed.size > 0 ? deltaOf(frame) : undefined;
+        if (delta && delta.end <= (streamed.get(delta.messageId) ?? -1)) continue;
         if (frame.sequence !== undefined) {
           if (since !== undefined && frame.sequence <= lastReplayed) continue;
           if (!truncated) lastSequence = Math.max(lastSequence, frame.sequence);
@@ -114,7 +137,8 @@ export async function joinConversation(site: JoinSite, connection: Connection, c
       wsReplayedMessages.inc(replayed);
     }
     if (truncated) wsReplaysTruncated.inc();
-    return { conversationId, lastSequence, replayed, truncated, presence, runs: openRuns };
+    const streams = [...streamed].map(([messageId, length]) => ({ messageId, length }));
+    return { conversationId, lastSequence, replayed, truncated, presence, runs: openRuns, streams };
   } finally {
     site.endJoining(connection, conversationId, pending);
   }

@@ -5,7 +5,7 @@
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { t, type TSchema } from "elysia";
 import { SendControlBody } from "../modules/control/model";
-import { EditMessageBody, SendMessageBody } from "../modules/messages/model";
+import { AppendBody, EditMessageBody, FinishBody, SendMessageBody } from "../modules/messages/model";
 import { Uuid } from "../modules/shared-models";
 import { CLIENT_EVENTS, type ClientEvent } from "./wire-events";
 
@@ -23,6 +23,8 @@ const PAYLOADS = {
   "message:edit": t.Composite([t.Object({ messageId: Uuid, conversationId: t.Optional(Uuid) }), EditMessageBody]),
   "message:delete": t.Object({ messageId: Uuid, conversationId: t.Optional(Uuid) }),
   "control:send": t.Composite([ConversationRef, SendControlBody]),
+  "message:append": t.Composite([t.Object({ messageId: Uuid, conversationId: t.Optional(Uuid) }), AppendBody]),
+  "message:finish": t.Composite([t.Object({ messageId: Uuid, conversationId: t.Optional(Uuid) }), FinishBody]),
   "typing:start": ConversationRefOrId,
   "typing:stop": ConversationRefOrId,
   "presence:update": t.Object({

@@ -12,10 +12,20 @@ export interface RealtimeStore {
   authorizeTyping(principal: Principal, conversationId: string): Promise<void>;
   /** Messages above `since`, ascending, in their current state (deleted ones without content). */
   messagesSince(conversationId: string, since: number, limit: number): Promise<MessageResource[]>;
+  /** Streaming messages still open in the database (stream_state streaming), ascending. */
+  openStreams(conversationId: string): Promise<MessageResource[]>;
   /** Runs not ended yet, oldest first. */
   openRuns(conversationId: string): Promise<RunResource[]>;
   message(messageId: string): Promise<MessageResource | undefined>;
   conversation(conversationId: string): Promise<ConversationResource | undefined>;
   /** Last sequence and current members, or undefined once the conversation is deleted. */
   conversationState(conversationId: string): Promise<{ lastSequence: number; members: ReadonlySet<string> } | undefined>;
+}
+
+/**
+ * The content so far of streams this instance holds in memory (docs/streaming.md). Read synchronously by
+ * joins, in the same step that subscribes, so a replayed content and the live deltas after it meet exactly.
+ */
+export interface LiveStreams {
+  contentOf(messageId: string): string | undefined;
 }

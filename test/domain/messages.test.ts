@@ -69,6 +69,7 @@ describe("POST /api/conversations/:id/messages", () => {
       version: 1,
       data_class: null,
       policy_ref: null,
+      stream_state: null,
     });
   });
 

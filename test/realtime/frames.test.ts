@@ -47,6 +47,7 @@ function storedMessage(overrides: Partial<MessageResource> = {}): MessageResourc
     version: 1,
     data_class: null,
     policy_ref: null,
+    stream_state: null,
     ...overrides,
   } as MessageResource;
 }

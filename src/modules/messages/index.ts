@@ -7,8 +7,18 @@ import { setCursorPageHeaders } from "../../http/paging";
 import { messagesSent } from "../../metrics/registry";
 import type { Services } from "../../services";
 import { ConversationParams, jsonBodyOnly, Message, queryIntegers } from "../shared-models";
-import { EditMessageBody, ListMessagesQuery, MessageHistory, MessageList, MessageParams, SendMessageBody } from "./model";
-import { deleteMessage, editMessage, listMessages, messageHistory, sendMessage } from "./service";
+import {
+  AppendBody,
+  AppendResult,
+  EditMessageBody,
+  FinishBody,
+  ListMessagesQuery,
+  MessageHistory,
+  MessageList,
+  MessageParams,
+  SendMessageBody,
+} from "./model";
+import { deleteMessage, editMessage, getMessage, listMessages, messageHistory, sendMessage } from "./service";
 
 /** The message was serialised once by the domain; send those bytes as they are. */
 function jsonResponse(json: string, status: number, requestId: string): Response {
@@ -59,6 +69,34 @@ export function messagesModule(services: Services) {
         body: SendMessageBody,
         response: { 200: Message, 201: Message },
         detail: { summary: "Send a message (201; 200 when a client id is sent again)" },
+      },
+    )
+    .get("/:mid", ({ principal, params }) => getMessage(services, principal, params.id, params.mid), {
+      params: MessageParams,
+      response: { 200: Message },
+      detail: { summary: "One message; a streaming message with its content so far" },
+    })
+    .post(
+      "/:mid/append",
+      ({ principal, params, body }) => services.streams.append(principal, params.mid, body.delta, params.id),
+      {
+        params: MessageParams,
+        body: AppendBody,
+        response: { 200: AppendResult },
+        detail: { summary: "Append a delta to a streaming message (sender only, while streaming); answers the new length" },
+      },
+    )
+    .post(
+      "/:mid/finish",
+      async ({ principal, params, body, requestId }) => {
+        const ended = await services.streams.finish(principal, params.mid, body.content, params.id);
+        return jsonResponse(ended.json, 200, requestId);
+      },
+      {
+        params: MessageParams,
+        body: FinishBody,
+        response: { 200: Message },
+        detail: { summary: "Finish a streaming message (complete); `content` replaces what was appended" },
       },
     )
     .patch(

@@ -1,7 +1,6 @@
 import { t } from "elysia";
 import { Message, Metadata, Priority, QueryInteger, Text, Uuid } from "../shared-models";
 
-
 /** Content size is checked in bytes by the domain (413), not here (which would answer 400). */
 export const SendMessageBody = t.Object({
   id: t.Optional(Uuid),
@@ -14,7 +13,14 @@ export const SendMessageBody = t.Object({
   priority: t.Optional(Priority),
   interruptible: t.Optional(t.Boolean()),
   preemptedBy: t.Optional(Uuid),
+  /** The content follows in appends (docs/streaming.md); content may then be empty. */
+  streaming: t.Optional(t.Boolean()),
 });
+
+/** Size is checked in bytes by the stream (413). */
+export const AppendBody = t.Object({ delta: t.String() });
+
+export const FinishBody = t.Object({ content: t.Optional(t.String()) });
 
 export const EditMessageBody = t.Object({
   content: t.String(),
@@ -34,6 +40,7 @@ export const MessageParams = t.Object({ id: Uuid, mid: Uuid });
 
 export type SendMessageInput = typeof SendMessageBody.static;
 export type EditMessageInput = typeof EditMessageBody.static;
+export type FinishInput = typeof FinishBody.static;
 
 export const MessageVersion = t.Object(
   {
@@ -53,3 +60,9 @@ export const MessageHistory = t.Object(
 );
 
 export const MessageList = t.Array(Message, { description: "Messages in ascending sequence" });
+
+/** The answer of an append: the content's new length in UTF-16 code units. */
+export const AppendResult = t.Object(
+  { messageId: Uuid, length: t.Integer({ minimum: 0, description: "The content's length after the delta, in UTF-16 code units" }) },
+  { title: "AppendResult", description: "A delta applied to a streaming message" },
+);

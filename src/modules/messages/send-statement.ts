@@ -44,8 +44,8 @@ started as (
 inserted as (
   insert into messages (id, conversation_id, sender_id, sender_type, content, content_type, reply_to, org_id,
                         run_id, trace_id, sequence, priority, interruptible, preempted_by, metadata,
-                        data_class, policy_ref)
-  select $5, $1, $2, $6, $7, $8, $3::uuid, next.org_id, $9, $10, next.last_sequence, $11, $12, $4::uuid, $13::jsonb, $14, $15
+                        data_class, policy_ref, stream_state)
+  select $5, $1, $2, $6, $7, $8, $3::uuid, next.org_id, $9, $10, next.last_sequence, $11, $12, $4::uuid, $13::jsonb, $14, $15, $16::text
     from next
   returning *
 )
@@ -82,6 +82,8 @@ export interface SendRow {
   /** Already serialised: the statement casts it to jsonb. */
   metadataJson: string;
   scope: Pick<Scope, "dataClass" | "policyRef">;
+  /** "streaming" for a message whose content follows in appends (docs/streaming.md), else null. */
+  streamState: "streaming" | null;
 }
 
 /** The parameters of SEND_STATEMENT, in order. */
@@ -102,5 +104,6 @@ export function sendParameters(row: SendRow): unknown[] {
     row.metadataJson,
     row.scope.dataClass ?? null,
     row.scope.policyRef ?? null,
+    row.streamState,
   ];
 }

@@ -17,6 +17,7 @@ import type { Services } from "../../services";
 import type { EditMessageInput, SendMessageInput } from "./model";
 import { SEND_STATEMENT, sendParameters, type SendOutcome } from "./send-statement";
 import { preemptForPriority } from "../runs/service";
+import type { StreamOrigin } from "../../domain/message-streams";
 import { isEnded } from "../../domain/run-rules";
 
 export interface StoredMessage {
@@ -41,6 +42,8 @@ export interface NewMessage {
   interruptible: boolean;
   preemptedBy?: string;
   metadata: Record<string, unknown>;
+  /** A streaming message: its content follows in appends (./streams.ts). */
+  streaming?: boolean;
 }
 
 /** Scope headers recorded on what a request creates. */
@@ -54,10 +57,14 @@ export async function sendMessage(
   conversationId: string,
   input: SendMessageInput,
   scope: Scope,
+  origin?: StreamOrigin,
 ): Promise<StoredMessage> {
   const contentType = normaliseContentType(input.contentType);
-  checkContent(services.config, input.content, contentType);
+  const streaming = input.streaming === true;
+  // A stream may start empty; what it starts with obeys the same limits as any content.
+  if (!streaming || input.content.length > 0) checkContent(services.config, input.content, contentType);
   checkMetadata(services.config, input.metadata);
+  if (streaming) services.streams.checkRoom(origin);
   const stored = await insertMessage(services, principal, conversationId, scope, {
     id: input.id,
     content: input.content,
@@ -69,9 +76,11 @@ export async function sendMessage(
     interruptible: input.interruptible ?? true,
     preemptedBy: input.preemptedBy,
     metadata: scopedMetadata(input.metadata, scope),
+    streaming,
   });
   if (stored.replayed) return stored;
   const { message, outcome } = stored;
+  if (streaming) services.streams.opened(message, origin);
   if (outcome?.run_started) services.domainEvents.emit({ type: "run.started", conversationId, run: implicitRun(message) });
   services.domainEvents.emit({ type: "message.created", conversationId, message, json: stored.json });
   // Rare: the message outranks someone's active run. The preemption follows it in the sequence.
@@ -127,6 +136,7 @@ export async function insertMessage(
         interruptible: m.interruptible,
         metadataJson: JSON.stringify(m.metadata),
         scope,
+        streamState: m.streaming ? "streaming" : null,
       }),
     );
   } catch (error) {
@@ -262,7 +272,20 @@ export async function listMessages(
     .limit(limit);
   if (newestFirst) page.reverse();
   if (access.participant) await markRead(services, conversationId, principal.id);
-  return page.map(toMessage);
+  // A stream held here reads with its content so far, not the last flush.
+  return page.map((row) => services.streams.merge(toMessage(row)));
+}
+
+/** One live message; a stream held here with its content so far. */
+export async function getMessage(services: Services, principal: Principal, conversationId: string, messageId: string): Promise<MessageResource> {
+  const { db } = services.database;
+  await requireReader(db, principal, conversationId);
+  const [row] = await db
+    .select()
+    .from(messages)
+    .where(and(eq(messages.id, messageId), eq(messages.conversation_id, conversationId), isNull(messages.deleted_at)));
+  if (!row) throw notFound("Message");
+  return services.streams.merge(toMessage(row));
 }
 
 /** Loads a message for a change by `principal`, who must still participate in its conversation. */
@@ -283,6 +306,7 @@ export async function editMessage(
   const { row } = await messageForChange(services, principal, target.messageId, target.conversationId);
   if (row.sender_id !== principal.id) throw fail.not_sender("Only the sender can edit a message");
   if (row.content_type === "event") throw fail.not_editable("Control events cannot be edited");
+  if (row.stream_state === "streaming") throw fail.conflict("A streaming message can be edited once its stream has ended");
   const contentType = input.contentType === undefined ? row.content_type : normaliseContentType(input.contentType);
   checkContent(services.config, input.content, contentType);
 

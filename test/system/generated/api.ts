@@ -242,7 +242,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** One message; a streaming message with its content so far */
+        get: operations["getApiConversationsByIdMessagesByMid"];
         put?: never;
         post?: never;
         /** Soft-delete a message (sender, owner or admin) */
@@ -251,6 +252,40 @@ export interface paths {
         head?: never;
         /** Edit a message (sender only); the old content is kept */
         patch: operations["patchApiConversationsByIdMessagesByMid"];
+        trace?: never;
+    };
+    "/api/conversations/{id}/messages/{mid}/append": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Append a delta to a streaming message (sender only, while streaming); answers the new length */
+        post: operations["postApiConversationsByIdMessagesByMidAppend"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/conversations/{id}/messages/{mid}/finish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Finish a streaming message (complete); `content` replaces what was appended */
+        post: operations["postApiConversationsByIdMessagesByMidFinish"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/conversations/{id}/messages/{mid}/history": {
@@ -505,6 +540,13 @@ export interface components {
             uniqueParticipants: number;
             activeConversations24h: number;
         };
+        /** @description A delta applied to a streaming message */
+        AppendResult: {
+            /** Format: uuid */
+            messageId: string;
+            /** @description The content's length after the delta, in UTF-16 code units */
+            length: number;
+        };
         /** @description Logged in */
         AuthLoginResponse: {
             /** @description Session token; also set as the symbia_session cookie */
@@ -666,6 +708,8 @@ export interface components {
             version: number;
             data_class: string | null;
             policy_ref: string | null;
+            /** @enum {string|null} */
+            stream_state: "streaming" | "complete" | "cancelled" | "interrupted" | null;
         };
         /** @description Every version of a message */
         MessageHistory: {
@@ -1432,6 +1476,7 @@ export interface operations {
                     interruptible?: boolean;
                     /** Format: uuid */
                     preemptedBy?: string;
+                    streaming?: boolean;
                 };
             };
         };
@@ -1460,6 +1505,35 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["TooLarge"];
+            502: components["responses"]["IdentityUnavailable"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getApiConversationsByIdMessagesByMid: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                mid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A message */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             502: components["responses"]["IdentityUnavailable"];
             503: components["responses"]["Unavailable"];
         };
@@ -1524,6 +1598,78 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            502: components["responses"]["IdentityUnavailable"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    postApiConversationsByIdMessagesByMidAppend: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                mid: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    delta: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A delta applied to a streaming message */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppendResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["TooLarge"];
+            502: components["responses"]["IdentityUnavailable"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    postApiConversationsByIdMessagesByMidFinish: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                mid: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    content?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A message */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             413: components["responses"]["TooLarge"];
             502: components["responses"]["IdentityUnavailable"];
             503: components["responses"]["Unavailable"];

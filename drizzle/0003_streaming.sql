@@ -1,0 +1,2 @@
+ALTER TABLE "messages" ADD COLUMN "stream_state" text;--> statement-breakpoint
+CREATE INDEX "messages_streaming_idx" ON "messages" USING btree ("updated_at") WHERE "messages"."stream_state" = 'streaming';
