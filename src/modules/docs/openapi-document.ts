@@ -4,6 +4,7 @@
  * need credentials, the paging headers of lists, and named component schemas for client generators.
  */
 import { toOpenAPISchema } from "@elysiajs/openapi";
+import "./string-formats";
 import type { AnyElysia } from "elysia";
 import { isPublicPath } from "../../http/context";
 import { ErrorResponse } from "../shared-models";
