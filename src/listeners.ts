@@ -15,6 +15,8 @@ export function registerListeners(services: Services, hub: RealtimeHub): () => v
   const detach = [
     // Inline: frames are sequenced in the order writes commit, and the REST answer must not overtake the frame.
     services.domainEvents.on("realtime delivery", (event) => hub.publishDomainEvent(event), { inline: true }),
+    // Inline for the same reason: a client told it was added may join at once and must find the topic's frames in order.
+    services.domainEvents.on("principal notifications", (event) => hub.notifyPrincipals(event), { inline: true }),
     closeOnAuthChanges(hub, services.identity, services.authChanges),
   ];
   return () => {

@@ -40,6 +40,11 @@ export interface RealtimeOptions {
   /** How long a request waits for its ack (default 10 s). */
   ackTimeoutMs?: number;
   reconnect?: ReconnectOptions;
+  /**
+   * Join every conversation this principal is added to (`conversation:added`) as soon as it is told,
+   * from its start, and keep it joined like any other. Default false.
+   */
+  autoJoin?: boolean;
   /** A WebSocket implementation other than the global one. */
   WebSocket?: typeof WebSocket;
 }
@@ -54,6 +59,10 @@ export interface ConnectionEvents {
   resumed: JoinResult;
   /** A joined conversation could not be resumed (e.g. no longer a participant); it is dropped. */
   resumeFailed: { conversationId: string; code: string; message: string };
+  /** With `autoJoin`: a conversation this principal was added to has been joined. */
+  autoJoined: JoinResult;
+  /** With `autoJoin`: joining a conversation this principal was added to failed. */
+  autoJoinFailed: { conversationId: string; code: string; message: string };
 }
 
 export type RealtimeEvents = ServerEvents & ConnectionEvents;
@@ -418,6 +427,19 @@ export class RealtimeClient {
     }
     this.forgetEnded(frame.event, frame.data);
     this.emit(frame.event as keyof RealtimeEvents, frame.data as never);
+    if (frame.event === "conversation:added" && this.options.autoJoin) this.autoJoin(frame.data as ServerEvents["conversation:added"]);
+  }
+
+  /** From sequence 0: whatever was sent between the add and the join is replayed, nothing is lost. */
+  private autoJoin({ conversation }: ServerEvents["conversation:added"]): void {
+    if (this.conversations.has(conversation.id)) return;
+    this.join(conversation.id, { since: 0 }).then(
+      (result) => this.emit("autoJoined", result),
+      (error) => {
+        const { code, message } = error instanceof RealtimeError ? error : { code: "error", message: String(error) };
+        this.emit("autoJoinFailed", { conversationId: conversation.id, code, message });
+      },
+    );
   }
 
   /** Messages and control events carry a sequence: a sequence seen before is a duplicate. */
@@ -434,6 +456,7 @@ export class RealtimeClient {
   /** The server unsubscribed us (removed from the conversation, or it was deleted): stop resuming it. */
   private forgetEnded(event: string, data: unknown): void {
     if (event === "conversation:deleted") this.conversations.delete((data as { id: string }).id);
+    if (event === "conversation:removed") this.conversations.delete((data as { conversationId: string }).conversationId);
     if (event === "participant:left") {
       const change = data as { conversationId: string; userId: string };
       if (change.userId === this.sessionInfo?.user.id) this.conversations.delete(change.conversationId);

@@ -258,6 +258,10 @@ export interface ServerEvents {
   "participant:updated": ParticipantChange;
   "conversation:updated": Conversation;
   "conversation:deleted": { id: string };
+  /** This principal was made a participant (a new conversation, an add or a join), on any connection of it. */
+  "conversation:added": { conversation: Conversation; role: Participant["role"] };
+  /** This principal is no longer a participant (removed or left). */
+  "conversation:removed": { conversationId: string };
   "stream.pause": ControlBroadcast;
   "stream.resume": ControlBroadcast;
   "stream.preempt": ControlBroadcast;

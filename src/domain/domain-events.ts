@@ -14,7 +14,8 @@ export type DomainEvent =
       message: { id: string; conversationId: string; sequence: number; deletedAt: string };
     }
   | { type: "control.sent"; conversationId: string; message: MessageResource; control: ControlBroadcast }
-  | { type: "participant.added"; conversationId: string; participant: ParticipantResource }
+  /** `conversation`: the conversation the participant was added to, as it stood then. */
+  | { type: "participant.added"; conversationId: string; participant: ParticipantResource; conversation: ConversationResource }
   | { type: "participant.removed"; conversationId: string; participant: ParticipantResource }
   | { type: "participant.updated"; conversationId: string; participant: ParticipantResource }
   | { type: "conversation.created"; conversationId: string; conversation: ConversationWithParticipants }

@@ -35,6 +35,8 @@ export const SERVER_EVENTS = [
   "participant:updated",
   "conversation:updated",
   "conversation:deleted",
+  "conversation:added",
+  "conversation:removed",
 ] as const;
 
 export type ClientEvent = (typeof CLIENT_EVENTS)[number];

@@ -5,8 +5,8 @@
 import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { SequenceTracker } from "../../src/client/sequence-tracker";
 import type { DomainEvent } from "../../src/domain/domain-events";
-import type { MessageResource, ParticipantResource } from "../../src/domain/resources";
-import { frameOfDomainEvent, type TopicFrame } from "../../src/realtime/frames";
+import type { ConversationResource, MessageResource, ParticipantResource } from "../../src/domain/resources";
+import { frameOfDomainEvent, principalFramesOfDomainEvent, type TopicFrame } from "../../src/realtime/frames";
 import { parseClientFrame } from "../../src/realtime/protocol";
 import { FrameRateLimit } from "../../src/realtime/rate-limit";
 import { ReleaseLog, SequenceOrder } from "../../src/realtime/sequence-order";
@@ -17,6 +17,7 @@ setDefaultTimeout(60_000);
 const conversationId = "0190d3c4-0000-7000-8000-000000000001";
 const message = { id: "m1", conversation_id: conversationId, sequence: 7, content: "hi" } as unknown as MessageResource;
 const participant = { conversation_id: conversationId, user_id: "u1", user_type: "agent", role: "member" } as ParticipantResource;
+const conversation = { id: conversationId, type: "group", name: "g" } as ConversationResource;
 
 describe("frameOfDomainEvent", () => {
   test("a new message wraps the JSON the domain serialised, without parsing it again", () => {
@@ -34,7 +35,7 @@ describe("frameOfDomainEvent", () => {
         { event: "message:deleted", data: { id: "m1", conversationId, sequence: 7, deletedAt: "t" } },
       ],
       [
-        { type: "participant.added", conversationId, participant },
+        { type: "participant.added", conversationId, participant, conversation },
         { event: "participant:joined", data: { conversationId, userId: "u1", userType: "agent", role: "member" } },
       ],
       [
@@ -67,6 +68,27 @@ describe("frameOfDomainEvent", () => {
     const frame = frameOfDomainEvent({ type: "control.sent", conversationId, message, control })!;
     expect(frame.sequence).toBe(9);
     expect(JSON.parse(frame.frame)).toEqual({ event: "stream.cancel", data: control });
+  });
+});
+
+describe("principalFramesOfDomainEvent", () => {
+  test("every participant of a new conversation, and whoever is added or removed, hears it", () => {
+    const owner = { ...participant, user_id: "u0", role: "owner" } as ParticipantResource;
+    const created = principalFramesOfDomainEvent({
+      type: "conversation.created",
+      conversationId,
+      conversation: { ...conversation, participants: [owner, participant] },
+    });
+    expect(created.map((f) => [f.principalId, JSON.parse(f.frame)])).toEqual([
+      ["u0", { event: "conversation:added", data: { conversation, role: "owner" } }],
+      ["u1", { event: "conversation:added", data: { conversation, role: "member" } }],
+    ]);
+    expect(created[0].reload).toEqual({ conversationId, role: "owner" });
+    const added = principalFramesOfDomainEvent({ type: "participant.added", conversationId, participant, conversation });
+    expect(JSON.parse(added[0].frame)).toEqual({ event: "conversation:added", data: { conversation, role: "member" } });
+    const removed = principalFramesOfDomainEvent({ type: "participant.removed", conversationId, participant });
+    expect(removed).toEqual([{ principalId: "u1", frame: JSON.stringify({ event: "conversation:removed", data: { conversationId } }) }]);
+    expect(principalFramesOfDomainEvent({ type: "participant.updated", conversationId, participant })).toEqual([]);
   });
 });
 
