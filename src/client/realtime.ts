@@ -244,12 +244,13 @@ export class RealtimeClient {
   // Connection management
 
   private socketUrl(): string {
-    const { token, apiKey } = this.options.credentials();
+    const { token, apiKey, headers } = this.options.credentials();
     const auth = this.options.auth ?? (isBun ? "header" : "query");
     if (auth === "header") return this.options.url;
     const url = new URL(this.options.url);
     if (token) url.searchParams.set("token", token);
     if (apiKey) url.searchParams.set("apiKey", apiKey);
+    if (headers["x-as-user-id"]) url.searchParams.set("asUserId", headers["x-as-user-id"]);
     return url.toString();
   }
 

@@ -190,6 +190,8 @@ export interface ListMessagesOptions {
 export interface SessionReady {
   connectionId: string;
   user: { id: string; type: PrincipalType };
+  /** Present when the connection acts for `user` (X-As-User-Id): who really connected. */
+  actedBy?: { id: string; type: PrincipalType };
   heartbeatMs: number;
   serverTime: string;
 }

@@ -68,6 +68,11 @@ export const ERROR_CATALOGUE = {
   not_joinable: { status: 403, message: "This conversation cannot be joined", meaning: "Only group conversations can be joined." },
   owner_cannot_leave: { status: 403, message: "The owner cannot leave", meaning: "Transfer ownership first." },
   owner_cannot_be_removed: { status: 403, message: "The owner cannot be removed", meaning: "The owner stays until ownership moves." },
+  act_as_forbidden: {
+    status: 403,
+    message: "You may not act for this principal",
+    meaning: "X-As-User-Id (or asUserId) without messaging:act-as, or naming a principal outside the caller's organisations.",
+  },
   connection_closed: { status: 403, message: "The connection closed", meaning: "A WebSocket join ended because its socket closed." },
 
   // 404

@@ -5,6 +5,7 @@
  */
 import { Elysia } from "elysia";
 import type { Config } from "../config";
+import { ACT_AS_HEADER, ACT_AS_QUERY, actAs } from "../auth/act-as";
 import { extractCredentials, hasCredentials, type IdentityProvider } from "../auth/identity";
 import { isOrgMember, type Principal } from "../auth/principal";
 import { AppError, fail } from "../core/errors";
@@ -71,16 +72,21 @@ export async function admitRequest(request: Request, ip: string, deps: GateDeps)
 
   const { path, query } = pathOf(request.url);
   const isPublic = isPublicPath(path);
-  const credentials = extractCredentials(
-    request.headers,
-    path === "/api/ws" && query ? new URLSearchParams(query) : undefined,
-  );
+  const socketQuery = path === "/api/ws" && query ? new URLSearchParams(query) : undefined;
+  const credentials = extractCredentials(request.headers, socketQuery);
   if (hasCredentials(credentials)) {
     const outcome = await deps.identity.authenticate(credentials);
     if (outcome?.ok) state.principal = outcome.principal;
     else if (outcome && !isPublic) throw new AppError(outcome.code, outcome.message);
   }
   if (!isPublic && !state.principal) throw fail.unauthorized();
+  // Acting for another principal replaces the principal here, before anything looks at it: every route,
+  // the org scope check below and the WebSocket alike see only the principal acted for.
+  const asUserId = request.headers.get(ACT_AS_HEADER) ?? socketQuery?.get(ACT_AS_QUERY) ?? null;
+  if (asUserId !== null) {
+    if (!state.principal) throw fail.act_as_forbidden("Acting for another principal needs a credential");
+    state.principal = await actAs(deps.identity, state.principal, asUserId);
+  }
   if (state.principal && state.scope.orgId && !isOrgMember(state.principal, state.scope.orgId)) {
     throw fail.org_forbidden("You are not a member of the organization named by X-Org-Id");
   }

@@ -247,6 +247,7 @@ export class RealtimeHub implements BrokerHub {
       serverFrame("session:ready", {
         connectionId: connection.id,
         user: { id: connection.principal.id, type: connection.principal.type },
+        ...(connection.principal.actedBy && { actedBy: connection.principal.actedBy }),
         heartbeatMs: effectiveHeartbeatMs(config),
         serverTime: new Date().toISOString(),
       }),
