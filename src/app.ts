@@ -17,6 +17,7 @@ import { conversationsModule } from "./modules/conversations";
 import { messagesModule } from "./modules/messages";
 import { participantsModule } from "./modules/participants";
 import { systemModule, type RouteInfo } from "./modules/system";
+import { webhooksModule } from "./modules/webhooks";
 import { ConversationReads } from "./domain/conversation-reads";
 import { registerListeners } from "./listeners";
 import { RealtimeHub } from "./realtime/hub";
@@ -103,6 +104,7 @@ export function createApp(services: Services, realtime: RealtimeHub = createReal
     .use(messagesModule(services))
     .use(controlModule(services))
     .use(adminModule(services))
+    .use(webhooksModule(services))
     .use(realtimeModule(realtime, services));
 
   routeList = app.routes

@@ -10,6 +10,7 @@ import type { Config } from "./config";
 import type { Database } from "./db/client";
 import type { DomainEvent } from "./domain/domain-events";
 import { EventBus } from "./core/event-bus";
+import { WebhookOutbox } from "./webhooks/outbox";
 
 export interface Services {
   config: Config;
@@ -19,6 +20,8 @@ export interface Services {
   authChanges: EventBus<AuthChange>;
   /** Committed writes of the messaging domain: the realtime hub publishes them. */
   domainEvents: EventBus<DomainEvent>;
+  /** Where domain events become webhook deliveries (src/webhooks/). */
+  webhooks: WebhookOutbox;
 }
 
 export function createServices(config: Config, database: Database): Services {
@@ -26,5 +29,12 @@ export function createServices(config: Config, database: Database): Services {
   const identity = config.identityUrl
     ? new RemoteIdentity(config, authChanges)
     : new LocalIdentity(database.db, config, authChanges);
-  return { config, database, identity, authChanges, domainEvents: new EventBus<DomainEvent>("domain events", (event) => ({ event: event.type, conversationId: event.conversationId })) };
+  return {
+    config,
+    database,
+    identity,
+    authChanges,
+    domainEvents: new EventBus<DomainEvent>("domain events", (event) => ({ event: event.type, conversationId: event.conversationId })),
+    webhooks: new WebhookOutbox(database),
+  };
 }

@@ -20,4 +20,5 @@ export type DomainEvent =
   | { type: "participant.updated"; conversationId: string; participant: ParticipantResource }
   | { type: "conversation.created"; conversationId: string; conversation: ConversationWithParticipants }
   | { type: "conversation.updated"; conversationId: string; conversation: ConversationResource }
-  | { type: "conversation.deleted"; conversationId: string };
+  /** `orgId` and `participantIds`: the conversation's, as they were just before the deletion. */
+  | { type: "conversation.deleted"; conversationId: string; orgId: string | null; participantIds: string[] };

@@ -43,7 +43,7 @@ describe("frameOfDomainEvent", () => {
         { event: "participant:left", revoke: { principalId: "u1" } },
       ],
       [{ type: "participant.updated", conversationId, participant }, { event: "participant:updated" }],
-      [{ type: "conversation.deleted", conversationId }, { event: "conversation:deleted", data: { id: conversationId }, revoke: { everyone: true } }],
+      [{ type: "conversation.deleted", conversationId, orgId: null, participantIds: [] }, { event: "conversation:deleted", data: { id: conversationId }, revoke: { everyone: true } }],
     ];
     for (const [event, expected] of cases) {
       const frame = frameOfDomainEvent(event)!;
