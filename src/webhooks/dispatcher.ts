@@ -19,7 +19,7 @@ import { controlBroadcastOf } from "../domain/control-events";
 import { toMessage } from "../domain/resources";
 import { describeError, log } from "../log";
 import { attemptDelivery, type AttemptOutcome } from "./attempt";
-import type { WebhookOutbox } from "./outbox";
+import { ACTIVE_REFRESH_MS, REPAIR_GRACE_SECONDS, type WebhookOutbox } from "./outbox";
 
 const REPAIR_EVERY_MS = 60_000;
 const PRUNE_EVERY_MS = 3600_000;
@@ -117,7 +117,7 @@ export class WebhookDispatcher {
   private claiming = false;
   private again = false;
   private stopped = true;
-  private timers: ReturnType<typeof setInterval>[] = [];
+  private timers: (ReturnType<typeof setInterval> | ReturnType<typeof setTimeout>)[] = [];
   private detach?: () => void;
 
   constructor(
@@ -136,15 +136,20 @@ export class WebhookDispatcher {
     };
     every(this.config.pollMs, () => this.pump());
     every(REPAIR_EVERY_MS, () => void this.repair());
+    every(ACTIVE_REFRESH_MS, () => void this.outbox.refresh().catch((error) => log.warn("webhook endpoints not read", describeError(error))));
     every(PRUNE_EVERY_MS, () => void this.database.query(PRUNE, [RETENTION_DAYS]).catch(() => {}));
     void this.repair().finally(() => this.pump());
+    // Messages of the last moments before a crash are left to the listener by the first repair: look again.
+    const again = setTimeout(() => void this.repair(), (REPAIR_GRACE_SECONDS + 1) * 1000);
+    again.unref?.();
+    this.timers.push(again);
   }
 
   /** Stops taking deliveries and waits (bounded) for the attempts under way. */
   async stop(timeoutMs: number): Promise<void> {
     this.stopped = true;
     this.detach?.();
-    for (const timer of this.timers.splice(0)) clearInterval(timer);
+    for (const timer of this.timers.splice(0)) clearTimeout(timer);
     if (this.running.size > 0) await Promise.race([Promise.allSettled([...this.running]), Bun.sleep(timeoutMs)]);
   }
 

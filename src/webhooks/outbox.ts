@@ -4,7 +4,8 @@
  * own messages left out). The dispatcher (./dispatcher.ts) delivers the rows.
  *
  * Cost on the write path: nothing. The listener is deferred, and while no endpoint is enabled anywhere
- * (`active`, re-read every few seconds) it returns without touching the database.
+ * (`active`: set at once by an endpoint enabled here, re-read by the dispatcher every few seconds for
+ * those enabled on other instances) it returns without touching the database.
  *
  * Durability: the row is written just after the write committed, so a process killed in that instant
  * would lose it. For messages and control events, the bulk of the traffic, the message log itself closes
@@ -14,14 +15,15 @@
  */
 import type { Database } from "../db/client";
 import type { DomainEvent } from "../domain/domain-events";
-import { describeError, log } from "../log";
+import { log } from "../log";
 import { webhookEventOf, type WebhookEvent } from "./event-types";
 
 /** How far back the repair looks for messages that were never enqueued. */
 const REPAIR_WINDOW_SECONDS = 600;
 /** The repair leaves the newest messages to the listener, which enqueues them within milliseconds. */
-const REPAIR_GRACE_SECONDS = 2;
-const ACTIVE_REFRESH_MS = 5_000;
+export const REPAIR_GRACE_SECONDS = 2;
+/** How often an instance re-reads whether any endpoint is enabled. */
+export const ACTIVE_REFRESH_MS = 5_000;
 
 /** Which endpoints hear an event. $1 conversation, $2 type, $8 org, $9 actor, $10 members. */
 const ENQUEUE = `
@@ -68,8 +70,8 @@ returning endpoint_id`;
 export class WebhookOutbox {
   /** Whether any endpoint is enabled; while false the listener costs nothing. */
   private active = false;
-  private refreshedAt = 0;
-  private refreshing?: Promise<void>;
+  /** Bumped by `markActive`, so that a refresh read before it cannot turn `active` off again. */
+  private activations = 0;
   /** Inserts run one after another, so that rows of one instance are numbered in emit (commit) order. */
   private tail: Promise<void> = Promise.resolve();
   private readonly wakers = new Set<() => void>();
@@ -85,12 +87,11 @@ export class WebhookOutbox {
   /** An endpoint was enabled here: stop skipping events at once. */
   markActive(): void {
     this.active = true;
-    this.refreshedAt = Date.now();
+    this.activations++;
   }
 
   /** The deferred listener of domain events. */
   handle(event: DomainEvent): Promise<void> | void {
-    this.maybeRefresh();
     if (!this.active) return;
     const webhookEvent = webhookEventOf(event);
     if (!webhookEvent) return;
@@ -136,24 +137,15 @@ export class WebhookOutbox {
   }
 
   async refresh(): Promise<void> {
+    const activations = this.activations;
     const [row] = await this.database.query<{ active: boolean }>(
       "select exists (select 1 from webhook_endpoints where enabled) as active",
       [],
     );
-    this.active = Boolean(row?.active);
-    this.refreshedAt = Date.now();
+    if (activations === this.activations) this.active = Boolean(row?.active);
   }
 
   wake(): void {
     for (const wake of this.wakers) wake();
-  }
-
-  private maybeRefresh(): void {
-    if (this.refreshing || Date.now() - this.refreshedAt < ACTIVE_REFRESH_MS) return;
-    this.refreshing = this.refresh()
-      .catch((error) => log.warn("webhook endpoints not read", describeError(error)))
-      .finally(() => {
-        this.refreshing = undefined;
-      });
   }
 }
