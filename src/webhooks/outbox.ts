@@ -52,7 +52,7 @@ select e.id, m.conversation_id, t.type, t.prefix || m.id, m.id, m.sequence, m.cr
    and (e.scope = 'installation' or (e.scope = 'org' and c.org_id = e.org_id) or e.scope = 'principal')
   join messages m
     on m.conversation_id = c.id
-   and m.created_at > greatest(e.created_at, now() - make_interval(secs => $1))
+   and m.created_at > greatest(e.created_at, e.updated_at, now() - make_interval(secs => $1))
    and m.created_at < now() - make_interval(secs => $2)
   cross join lateral (
     select case when m.content_type = 'event' then coalesce(m.metadata->'control'->>'event', m.content) else 'message.created' end as type,

@@ -14,6 +14,7 @@ import { isSystemAdmin, type Principal } from "../../auth/principal";
 import { webhookDeliveries, webhookEndpoints, type WebhookDeliveryRow, type WebhookEndpointRow } from "../../db/schema";
 import { inOrgScope, orgScopeOf } from "../../domain/access";
 import { fail, notFound } from "../../core/errors";
+import type { Db } from "../../db/client";
 import type { Services } from "../../services";
 import { TEST_EVENT_TYPE, isEventFilter } from "../../webhooks/event-types";
 import { newWebhookSecret } from "../../webhooks/signing";
@@ -227,4 +228,62 @@ export async function retryDelivery(services: Services, principal: Principal, id
   if (!row) throw notFound("Delivery");
   services.webhooks.wake();
   return toDelivery(row);
+}
+
+// ---------------------------------------------------------------- operator (CLI, admin socket)
+
+export interface OperatorWebhookInput {
+  url: string;
+  /** Exactly one of: the principal whose conversations, an organisation, or the whole installation. */
+  principalId?: string;
+  orgId?: string;
+  installation?: boolean;
+  events?: string[];
+  description?: string;
+}
+
+/** The operator registers for anyone; the same checks of url and events as the API. Running servers notice within seconds. */
+export async function createWebhookAsOperator(db: Db, allowPrivate: boolean, input: OperatorWebhookInput) {
+  const targets = [input.principalId, input.orgId, input.installation ? "installation" : undefined].filter(Boolean);
+  if (targets.length !== 1) throw fail.invalid_input("Give exactly one of --principal, --org or --installation");
+  if (typeof input.url !== "string") throw fail.invalid_input("A url is required");
+  const url = (await checkWebhookUrl(input.url, allowPrivate)).toString();
+  const events = checkEvents(input.events && input.events.length > 0 ? input.events : null);
+  const scope: WebhookEndpointRow["scope"] = input.principalId ? "principal" : input.orgId ? "org" : "installation";
+  const secret = newWebhookSecret();
+  const [row] = await db
+    .insert(webhookEndpoints)
+    .values({
+      id: Bun.randomUUIDv7(),
+      url,
+      description: input.description?.slice(0, 500) ?? null,
+      scope,
+      principal_id: input.principalId ?? null,
+      org_id: input.orgId ?? null,
+      events,
+      secret,
+      created_by: "operator",
+    })
+    .returning();
+  return { ...toWebhook(row), secret };
+}
+
+export async function listWebhooksAsOperator(db: Db) {
+  return (await db.select().from(webhookEndpoints).orderBy(webhookEndpoints.created_at, webhookEndpoints.id)).map(toWebhook);
+}
+
+export async function disableWebhookAsOperator(db: Db, id: string) {
+  const [row] = await db
+    .update(webhookEndpoints)
+    .set({ enabled: false, disabled_reason: "disabled by an operator", updated_at: new Date() })
+    .where(eq(webhookEndpoints.id, id))
+    .returning();
+  if (!row) throw notFound("Webhook endpoint");
+  return toWebhook(row);
+}
+
+export async function deleteWebhookAsOperator(db: Db, id: string) {
+  const deleted = await db.delete(webhookEndpoints).where(eq(webhookEndpoints.id, id)).returning({ id: webhookEndpoints.id });
+  if (deleted.length === 0) throw notFound("Webhook endpoint");
+  return { id };
 }
