@@ -142,8 +142,9 @@ export function conversationAddedFrame(principalId: string, conversation: Conver
 }
 
 /**
- * What a committed domain event tells principals directly: each participant of a new conversation, and
- * whoever is added or removed. Pure, like `frameOfDomainEvent`.
+ * What a committed domain event tells principals directly: each participant of a new conversation,
+ * whoever is added or removed, and every participant of a deleted conversation. Pure, like
+ * `frameOfDomainEvent`.
  */
 export function principalFramesOfDomainEvent(event: DomainEvent): PrincipalFrame[] {
   switch (event.type) {
@@ -160,6 +161,10 @@ export function principalFramesOfDomainEvent(event: DomainEvent): PrincipalFrame
           frame: serverFrame("conversation:removed", { conversationId: event.conversationId }),
         },
       ];
+    case "conversation.deleted": {
+      const frame = serverFrame("conversation:removed", { conversationId: event.conversationId });
+      return event.participantIds.map((principalId) => ({ principalId, frame }));
+    }
     default:
       return [];
   }

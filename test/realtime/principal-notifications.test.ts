@@ -61,6 +61,17 @@ describe("principal notifications", () => {
     carolSocket.close();
   });
 
+  test("deleting a conversation tells every participant, joined or not", async () => {
+    const [alice, bob] = await Promise.all([server.principal(), server.principal()]);
+    const conversationId = await groupConversation(server, alice, [bob]);
+    const [aliceSocket, bobSocket] = await Promise.all([openSocket(server, alice), openSocket(server, bob)]);
+    expect((await server.request("DELETE", `/api/conversations/${conversationId}`, { as: alice })).status).toBe(204);
+    for (const socket of [aliceSocket, bobSocket]) {
+      expect((await socket.next("conversation:removed")).data).toEqual({ conversationId });
+      socket.close();
+    }
+  });
+
   test("joining a conversation oneself is announced to one's other sockets", async () => {
     const org = await server.org();
     const [alice, bob] = await Promise.all([server.principal({ orgs: [org] }), server.principal({ orgs: [org] })]);

@@ -89,6 +89,11 @@ describe("principalFramesOfDomainEvent", () => {
     const removed = principalFramesOfDomainEvent({ type: "participant.removed", conversationId, participant });
     expect(removed).toEqual([{ principalId: "u1", frame: JSON.stringify({ event: "conversation:removed", data: { conversationId } }) }]);
     expect(principalFramesOfDomainEvent({ type: "participant.updated", conversationId, participant })).toEqual([]);
+    const deleted = principalFramesOfDomainEvent({ type: "conversation.deleted", conversationId, orgId: null, participantIds: ["u0", "u1"] });
+    expect(deleted.map((f) => [f.principalId, JSON.parse(f.frame)])).toEqual([
+      ["u0", { event: "conversation:removed", data: { conversationId } }],
+      ["u1", { event: "conversation:removed", data: { conversationId } }],
+    ]);
   });
 });
 

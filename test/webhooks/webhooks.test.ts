@@ -290,7 +290,7 @@ describe("organisation endpoints and recovery", () => {
     const { db } = server.server.services.database;
     // As if the process died between the commit and the outbox insert: written behind the listener's back.
     const id = Bun.randomUUIDv7();
-    await db.execute(sql`update webhook_endpoints set created_at = now() - interval '1 minute' where id = ${endpoint.id}`);
+    await db.execute(sql`update webhook_endpoints set created_at = now() - interval '1 minute', updated_at = now() - interval '1 minute' where id = ${endpoint.id}`);
     await db.execute(sql`update participants set joined_at = now() - interval '1 minute' where conversation_id = ${conversationId}`);
     await db.execute(sql`
       with next as (update conversations set last_sequence = last_sequence + 1, last_message_at = now() where id = ${conversationId} returning last_sequence)
