@@ -4,43 +4,30 @@
  * and received over WebSocket, SIGTERM closes sockets with 1001 and exits 0.
  * Usage: bun run .ci/smoke.ts /path/to/symbia-messaging
  */
-import { copyFileSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync } from "node:fs";
 import { join } from "node:path";
+import { freePort, runCommand, startServer, tempDir, type ServerProcess } from "../test/support/harness";
 
 const binary = process.argv[2];
 if (!binary) throw new Error("usage: smoke.ts <binary>");
-const dir = mkdtempSync(join(tmpdir(), "symbia-smoke-"));
-copyFileSync(binary, join(dir, "symbia-messaging"));
-Bun.spawnSync(["chmod", "+x", join(dir, "symbia-messaging")]);
-
-function freePort(): number {
-  const probe = Bun.serve({ port: 0, fetch: () => new Response() });
-  const port = probe.port!;
-  probe.stop(true);
-  return port;
-}
+const dir = tempDir("symbia-smoke-");
+const executable = join(dir, "symbia-messaging");
+copyFileSync(binary, executable);
+Bun.spawnSync(["chmod", "+x", executable]);
 
 const port = freePort();
 const base = `http://127.0.0.1:${port}`;
-const env = { ...process.env, PORT: String(port), HOST: "127.0.0.1", DATA_DIR: join(dir, "data"), DATABASE_URL: "", LOG_LEVEL: "warn" };
+const env = { ...process.env, PORT: String(port), HOST: "127.0.0.1", DATA_DIR: join(dir, "data"), DATABASE_URL: "", LOG_LEVEL: "warn" } as Record<string, string>;
 const check = (ok: boolean, what: string) => {
   if (!ok) throw new Error(`smoke: ${what}`);
   console.log(`smoke: ${what}: ok`);
 };
 
-async function waitHealthy(timeoutMs: number): Promise<number> {
+/** The executable with no arguments (it serves), from the empty directory; resolves once healthy. */
+async function start(timeoutMs: number): Promise<{ server: ServerProcess; ms: number }> {
   const started = performance.now();
-  while (performance.now() - started < timeoutMs) {
-    try {
-      const res = await fetch(`${base}/api/health`);
-      if (res.status === 200) return performance.now() - started;
-    } catch {
-      // not listening yet
-    }
-    await Bun.sleep(50);
-  }
-  throw new Error(`smoke: not healthy within ${timeoutMs} ms`);
+  const server = await startServer({ command: [executable], cwd: dir, env, port, healthTimeoutMs: timeoutMs, label: "symbia-messaging", echo: true });
+  return { server, ms: performance.now() - started };
 }
 
 async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
@@ -57,14 +44,9 @@ async function within<T>(ms: number, what: string, promise: Promise<T>): Promise
 
 /** Runs an operator command of the binary against the running server; returns its stdout. */
 async function cli(args: string[], stdin?: string): Promise<string> {
-  const run = Bun.spawn([join(dir, "symbia-messaging"), ...args], { cwd: dir, env, stdin: stdin === undefined ? "ignore" : "pipe", stdout: "pipe", stderr: "pipe" });
-  if (stdin !== undefined && run.stdin) {
-    run.stdin.write(stdin);
-    run.stdin.end();
-  }
-  const [out, err, code] = await within(30_000, args.slice(0, 2).join(" "), Promise.all([new Response(run.stdout).text(), new Response(run.stderr).text(), run.exited]));
-  if (code !== 0) throw new Error(`smoke: ${args.slice(0, 2).join(" ")} exited ${code}: ${err.trim()}`);
-  return out.trim();
+  const { code, stdout, stderr } = await runCommand([executable, ...args], { cwd: dir, env, stdin, timeoutMs: 30_000 });
+  if (code !== 0) throw new Error(`smoke: ${args.slice(0, 2).join(" ")} exited ${code}: ${stderr.trim()}`);
+  return stdout.trim();
 }
 
 /** A WebSocket that records frames and its close, with bounded waits. */
@@ -84,10 +66,10 @@ function openSocket(url: string, headers?: Record<string, string>) {
   return { ws, frames, closed, next };
 }
 
-let server = Bun.spawn([join(dir, "symbia-messaging")], { cwd: dir, env, stdout: "inherit", stderr: "inherit" });
+const first = await start(15_000);
+let server = first.server;
 try {
-  const cold = await waitHealthy(15_000);
-  check(true, `healthy ${Math.round(cold)} ms after a cold first start`);
+  check(true, `healthy ${Math.round(first.ms)} ms after a cold first start`);
   const unauth = await fetch(`${base}/api/auth/me`);
   check(unauth.status === 401, "anonymous request is 401");
 
@@ -140,9 +122,9 @@ try {
   check(closeCodes.every((code) => code === 1001), "SIGTERM closes sockets with 1001");
   check((await server.exited) === 0, "SIGTERM exits 0");
 
-  server = Bun.spawn([join(dir, "symbia-messaging")], { cwd: dir, env, stdout: "inherit", stderr: "inherit" });
-  const warm = await waitHealthy(10_000);
-  check(true, `healthy ${Math.round(warm)} ms after a restart`);
+  const restarted = await start(10_000);
+  server = restarted.server;
+  check(true, `healthy ${Math.round(restarted.ms)} ms after a restart`);
   server.kill("SIGTERM");
   check((await server.exited) === 0, "SIGTERM exits 0 again");
 } finally {

@@ -18,68 +18,33 @@
  * The cases run in turn, ROUNDS times, and each reports its best round: on a small shared machine other
  * work steals the CPU now and then, and interleaving keeps that from favouring one case.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { rmSync } from "node:fs";
+import { minimalEnv, productCommand, runCommand, startServer, tempDir } from "../test/support/harness";
 import { spawnLoad, type LoadResult } from "./lib/load";
 
-const MAIN = resolve(import.meta.dir, "../src/main.ts");
 const DURATION = Number(process.env.DURATION ?? 10);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 32);
 const ROUNDS = Number(process.env.ROUNDS ?? 2);
 const PASSWORD = "bench-password";
 
-function freePort(): number {
-  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
-  const port = probe.port!;
-  probe.stop(true);
-  return port;
-}
-
-const dataDir = mkdtempSync(join(tmpdir(), "symbia-bench-"));
-const port = freePort();
-const base = `http://127.0.0.1:${port}`;
+const dataDir = tempDir("symbia-bench-");
 const env: Record<string, string> = {
-  PATH: process.env.PATH ?? "",
-  HOME: process.env.HOME ?? "/tmp",
+  ...minimalEnv(),
   DATA_DIR: dataDir,
   DATABASE_URL: process.env.DATABASE_URL ?? "",
   LOG_LEVEL: "warn",
 };
 
 async function cli(args: string[], stdin?: string): Promise<string> {
-  const child = Bun.spawn([process.execPath, "run", MAIN, ...args], {
-    env,
-    stdin: stdin === undefined ? "ignore" : Buffer.from(stdin),
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
-  if (code !== 0) throw new Error(`${args.slice(0, 2).join(" ")} failed: ${err.trim()}`);
-  return out.trim();
+  const { code, stdout, stderr } = await runCommand([...productCommand(), ...args], { env, stdin });
+  if (code !== 0) throw new Error(`${args.slice(0, 2).join(" ")} failed: ${stderr.trim()}`);
+  return stdout.trim();
 }
 
-async function waitHealthy(timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(`${base}/api/health`)).status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await Bun.sleep(100);
-  }
-  throw new Error(`server not healthy within ${timeoutMs} ms`);
-}
-
-const server = Bun.spawn([process.execPath, "run", MAIN, "serve"], {
-  env: { ...env, PORT: String(port), HOST: "127.0.0.1" },
-  stdout: "ignore",
-  stderr: "inherit",
-});
+const server = await startServer({ command: [...productCommand(), "serve"], env, healthTimeoutMs: 60_000, echo: true });
+const base = server.url;
 
 try {
-  await waitHealthy(60_000);
   const email = `bench-${Date.now()}@bench.test`;
   await cli(["users", "create", "--email", email, "--password-stdin"], PASSWORD);
   const apiKey = await cli(["keys", "create", "--principal", `service:bench-${Date.now()}`, "--type", "service"]);
@@ -120,7 +85,6 @@ try {
   console.log(`cost of X-API-Key vs anonymous session:      ${ratio(key, anonymous)}x`);
   if (results.some((r) => r.errors > 0)) process.exitCode = 1;
 } finally {
-  server.kill("SIGTERM");
-  await server.exited;
+  await server.stop();
   rmSync(dataDir, { recursive: true, force: true });
 }

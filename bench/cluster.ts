@@ -1,6 +1,6 @@
 #!/usr/bin/env bun
 /**
- * Cross-instance fan-out on PostgreSQL (LISTEN/NOTIFY, src/cluster/), in three parts.
+ * Cross-instance fan-out on PostgreSQL (LISTEN/NOTIFY, src/broker/postgres/), in three parts.
  *
  * 1. Fan-out: SOCKETS WebSockets (1,000) joined to one conversation, held by RECEIVER_PROCS client
  *    processes; one sender socket on instance A sends RATE messages/s (open loop; each rate in turn) for
@@ -38,10 +38,10 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import postgres from "postgres";
 import { recreateBenchDatabase } from "./lib/bench-database";
+import { REPOSITORY, minimalEnv, productCommand, startServer as startProcess, tempDir } from "../test/support/harness";
 import { formatSessionToken, hashSecret, newSecret } from "../src/auth/secrets";
 import { EVENTS_CHANNEL } from "../src/broker/postgres/postgres-broker";
 
-const REPOSITORY = resolve(import.meta.dir, "..");
 const env = process.env;
 const num = (name: string, fallback: number) => (env[name] === undefined || env[name] === "" ? fallback : Number(env[name]));
 /** Wall-clock milliseconds with sub-millisecond precision, comparable between processes on one host. */
@@ -274,13 +274,6 @@ async function within<T>(ms: number, what: string, promise: Promise<T>): Promise
   }
 }
 
-function freePort(): number {
-  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
-  const port = probe.port!;
-  probe.stop(true);
-  return port;
-}
-
 function newestMtime(dir: string): number {
   let newest = 0;
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
@@ -292,8 +285,8 @@ function newestMtime(dir: string): number {
 
 /** The command that runs a server: the source, or the compiled executable (built when missing or stale). */
 function serverCommand(): string[] {
-  if (env.SOURCE) return [process.execPath, "run", join(resolve(env.SOURCE), "src/main.ts"), "serve"];
-  if (env.SERVER !== "binary") return [process.execPath, "run", join(REPOSITORY, "src/main.ts"), "serve"];
+  if (env.SOURCE) return [...productCommand({ source: resolve(env.SOURCE) }), "serve"];
+  if (env.SERVER !== "binary") return [...productCommand(), "serve"];
   const binary = join(REPOSITORY, "dist/symbia-messaging");
   if (!existsSync(binary) || statSync(binary).mtimeMs < newestMtime(join(REPOSITORY, "src"))) {
     const build = Bun.spawnSync([process.execPath, "run", "build"], { cwd: REPOSITORY, stdout: "inherit", stderr: "inherit" });
@@ -310,13 +303,11 @@ interface Server {
 }
 
 async function startServer(databaseUrl: string, extra: Record<string, string> = {}): Promise<Server> {
-  const dataDir = mkdtempSync(join(tmpdir(), "symbia-bench-cluster-"));
-  const port = freePort();
-  const child = Bun.spawn(serverCommand(), {
-    cwd: REPOSITORY,
+  const dataDir = tempDir("symbia-bench-cluster-");
+  const server = await startProcess({
+    command: serverCommand(),
     env: {
-      PATH: env.PATH ?? "",
-      HOME: env.HOME ?? "/tmp",
+      ...minimalEnv(),
       DATA_DIR: dataDir,
       DATABASE_URL: databaseUrl,
       DATABASE_POOL_SIZE: String(num("POOL", 20)),
@@ -325,33 +316,16 @@ async function startServer(databaseUrl: string, extra: Record<string, string> = 
       // Only the sender writes over its socket, faster than the default per-connection limit.
       WS_RATE_LIMIT: "100000",
       WS_RATE_BURST: "100000",
-      PORT: String(port),
-      HOST: "127.0.0.1",
       ...extra,
     },
-    stdout: "ignore",
-    stderr: "inherit",
+    echo: true,
   });
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = now() + 30_000;
-  for (;;) {
-    try {
-      if ((await fetch(`${url}/api/health`)).status === 200) break;
-    } catch {
-      // not yet
-    }
-    if (now() > deadline || child.exitCode !== null) throw new Error("server did not start");
-    await Bun.sleep(100);
-  }
   return {
-    url,
-    wsUrl: url.replace("http", "ws") + "/api/ws",
-    pid: child.pid,
+    url: server.url,
+    wsUrl: server.wsUrl,
+    pid: server.pid,
     async stop() {
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-      await child.exited;
-      clearTimeout(timer);
+      await server.stop(15_000);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

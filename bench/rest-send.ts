@@ -17,18 +17,18 @@
  * own and this script, the server and the load generators to the others, as when the database runs on a
  * machine of its own; needs taskset and the right to change PostgreSQL's processes), and
  * PROFILE=<dir> to have the server write a CPU profile (.cpuprofile) into <dir> when it stops, and
- * SOURCE=<dir> to run the server from another checkout of the repository (to compare two versions).
+ * SOURCE=<dir> to run the server from another checkout of the repository (to compare two versions), and
+ * RUN_IDS=1 to send every message into a run (one per client loop and conversation, started by its first
+ * message), which the send statement checks.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import postgres from "postgres";
 import { recreateBenchDatabase } from "./lib/bench-database";
 import { formatSessionToken, hashSecret, newSecret } from "../src/auth/secrets";
 import { SEND_STATEMENT, sendParameters } from "../src/modules/messages/send-statement";
 import { placeOnCpus } from "./lib/cpu-placement";
-
-const REPOSITORY = resolve(import.meta.dir, "..");
+import { REPOSITORY, productCommand, startServer, tempDir } from "../test/support/harness";
 
 // ---------------------------------------------------------------- the statement under test
 
@@ -65,6 +65,8 @@ interface LoadConfig {
 interface HttpLoadConfig extends LoadConfig {
   baseUrl: string;
   tokens: string[];
+  /** Each loop sends into a run of its own (RUN_IDS=1): the first send starts it, later ones are checked against it. */
+  runIds?: boolean;
 }
 
 interface SqlLoadConfig extends LoadConfig {
@@ -139,13 +141,16 @@ async function closedLoops(
 
 /** The product: POST /api/conversations/:id/messages over keep-alive connections, one session per loop. */
 async function httpLoad(config: HttpLoadConfig): Promise<LoadResult> {
-  const body = JSON.stringify({ content: CONTENT });
+  const plain = JSON.stringify({ content: CONTENT });
+  const bodies = new Map<number, string>();
+  const bodyOf = (loop: number) =>
+    config.runIds ? (bodies.get(loop) ?? bodies.set(loop, JSON.stringify({ content: CONTENT, runId: `bench-${loop}` })).get(loop)!) : plain;
   const headers = config.tokens.map((token) => ({ authorization: `Bearer ${token}`, "content-type": "application/json" }));
   return closedLoops(config, async (loop, conversationId) => {
     const response = await fetch(`${config.baseUrl}/api/conversations/${conversationId}/messages`, {
       method: "POST",
       headers: headers[loop % headers.length],
-      body,
+      body: bodyOf(loop),
     });
     const text = await response.text();
     return response.status === 201 ? undefined : `${response.status} ${text.slice(0, 200)}`;
@@ -237,67 +242,40 @@ async function runLoadProcess(mode: "http-load" | "sql-load", config: HttpLoadCo
   return JSON.parse(stdout.trim().split("\n").at(-1)!) as LoadResult;
 }
 
-function freePort(): number {
-  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
-  const port = probe.port!;
-  probe.stop(true);
-  return port;
-}
-
 interface ServerProcess {
   url: string;
   pid: number;
   stop(): Promise<void>;
 }
 
-async function startServer(databaseUrl: string, pool: number): Promise<ServerProcess> {
-  const port = freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), "symbia-bench-"));
+async function startProduct(databaseUrl: string, pool: number): Promise<ServerProcess> {
+  const dataDir = tempDir("symbia-bench-");
   const binary = join(REPOSITORY, "dist/symbia-messaging");
   const useBinary = process.env.SERVER === "binary";
   if (useBinary && !existsSync(binary)) throw new Error("SERVER=binary needs dist/symbia-messaging: run `bun run build` first");
   // PROFILE=<dir>: the server writes a CPU profile there when it stops (source runs only).
-  const profile = process.env.PROFILE ? [`--cpu-prof`, `--cpu-prof-dir=${resolve(process.env.PROFILE)}`] : [];
+  const bunFlags = process.env.PROFILE ? [`--cpu-prof`, `--cpu-prof-dir=${resolve(process.env.PROFILE)}`] : [];
   // SOURCE=<dir>: run the server of another checkout (e.g. `git archive` of a commit), to compare.
   const source = resolve(process.env.SOURCE ?? REPOSITORY);
-  const command = useBinary ? [binary, "serve"] : [process.execPath, ...profile, "run", join(source, "src/main.ts"), "serve"];
-  const child = Bun.spawn(command, {
+  const server = await startServer({
+    command: [...productCommand(useBinary ? { binary } : { source, bunFlags }), "serve"],
     cwd: source,
     env: {
-      ...process.env,
+      ...(process.env as Record<string, string>),
       DATABASE_URL: databaseUrl,
       DATABASE_POOL_SIZE: String(pool),
-      PORT: String(port),
-      HOST: "127.0.0.1",
       LOG_LEVEL: "warn",
       ADMIN_SOCKET: "off",
       DATA_DIR: dataDir,
     },
-    stdout: "inherit",
-    stderr: "inherit",
+    healthTimeoutMs: 60_000,
+    echo: true,
   });
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the server exited with ${child.exitCode} while starting`);
-    try {
-      if ((await fetch(`${url}/api/health`)).status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error("the server did not become healthy within 60 s");
-    }
-    await Bun.sleep(100);
-  }
   return {
-    url,
-    pid: child.pid,
+    url: server.url,
+    pid: server.pid,
     async stop() {
-      child.kill("SIGTERM");
-      await Promise.race([child.exited, Bun.sleep(15_000)]);
-      if (child.exitCode === null) child.kill("SIGKILL");
+      await server.stop(15_000);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
@@ -408,7 +386,7 @@ async function main(): Promise<void> {
   const placement =
     process.env.DB_CPUS && process.env.APP_CPUS ? await placeOnCpus(sql, process.env.DB_CPUS, process.env.APP_CPUS) : undefined;
   if (placement) log(placement.describe);
-  const server = await startServer(databaseUrl, pool).catch((error) => {
+  const server = await startProduct(databaseUrl, pool).catch((error) => {
     placement?.restore();
     throw error;
   });
@@ -426,7 +404,7 @@ async function main(): Promise<void> {
         const conversations = name === "single" ? single : many;
         log(`round ${round}: ${name} (${conversations.length} conversation${conversations.length > 1 ? "s" : ""}): REST, then the SQL baselines, ${durationSeconds} s each`);
 
-        const product = await measureRest(sql, server, { ...base, conversations, baseUrl: server.url, tokens: principals.map((p) => p.token) });
+        const product = await measureRest(sql, server, { ...base, conversations, baseUrl: server.url, tokens: principals.map((p) => p.token), runIds: process.env.RUN_IDS === "1" });
         const baselineConfig = { ...base, conversations, databaseUrl, pool, principals: principals.map((p) => p.id) };
         const baseline = await measureBaseline({ ...baselineConfig, prepare: true });
         const unnamed = await measureBaseline({ ...baselineConfig, prepare: false });

@@ -9,6 +9,8 @@ import { swagger } from "@elysiajs/swagger";
 import { Elysia } from "elysia";
 import { admitRequest, requestContext, requestStateOf } from "./http/context";
 import { errorAnswer, errorResponse } from "./http/error-response";
+import { answerMetrics, isScrape } from "./http/metrics-endpoint";
+import { GATE_ROUTE, recordRequest, statusOf } from "./http/request-metrics";
 import { log } from "./log";
 import { adminModule } from "./modules/admin";
 import { authModule } from "./modules/auth";
@@ -16,6 +18,7 @@ import { controlModule } from "./modules/control";
 import { conversationsModule } from "./modules/conversations";
 import { messagesModule } from "./modules/messages";
 import { participantsModule } from "./modules/participants";
+import { runsModule } from "./modules/runs";
 import { systemModule, type RouteInfo } from "./modules/system";
 import { webhooksModule } from "./modules/webhooks";
 import { ConversationReads } from "./domain/conversation-reads";
@@ -46,12 +49,16 @@ export function createApp(services: Services, realtime: RealtimeHub = createReal
     .onRequest(async ({ request, server, set }) => {
       try {
         const ip = server?.requestIP(request)?.address ?? "unknown";
+        // Ahead of the gate: a scrape is not an API request (./http/metrics-endpoint.ts says who may).
+        if (isScrape(request, config)) return answerMetrics(request, ip, config);
         const state = await admitRequest(request, ip, services);
         set.headers["x-request-id"] = state.requestId;
       } catch (error) {
         const state = requestStateOf(request);
         const context = { requestId: state?.requestId, method: request.method, path: new URL(request.url).pathname };
-        return errorResponse(error, context, state ? { "x-request-id": state.requestId } : undefined);
+        const response = errorResponse(error, context, state ? { "x-request-id": state.requestId } : undefined);
+        recordRequest(request.method, GATE_ROUTE, response.status, state?.startedAt);
+        return response;
       }
     })
     .onError({ as: "global" }, ({ code, error, request, set }) => {
@@ -61,7 +68,8 @@ export function createApp(services: Services, realtime: RealtimeHub = createReal
       if (headers) Object.assign(set.headers, headers);
       return body;
     })
-    .onAfterResponse({ as: "global" }, ({ request, set }) => {
+    .onAfterResponse({ as: "global" }, ({ request, set, route, responseValue }) => {
+      recordRequest(request.method, route, statusOf(responseValue, set.status), requestStateOf(request)?.startedAt);
       if (!log.enabled("debug")) return;
       const state = requestStateOf(request);
       log.debug("request", {
@@ -103,6 +111,7 @@ export function createApp(services: Services, realtime: RealtimeHub = createReal
     .use(participantsModule(services))
     .use(messagesModule(services))
     .use(controlModule(services))
+    .use(runsModule(services))
     .use(adminModule(services))
     .use(webhooksModule(services))
     .use(realtimeModule(realtime, services));

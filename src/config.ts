@@ -48,6 +48,10 @@ export interface Config {
   loginMaxFailures: number;
   loginWindowMs: number;
   shutdownTimeoutMs: number;
+  /** Bearer token GET /metrics requires of every client; unset: loopback clients only, no token. */
+  metricsToken?: string;
+  /** A listener of its own for /metrics (then absent from the main port); unset: served on the main port. */
+  metricsPort?: number;
   webhooks: WebhookConfig;
 }
 
@@ -128,6 +132,14 @@ function adminSocketPath(env: Env, dataDir: string): string | undefined {
   return path;
 }
 
+function metricsToken(env: Env): string | undefined {
+  const raw = env.METRICS_TOKEN;
+  if (raw === undefined || raw === "") return undefined;
+  // A scrape token travels in every request of a scraper: make it one that cannot be guessed.
+  if (raw.length < 16 || !/^[\x21-\x7e]+$/.test(raw)) throw new ConfigError("METRICS_TOKEN must be at least 16 printable characters without spaces");
+  return raw;
+}
+
 function bootstrapAdmin(env: Env): { adminEmail?: string; adminPassword?: string } {
   const adminEmail = env.SYMBIA_ADMIN_EMAIL || undefined;
   const adminPassword = env.SYMBIA_ADMIN_PASSWORD || undefined;
@@ -169,6 +181,8 @@ export function loadConfig(env: Env = process.env): Config {
     loginMaxFailures: integer(env, "LOGIN_MAX_FAILURES", 5, 1, 10_000),
     loginWindowMs: integer(env, "LOGIN_WINDOW_SECONDS", 15 * 60, 1, 86_400) * SECOND,
     shutdownTimeoutMs: integer(env, "SHUTDOWN_TIMEOUT_MS", 10 * SECOND, 0, 600 * SECOND),
+    metricsToken: metricsToken(env),
+    metricsPort: env.METRICS_PORT ? integer(env, "METRICS_PORT", 0, 0, 65535) : undefined,
     webhooks: {
       allowPrivate: boolean(env, "WEBHOOK_ALLOW_PRIVATE", false),
       timeoutMs: integer(env, "WEBHOOK_TIMEOUT_MS", 10 * SECOND, 100, 10 * SECOND),

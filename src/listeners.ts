@@ -7,9 +7,25 @@
  * logged and counted under the listener's name. Inline listeners run inside the write's call, in commit
  * order; use them only for what must happen before the caller continues. docs/events.md lists the events.
  */
+import { CONTROL_EVENTS } from "./domain/control-events";
+import type { DomainEvent } from "./domain/domain-events";
+import { controlEventsSent, domainEvents, watchListenerFailures } from "./metrics/registry";
+import type { Tally } from "./metrics/instruments";
 import { closeOnAuthChanges } from "./realtime/auth-watch";
 import type { RealtimeHub } from "./realtime/hub";
 import type { Services } from "./services";
+
+/** Counts domain events by type and control events by name (src/metrics/registry.ts), off the write's path. */
+function countDomainEvents(): (event: DomainEvent) => void {
+  const byType = new Map<string, Tally>();
+  const byControl = new Map<string, Tally>(CONTROL_EVENTS.map((name) => [name, controlEventsSent.labels(name)]));
+  return (event) => {
+    let counter = byType.get(event.type);
+    if (!counter) byType.set(event.type, (counter = domainEvents.labels(event.type)));
+    counter.inc();
+    if (event.type === "control.sent") byControl.get(event.control.event)?.inc();
+  };
+}
 
 export function registerListeners(services: Services, hub: RealtimeHub): () => void {
   const detach = [
@@ -20,6 +36,9 @@ export function registerListeners(services: Services, hub: RealtimeHub): () => v
     // Deferred: a send never waits for the outbox, and with no endpoint enabled it costs nothing at all.
     services.domainEvents.on("webhook outbox", (event) => services.webhooks.handle(event)),
     closeOnAuthChanges(hub, services.identity, services.authChanges),
+    services.domainEvents.on("metrics", countDomainEvents()),
+    watchListenerFailures(services.domainEvents),
+    watchListenerFailures(services.authChanges),
   ];
   return () => {
     for (const off of detach.splice(0)) off();

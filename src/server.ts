@@ -10,7 +10,9 @@ import { IdentityDirectory } from "./auth/identity-directory";
 import type { Config } from "./config";
 import { openDatabase, type Database } from "./db/client";
 import { migrate } from "./db/migrate";
+import { startMetricsListener } from "./http/metrics-endpoint";
 import { describeError, log } from "./log";
+import { startProcessMetrics } from "./metrics/registry";
 import type { RealtimeHub } from "./realtime/hub";
 import { createServices, type Services } from "./services";
 import { WebhookDispatcher } from "./webhooks/dispatcher";
@@ -22,6 +24,8 @@ export interface RunningServer {
   realtime: RealtimeHub;
   port: number;
   url: string;
+  /** The METRICS_PORT listener's port, when there is one. */
+  metricsPort?: number;
   /** Stop accepting, finish in-flight requests, close sockets with 1001, close the database. */
   stop(): Promise<void>;
 }
@@ -52,8 +56,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const realtime = createRealtimeHub(services);
     cleanups.push(() => realtime.shutdown(0));
     const app = createApp(services, realtime);
+    startProcessMetrics();
     app.listen({ port: config.port, hostname: config.host });
     realtime.attach(app.server!);
+    const metricsListener = startMetricsListener(config);
+    cleanups.push(async () => void metricsListener?.stop(true));
     // With PostgreSQL, other instances may serve the same conversations: relay frames and presence.
     const broker = chooseBroker(config, database);
     await realtime.useBroker(broker);
@@ -69,6 +76,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const stop = () =>
       (stopping ??= (async () => {
         adminSocket?.stop();
+        metricsListener?.stop(true);
         const server = app.server;
         if (server) {
           // Stops listening at once; the promise settles when in-flight requests have finished.
@@ -87,7 +95,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         await authRelay.stop();
         await database.close();
       })());
-    return { app, services, realtime, port, url: `http://${host}:${port}`, stop };
+    return { app, services, realtime, port, url: `http://${host}:${port}`, metricsPort: metricsListener?.port, stop };
   } catch (error) {
     for (const cleanup of cleanups) await cleanup().catch(() => {});
     if (!options.database) await database.close().catch(() => {});

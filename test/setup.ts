@@ -6,5 +6,5 @@ process.env.LOG_LEVEL ??= "silent";
 // The level is process-wide and only main.ts sets it in production; tests set it here once.
 setLogLevel(process.env.LOG_LEVEL as LogLevel);
 
-// The runner's 5 s per-test default is raised in each test file (setDefaultTimeout applies to the file
-// that calls it, so it cannot be done once here).
+// The runner's 5 s per-test default is raised by each test file that needs it (test/support/timeout.ts):
+// setDefaultTimeout here would cover the first file of a run only.

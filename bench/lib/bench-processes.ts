@@ -1,16 +1,17 @@
 /**
  * Processes of the WebSocket benchmarks: the compiled product on a fresh PostgreSQL database, the raw
- * Bun.serve baseline, and the bookkeeping that kills every process a benchmark started when it ends, fails
- * or is interrupted.
+ * Bun.serve baseline (both servers of the harness in test/support, which kills them when the benchmark
+ * exits), and the bookkeeping that ends the client processes and cleans up when it ends, fails or is
+ * interrupted.
  */
 import type { Subprocess } from "bun";
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import postgres from "postgres";
+import { REPOSITORY, minimalEnv, productCommand, startServer, tempDir } from "../../test/support/harness";
 import type { ClientProcess } from "./ws-wire";
 
-export const REPOSITORY = resolve(import.meta.dir, "../..");
+export { REPOSITORY };
 export const BINARY = process.env.BINARY || join(REPOSITORY, "dist/symbia-messaging");
 /** Where databases are created and dropped; the benchmark database lives on the same server. */
 export const POSTGRES_ADMIN_URL = process.env.POSTGRES_ADMIN_URL || "postgres://postgres@127.0.0.1:5432/postgres";
@@ -57,54 +58,7 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   });
 }
 
-/** SIGTERM, then SIGKILL if the process has not exited within `graceMs`. */
-export async function stopProcess(child: Subprocess, graceMs = 10_000): Promise<number | null> {
-  if (child.exitCode !== null) return child.exitCode;
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
-  const code = await child.exited;
-  clearTimeout(timer);
-  children.delete(child);
-  return code;
-}
-
 // ---------------------------------------------------------------- helpers
-
-export function freePort(): number {
-  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
-  const port = probe.port!;
-  probe.stop(true);
-  return port;
-}
-
-async function waitHealthy(url: string, child: Subprocess, timeoutMs: number, output: () => string): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline && child.exitCode === null) {
-    try {
-      if ((await fetch(url, { signal: AbortSignal.timeout(1_000) })).status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await Bun.sleep(100);
-  }
-  child.kill("SIGKILL");
-  throw new Error(`${url} not healthy within ${timeoutMs} ms (exit ${child.exitCode}):\n${output()}`);
-}
-
-/** Keeps the tail of a process's stderr, echoes it, and counts lines that match `counted`. */
-function watchStderr(child: Subprocess, label: string, counted?: RegExp) {
-  const state = { tail: "", matches: 0 };
-  void (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of child.stderr as ReadableStream<Uint8Array>) {
-      const text = decoder.decode(chunk);
-      state.tail = (state.tail + text).slice(-8_000);
-      if (counted) state.matches += text.split("\n").filter((line) => counted.test(line)).length;
-      if (process.env.VERBOSE) process.stderr.write(text.replace(/^(?=.)/gm, `[${label}] `));
-    }
-  })();
-  return state;
-}
 
 function newestMtime(dir: string): number {
   let newest = 0;
@@ -190,7 +144,7 @@ export interface ServerHandle {
   wsUrl: string;
   /** Lines of its log that matched what the caller asked to count (e.g. slow-consumer closes). */
   counted(): number;
-  stop(): Promise<number | null>;
+  stop(): Promise<number>;
 }
 
 /**
@@ -200,64 +154,48 @@ export interface ServerHandle {
  */
 export async function startProduct(databaseUrl: string, env: Record<string, string> = {}): Promise<ServerHandle> {
   // PROFILE=<dir>: run the sources instead, with Bun's CPU profiler writing a .cpuprofile there on exit.
-  const command = process.env.PROFILE
-    ? [process.execPath, "--cpu-prof", `--cpu-prof-dir=${resolve(process.env.PROFILE)}`, "run", join(REPOSITORY, "src/main.ts"), "serve"]
-    : [ensureBinary(), "serve"];
-  const dataDir = mkdtempSync(join(tmpdir(), "symbia-wsbench-"));
+  const profile = process.env.PROFILE;
+  const dataDir = tempDir("symbia-wsbench-");
   onExit(() => rmSync(dataDir, { recursive: true, force: true }));
-  const port = freePort();
-  const child = track(
-    Bun.spawn(command, {
-      cwd: process.env.PROFILE ? REPOSITORY : dataDir,
-      env: {
-        PATH: process.env.PATH ?? "",
-        HOME: process.env.HOME ?? "/tmp",
-        DATA_DIR: dataDir,
-        DATABASE_URL: databaseUrl,
-        ADMIN_SOCKET: "off",
-        PORT: String(port),
-        HOST: "127.0.0.1",
-        LOG_LEVEL: "warn",
-        ...env,
-      },
-      stdin: "ignore",
-      stdout: "ignore",
-      stderr: "pipe",
-    }),
-  );
-  const log = watchStderr(child, "product", /slow consumer/);
-  const url = `http://127.0.0.1:${port}`;
-  await waitHealthy(`${url}/api/health`, child, 60_000, () => log.tail);
+  let slowConsumerCloses = 0;
+  const server = await startServer({
+    command: profile
+      ? [...productCommand({ bunFlags: ["--cpu-prof", `--cpu-prof-dir=${resolve(profile)}`] }), "serve"]
+      : [...productCommand({ binary: ensureBinary() }), "serve"],
+    cwd: profile ? REPOSITORY : dataDir,
+    env: { ...minimalEnv(), DATA_DIR: dataDir, DATABASE_URL: databaseUrl, ADMIN_SOCKET: "off", LOG_LEVEL: "warn", ...env },
+    label: "product",
+    healthTimeoutMs: 60_000,
+    echo: Boolean(process.env.VERBOSE),
+    onLine: (line) => {
+      if (/slow consumer/.test(line)) slowConsumerCloses++;
+    },
+  });
   return {
     name: "product",
-    pid: child.pid,
-    url,
-    wsUrl: `ws://127.0.0.1:${port}/api/ws`,
-    counted: () => log.matches,
-    stop: () => stopProcess(child),
+    pid: server.pid,
+    url: server.url,
+    wsUrl: server.wsUrl,
+    counted: () => slowConsumerCloses,
+    stop: () => server.stop(),
   };
 }
 
 /** The raw baseline (raw-publisher.ts) in a process of its own, with the product's socket settings. */
 export async function startRawPublisher(template: unknown, env: Record<string, string> = {}): Promise<ServerHandle> {
-  const port = freePort();
-  const child = track(
-    Bun.spawn([process.execPath, "run", join(import.meta.dir, "raw-publisher.ts")], {
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", PORT: String(port), TEMPLATE: JSON.stringify(template), ...env },
-      stdin: "ignore",
-      stdout: "ignore",
-      stderr: "pipe",
-    }),
-  );
-  const log = watchStderr(child, "raw");
-  const url = `http://127.0.0.1:${port}`;
-  await waitHealthy(`${url}/health`, child, 30_000, () => log.tail);
+  const server = await startServer({
+    command: [process.execPath, "run", join(import.meta.dir, "raw-publisher.ts")],
+    env: { ...minimalEnv(), TEMPLATE: JSON.stringify(template), ...env },
+    label: "raw",
+    healthPath: "/health",
+    echo: Boolean(process.env.VERBOSE),
+  });
   return {
     name: "raw",
-    pid: child.pid,
-    url,
-    wsUrl: `ws://127.0.0.1:${port}/api/ws`,
+    pid: server.pid,
+    url: server.url,
+    wsUrl: server.wsUrl,
     counted: () => 0,
-    stop: () => stopProcess(child),
+    stop: () => server.stop(),
   };
 }

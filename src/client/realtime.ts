@@ -3,11 +3,14 @@
  * automatic reconnection with exponential backoff and jitter, and resumption of every joined conversation
  * from the last sequence seen, so that an application sees each message once across reconnects.
  *
- * Works with Bun's WebSocket (credentials in headers) and browsers' (credentials in the query string,
- * since browsers cannot set headers on a socket).
+ * Works with Bun's WebSocket and `ws` (credentials in headers) and browsers' (credentials in the query
+ * string, since browsers cannot set headers on a socket). Frames the server refuses with `rate_limited` are
+ * sent again after the delay it advertises, paced so that the retries do not count as flooding.
  */
-import { RealtimeError } from "./errors";
-import { SequenceTracker } from "./sequence-tracker";
+import { RealtimeError } from "./errors.js";
+import { ackRetryDelayMs, fallbackDelayMs, FramePacer, retryOptions, type RetryOptions } from "./rate-limit.js";
+import { SequenceTracker } from "./sequence-tracker.js";
+import { defaultWebSocket, type CredentialTransport, type WebSocketConstructor, type WebSocketLike } from "./transport.js";
 import type {
   ClientEvents,
   EditMessageInput,
@@ -18,7 +21,7 @@ import type {
   SendMessageInput,
   ServerEvents,
   SessionReady,
-} from "./types";
+} from "./types.js";
 
 export interface ReconnectOptions {
   /** Default true. */
@@ -35,8 +38,11 @@ export interface RealtimeOptions {
   url: string;
   /** Read on every (re)connect, so a refreshed token is picked up. */
   credentials: () => { token?: string; apiKey?: string; headers: Record<string, string> };
-  /** How credentials travel: headers (Bun, Node) or query parameters (browsers). Default: headers under Bun. */
-  auth?: "header" | "query";
+  /**
+   * How credentials travel: headers or query parameters. Default: headers under Bun and on Node (with
+   * `ws`), query parameters elsewhere and with a `WebSocket` passed here.
+   */
+  auth?: CredentialTransport;
   /** How long a request waits for its ack (default 10 s). */
   ackTimeoutMs?: number;
   reconnect?: ReconnectOptions;
@@ -45,8 +51,10 @@ export interface RealtimeOptions {
    * from its start, and keep it joined like any other. Default false.
    */
   autoJoin?: boolean;
-  /** A WebSocket implementation other than the global one. */
-  WebSocket?: typeof WebSocket;
+  /** Sending again after `rate_limited` (default: up to 5 times, waiting up to 10 s); false to surface it. */
+  retry?: RetryOptions | false;
+  /** A WebSocket implementation other than the default (the global one; `ws` on Node). */
+  WebSocket?: WebSocketConstructor;
 }
 
 /** Events about the connection itself, next to the server's events. */
@@ -79,10 +87,8 @@ interface PendingRequest {
 const FINAL_CLOSE_CODES = new Set([4401]);
 const OPEN = 1;
 
-const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
-
 export class RealtimeClient {
-  private socket?: WebSocket;
+  private socket?: WebSocketLike;
   private sessionInfo?: SessionReady;
   private readonly pending = new Map<string, PendingRequest>();
   private readonly listeners = new Map<keyof RealtimeEvents, Set<Listener<any>>>();
@@ -95,8 +101,9 @@ export class RealtimeClient {
   private reconnectTimer?: ReturnType<typeof setTimeout>;
   private watchdog?: ReturnType<typeof setInterval>;
   private lastFrameAt = 0;
+  private readonly pacer = new FramePacer();
   /** Counters, for monitoring and tests. */
-  readonly stats = { reconnects: 0, duplicatesDropped: 0 };
+  readonly stats = { reconnects: 0, duplicatesDropped: 0, rateLimitedRetries: 0 };
 
   constructor(private readonly options: RealtimeOptions) {}
 
@@ -152,13 +159,36 @@ export class RealtimeClient {
     return () => set.delete(listener);
   }
 
-  /** Sends a client event and resolves with its ack result. */
+  /**
+   * Sends a client event and resolves with its ack result. A `rate_limited` refusal is retried after the
+   * advertised delay (see `retry`); other failures reject with the server's code.
+   */
   async request<E extends keyof ClientEvents>(
     event: E,
     data: ClientEvents[E]["data"],
     options: { timeoutMs?: number } = {},
   ): Promise<ClientEvents[E]["result"]> {
+    const { attempts, maxDelayMs } = retryOptions(this.options.retry);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.requestOnce(event, data, options);
+      } catch (error) {
+        if (!(error instanceof RealtimeError) || error.code !== "rate_limited" || attempt >= attempts) throw error;
+        const delayMs = error.retryAfterMs ?? fallbackDelayMs(attempt);
+        if (delayMs > maxDelayMs) throw error;
+        this.pacer.refused(delayMs);
+        this.stats.rateLimitedRetries += 1;
+      }
+    }
+  }
+
+  private async requestOnce<E extends keyof ClientEvents>(
+    event: E,
+    data: ClientEvents[E]["data"],
+    options: { timeoutMs?: number },
+  ): Promise<ClientEvents[E]["result"]> {
     const timeoutMs = options.timeoutMs ?? this.options.ackTimeoutMs ?? 10_000;
+    await this.pacer.turn();
     await this.ready(timeoutMs);
     const ack = `${++this.nextAck}`;
     return new Promise((resolve, reject) => {
@@ -243,10 +273,22 @@ export class RealtimeClient {
 
   // Connection management
 
-  private socketUrl(): string {
-    const { token, apiKey, headers } = this.options.credentials();
-    const auth = this.options.auth ?? (isBun ? "header" : "query");
+  /** The implementation, and how credentials travel with it. */
+  private transport(): { WebSocket: WebSocketConstructor; auth: CredentialTransport } {
+    const fallback = defaultWebSocket();
+    const Impl = this.options.WebSocket ?? fallback.WebSocket;
+    if (!Impl) {
+      throw new RealtimeError(
+        "no_websocket",
+        "This runtime has no global WebSocket: pass the WebSocket option (e.g. the ws package's class), or import the SDK's Node entry",
+      );
+    }
+    return { WebSocket: Impl, auth: this.options.auth ?? (this.options.WebSocket ? "query" : fallback.auth) };
+  }
+
+  private socketUrl(auth: CredentialTransport): string {
     if (auth === "header") return this.options.url;
+    const { token, apiKey, headers } = this.options.credentials();
     const url = new URL(this.options.url);
     if (token) url.searchParams.set("token", token);
     if (apiKey) url.searchParams.set("apiKey", apiKey);
@@ -254,18 +296,16 @@ export class RealtimeClient {
     return url.toString();
   }
 
-  private openSocket(): Promise<SessionReady> {
-    const Impl = this.options.WebSocket ?? WebSocket;
-    const auth = this.options.auth ?? (isBun ? "header" : "query");
-    const url = this.socketUrl();
-    // Bun's WebSocket takes headers as a second-argument option; browsers take only protocols.
-    const socket: WebSocket =
-      auth === "header" ? new (Impl as any)(url, { headers: this.options.credentials().headers }) : new Impl(url);
+  private async openSocket(): Promise<SessionReady> {
+    const { WebSocket: Impl, auth } = this.transport();
+    const url = this.socketUrl(auth);
+    // Bun's WebSocket and ws take headers as a second-argument option; browsers take only protocols.
+    const socket = auth === "header" ? new Impl(url, { headers: this.options.credentials().headers }) : new Impl(url);
     this.socket = socket;
     this.sessionInfo = undefined;
     return new Promise<SessionReady>((resolve, reject) => {
       let settled = false;
-      socket.onmessage = (message) => {
+      socket.onmessage = (message: { data: unknown }) => {
         if (this.socket !== socket) return;
         const frame = this.parse(message.data);
         if (!frame) return;
@@ -280,7 +320,7 @@ export class RealtimeClient {
         }
         this.handleFrame(frame);
       };
-      socket.onclose = (event) => {
+      socket.onclose = (event: { code: number; reason: string }) => {
         if (this.socket !== socket) return;
         this.socket = undefined;
         this.sessionInfo = undefined;
@@ -401,7 +441,7 @@ export class RealtimeClient {
 
   // Incoming frames
 
-  private parse(data: unknown): { event: string; data?: unknown; ack?: string; ok?: boolean; error?: { code: string; message: string } } | undefined {
+  private parse(data: unknown): { event: string; data?: unknown; ack?: string; ok?: boolean; error?: { code: string; message: string; retryAfter?: unknown } } | undefined {
     if (typeof data !== "string") return undefined;
     try {
       const frame = JSON.parse(data);
@@ -419,7 +459,11 @@ export class RealtimeClient {
       this.pending.delete(String(frame.ack));
       clearTimeout(pending.timer);
       if (frame.ok) pending.resolve(frame.data);
-      else pending.reject(new RealtimeError(frame.error?.code ?? "error", frame.error?.message ?? "Request failed", pending.event));
+      else {
+        const code = frame.error?.code ?? "error";
+        const retryAfterMs = code === "rate_limited" ? ackRetryDelayMs(frame.error) : undefined;
+        pending.reject(new RealtimeError(code, frame.error?.message ?? "Request failed", pending.event, retryAfterMs));
+      }
       return;
     }
     if (!this.isNew(frame.event, frame.data)) {

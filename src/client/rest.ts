@@ -1,8 +1,10 @@
 /**
  * Typed REST calls, one method per endpoint of the API. Credentials: a session token (from `login`, or
- * given) sent as a bearer token, or an API key sent as X-API-Key.
+ * given) sent as a bearer token, or an API key sent as X-API-Key. A 429 `rate_limited` is retried after
+ * its Retry-After when that is short (see `retry`), and surfaced otherwise.
  */
-import { ApiError } from "./errors";
+import { ApiError } from "./errors.js";
+import { fallbackDelayMs, retryAfterMs, retryOptions, sleep, type RetryOptions } from "./rate-limit.js";
 import type {
   AdminConversationDetail,
   AdminConversationList,
@@ -22,10 +24,13 @@ import type {
   Participant,
   ParticipantType,
   PrincipalInfo,
+  Run,
+  RunWithTransitions,
   SendControlInput,
   SendMessageInput,
+  StartRunInput,
   UpdateConversationInput,
-} from "./types";
+} from "./types.js";
 
 /** Optional scope headers (docs/api.md): sent with every request of the client. */
 export interface ScopeOptions {
@@ -47,6 +52,11 @@ export interface RestOptions {
   scope?: ScopeOptions;
   /** Replaces the global fetch (tests, custom agents). */
   fetch?: FetchFunction;
+  /**
+   * Sending again after 429 `rate_limited` (default: up to 5 times, when Retry-After is at most 10 s; a
+   * longer wait, such as a login lockout, is surfaced at once). Also the realtime clients' default. False: never.
+   */
+  retry?: RetryOptions | false;
 }
 
 export type FetchFunction = (input: string, init: RequestInit) => Promise<Response>;
@@ -62,6 +72,7 @@ export class RestClient {
   protected apiKey?: string;
   protected readonly scope: ScopeOptions;
   private readonly fetchImpl: FetchFunction;
+  protected readonly retry: RetryOptions | false | undefined;
 
   constructor(options: RestOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
@@ -69,6 +80,7 @@ export class RestClient {
     this.apiKey = options.apiKey;
     this.scope = options.scope ?? {};
     this.fetchImpl = options.fetch ?? ((input, init) => fetch(input, init));
+    this.retry = options.retry;
   }
 
   /** Headers carrying the credential and scope; the WebSocket upgrade sends the same. */
@@ -96,11 +108,24 @@ export class RestClient {
     }
     const headers = this.authHeaders();
     if (options.body !== undefined) headers["content-type"] = "application/json";
-    const response = await this.fetchImpl(url, {
-      method,
-      headers,
-      body: options.body === undefined ? undefined : JSON.stringify(options.body),
-    });
+    const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const { attempts, maxDelayMs } = retryOptions(this.retry);
+    for (let attempt = 0; ; attempt++) {
+      const response = await this.fetchImpl(url, { method, headers, body });
+      if (response.status === 429 && attempt < attempts) {
+        const delayMs = retryAfterMs(response.headers.get("retry-after")) ?? fallbackDelayMs(attempt);
+        if (delayMs <= maxDelayMs) {
+          // The refused request was not handled: sending it again is safe whatever its method.
+          await response.body?.cancel();
+          await sleep(delayMs);
+          continue;
+        }
+      }
+      return this.answer<T>(response);
+    }
+  }
+
+  private async answer<T>(response: Response): Promise<T> {
     const text = await response.text();
     let body: any;
     try {
@@ -167,6 +192,28 @@ export class RestClient {
 
   async deleteConversation(conversationId: string): Promise<void> {
     await this.call("DELETE", path`/api/conversations/${conversationId}`);
+  }
+
+  // Runs
+
+  createRun(conversationId: string, input: StartRunInput = {}): Promise<Run> {
+    return this.call("POST", path`/api/conversations/${conversationId}/runs`, { body: input });
+  }
+
+  listRuns(conversationId: string, options: { state?: "active" | "paused" | "preempted" | "ended"; limit?: number; offset?: number } = {}): Promise<Run[]> {
+    return this.call("GET", path`/api/conversations/${conversationId}/runs`, { query: options });
+  }
+
+  getRun(conversationId: string, runId: string): Promise<RunWithTransitions> {
+    return this.call("GET", path`/api/conversations/${conversationId}/runs/${runId}`);
+  }
+
+  completeRun(conversationId: string, runId: string): Promise<Run> {
+    return this.call("POST", path`/api/conversations/${conversationId}/runs/${runId}/complete`, { body: {} });
+  }
+
+  failRun(conversationId: string, runId: string, reason?: string): Promise<Run> {
+    return this.call("POST", path`/api/conversations/${conversationId}/runs/${runId}/fail`, { body: reason === undefined ? {} : { reason } });
   }
 
   // Messages

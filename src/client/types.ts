@@ -173,8 +173,11 @@ export interface SendControlInput {
   target?: ControlTarget;
   reason?: string;
   preemptedBy?: string;
+  /** The run the event applies to; without it, every run that can take it. */
   runId?: string;
   traceId?: string;
+  /** stream.priority: the new priority. */
+  priority?: Priority;
   metadata?: Record<string, unknown>;
 }
 
@@ -203,6 +206,54 @@ export interface JoinResult {
   truncated: boolean;
   /** Extension: participants present in the conversation when the join completed. */
   presence?: { userId: string; userType: string; status: PresenceStatus }[];
+  /** Extension: the conversation's runs not ended (active, paused, preempted), oldest first. */
+  runs?: Run[];
+}
+
+export type RunState = "active" | "paused" | "preempted" | "completed" | "failed" | "cancelled";
+
+/** One agent's (or service's) response stream in a conversation (docs/runs.md). */
+export interface Run {
+  id: string;
+  conversation_id: string;
+  owner_id: string;
+  owner_type: ParticipantType;
+  state: RunState;
+  priority: Priority;
+  interruptible: boolean;
+  started_at: string;
+  updated_at: string;
+  ended_at: string | null;
+  end_reason: string | null;
+  preempted_by: string | null;
+  metadata: Record<string, unknown>;
+}
+
+export interface RunTransition {
+  event: string;
+  from: RunState | null;
+  to: RunState | null;
+  by: string;
+  at: string;
+  sequence: number;
+  reason?: string;
+}
+
+export type RunWithTransitions = Run & { transitions: RunTransition[] };
+
+export interface StartRunInput {
+  runId?: string;
+  priority?: Priority;
+  interruptible?: boolean;
+  metadata?: Record<string, unknown>;
+}
+
+export interface RunEnded {
+  conversationId: string;
+  runId: string;
+  state: RunState;
+  endReason: string | null;
+  endedAt: string | null;
 }
 
 export interface ControlBroadcast {
@@ -217,6 +268,11 @@ export interface ControlBroadcast {
   preemptedBy?: string;
   runId?: string;
   traceId?: string;
+  /** The run's state before and after, when the event applied to a run. */
+  from?: string;
+  to?: string;
+  /** stream.priority: the run's new priority. */
+  priority?: string;
   effectiveAt: string;
   metadata?: Record<string, unknown>;
 }
@@ -271,6 +327,8 @@ export interface ServerEvents {
   "stream.handoff": ControlBroadcast;
   "stream.cancel": ControlBroadcast;
   "stream.priority": ControlBroadcast;
+  "run:started": Run;
+  "run:ended": RunEnded;
   "session:ready": SessionReady;
   pong: { serverTime: string };
   /** A frame sent without `ack` failed. */

@@ -84,6 +84,11 @@ export const ERROR_CATALOGUE = {
     meaning: "X-As-User-Id (or asUserId) without messaging:act-as, or naming a principal outside the caller's organisations.",
   },
   connection_closed: { status: 403, message: "The connection closed", meaning: "A WebSocket join ended because its socket closed." },
+  metrics_forbidden: {
+    status: 403,
+    message: "GET /metrics needs the METRICS_TOKEN bearer token",
+    meaning: "METRICS_TOKEN is set and the scrape did not send it as Authorization: Bearer.",
+  },
 
   // 404
   not_found: { status: 404, message: "Resource not found", meaning: "Nothing with that id exists for the caller (malformed ids too)." },
@@ -100,6 +105,15 @@ export const ERROR_CATALOGUE = {
   org_exists: { status: 409, message: "Organization already exists", meaning: "An organization with this id exists." },
   too_many_webhooks: { status: 409, message: "Too many webhook endpoints", meaning: "The caller has registered as many endpoints as allowed." },
   principal_type_mismatch: { status: 409, message: "Principal type mismatch", meaning: "The principal exists with another type." },
+  run_exists: { status: 409, message: "A run with this id already exists", meaning: "POST /runs with a runId already started in the conversation." },
+  run_paused: { status: 409, message: "The run is paused", meaning: "The run is paused or preempted: no message goes into it until it resumes." },
+  run_ended: { status: 409, message: "The run has ended", meaning: "The run completed, failed or was cancelled: nothing more goes into it." },
+  not_run_owner: { status: 409, message: "You do not own this run", meaning: "Only the run's owner posts into it (after a route or handoff: the new owner)." },
+  invalid_transition: {
+    status: 409,
+    message: "The run cannot take this event in its state",
+    meaning: "A stream.* event the run's current state does not allow; the body carries `state`.",
+  },
 
   // 413, 429
   too_large: { status: 413, message: "Too large", meaning: "A body, message content or metadata exceeds its limit." },
@@ -117,6 +131,9 @@ export type ErrorCode = keyof typeof ERROR_CATALOGUE;
 export class AppError extends Error {
   readonly status: number;
 
+  /** Extra fields of the answer beside `error` and `code` (e.g. a run's `state` on invalid_transition). */
+  details?: Record<string, unknown>;
+
   constructor(
     readonly code: ErrorCode,
     message?: string,
@@ -129,7 +146,12 @@ export class AppError extends Error {
   }
 
   toBody(): { error: string; code: string } {
-    return { error: this.message, code: this.code };
+    return { ...this.details, error: this.message, code: this.code };
+  }
+
+  with(details: Record<string, unknown>): this {
+    this.details = { ...this.details, ...details };
+    return this;
   }
 }
 

@@ -10,6 +10,7 @@ import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { mkdirSync } from "node:fs";
 import postgres from "postgres";
+import { dbQueriesInFlight, dbQueryDuration } from "../metrics/registry";
 import { loadPgliteAssets } from "./pglite-assets";
 import { claimDataDir, releaseDataDir } from "./data-dir-lock";
 import * as schema from "./schema";
@@ -93,13 +94,22 @@ export async function openPostgres(url: string, poolSize: number): Promise<Datab
     throw new DatabaseUnavailableError(`cannot reach PostgreSQL at ${describeTarget(url)}: ${reason}`);
   }
   const db = drizzlePostgres(pg, { schema }) as unknown as Db;
+  const timings = dbQueryDuration.labels("postgres");
+  const inFlight = dbQueriesInFlight.postgres;
   return {
     kind: "postgres",
     db,
     pg,
     url,
     async query<T>(text: string, params: unknown[]) {
-      return (await pg.unsafe(text, params as never[], { prepare: true })) as unknown as T[];
+      const started = performance.now();
+      inFlight.inc();
+      try {
+        return (await pg.unsafe(text, params as never[], { prepare: true })) as unknown as T[];
+      } finally {
+        inFlight.dec();
+        timings.since(started);
+      }
     },
     async ping(timeoutMs = 2000) {
       try {
@@ -140,11 +150,20 @@ export async function openPglite(options: PgliteOptions): Promise<{ database: Da
   }
   const db = drizzlePglite(client, { schema }) as unknown as Db;
   let closed = false;
+  const timings = dbQueryDuration.labels("pglite");
+  const inFlight = dbQueriesInFlight.pglite;
   const database: Database = {
     kind: "pglite",
     db,
     async query<T>(text: string, params: unknown[]) {
-      return (await client.query<T>(text, params)).rows;
+      const started = performance.now();
+      inFlight.inc();
+      try {
+        return (await client.query<T>(text, params)).rows;
+      } finally {
+        inFlight.dec();
+        timings.since(started);
+      }
     },
     async ping() {
       if (closed) return false;

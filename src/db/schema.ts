@@ -146,6 +146,33 @@ export const messages = pgTable("messages", {
   index("messages_conversation_created_idx").on(t.conversation_id, t.created_at),
 ]);
 
+/**
+ * Agent runs: one agent's (or service's) response stream in a conversation, named by the `run_id` its
+ * messages carry. The state is what the `stream.*` control events change; sends into a run check it in
+ * the send statement. Each transition is also a stored control message (the audit trail).
+ */
+export const runs = pgTable("runs", {
+  conversation_id: uuid("conversation_id").notNull().references(() => conversations.id, { onDelete: "cascade" }),
+  id: text("id").notNull(),
+  owner_id: text("owner_id").notNull(),
+  owner_type: text("owner_type").notNull().$type<"user" | "agent" | "service" | "bot">(),
+  state: text("state").notNull().$type<"active" | "paused" | "preempted" | "completed" | "failed" | "cancelled">(),
+  priority: text("priority").notNull().default("normal").$type<"low" | "normal" | "high" | "critical">(),
+  interruptible: boolean("interruptible").notNull().default(true),
+  started_at: timestamp("started_at", { withTimezone: true }).notNull().defaultNow(),
+  updated_at: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+  ended_at: timestamp("ended_at", { withTimezone: true }),
+  end_reason: text("end_reason"),
+  preempted_by: uuid("preempted_by"),
+  metadata: jsonb("metadata").notNull().default(sql`'{}'::jsonb`).$type<Record<string, unknown>>(),
+}, (t) => [
+  primaryKey({ columns: [t.conversation_id, t.id] }),
+  // Every send asks whether an active run would be preempted: an index holding only active runs keeps that
+  // probe free when there are none.
+  index("runs_active_idx").on(t.conversation_id).where(sql`state = 'active'`),
+  index("runs_conversation_started_idx").on(t.conversation_id, t.started_at.desc()),
+]);
+
 /** Every superseded content of a message, with who wrote it and when. */
 export const messageVersions = pgTable("message_versions", {
   message_id: uuid("message_id").notNull().references(() => messages.id, { onDelete: "cascade" }),
@@ -230,5 +257,6 @@ export type ConversationRow = typeof conversations.$inferSelect;
 export type ParticipantRow = typeof participants.$inferSelect;
 export type MessageRow = typeof messages.$inferSelect;
 export type MessageVersionRow = typeof messageVersions.$inferSelect;
+export type RunRow = typeof runs.$inferSelect;
 export type WebhookEndpointRow = typeof webhookEndpoints.$inferSelect;
 export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect;

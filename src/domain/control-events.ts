@@ -42,6 +42,11 @@ export interface ControlBroadcast {
   preemptedBy?: string;
   runId?: string;
   traceId?: string;
+  /** The run's state before and after, when the event applied to a run. */
+  from?: string;
+  to?: string;
+  /** stream.priority: the run's new priority. */
+  priority?: string;
   effectiveAt: string;
   metadata?: Record<string, unknown>;
 }
@@ -52,7 +57,7 @@ export interface ControlBroadcast {
  */
 export function controlBroadcastOf(message: MessageResource): ControlBroadcast {
   const { control, serviceId: _serviceId, ...metadata } = message.metadata as {
-    control?: { event: string; target?: unknown; reason?: string; preemptedBy?: string };
+    control?: { event: string; target?: unknown; reason?: string; preemptedBy?: string; from?: string; to?: string; priority?: string };
     serviceId?: string;
   } & Record<string, unknown>;
   return {
@@ -67,6 +72,9 @@ export function controlBroadcastOf(message: MessageResource): ControlBroadcast {
     ...(control?.preemptedBy !== undefined && { preemptedBy: control.preemptedBy }),
     ...(message.run_id !== null && { runId: message.run_id }),
     ...(message.trace_id !== null && { traceId: message.trace_id }),
+    ...(control?.from !== undefined && { from: control.from }),
+    ...(control?.to !== undefined && { to: control.to }),
+    ...(control?.priority !== undefined && { priority: control.priority }),
     effectiveAt: message.created_at,
     ...(Object.keys(metadata).length > 0 && { metadata }),
   };

@@ -4,12 +4,13 @@
  * current state for catching up. The hub is given these (src/realtime/store.ts describes what it needs)
  * and runs no SQL of its own.
  */
-import { and, asc, eq, gt } from "drizzle-orm";
+import { and, asc, eq, gt, notInArray } from "drizzle-orm";
 import type { Principal } from "../auth/principal";
 import type { Executor } from "../db/client";
-import { conversations, messages } from "../db/schema";
+import { conversations, messages, runs } from "../db/schema";
+import { ENDED_STATES } from "./run-rules";
 import { currentMembers, requireReader, requireTypist } from "./access";
-import { toConversation, toMessage, type ConversationResource, type MessageResource } from "./resources";
+import { toConversation, toMessage, toRun, type ConversationResource, type MessageResource, type RunResource } from "./resources";
 
 export class ConversationReads {
   constructor(private readonly db: Executor) {}
@@ -47,6 +48,16 @@ export class ConversationReads {
   async conversation(conversationId: string): Promise<ConversationResource | undefined> {
     const [row] = await this.db.select().from(conversations).where(eq(conversations.id, conversationId));
     return row && toConversation(row);
+  }
+
+  /** Runs not ended, oldest first: a client joining late learns what is streaming and who owns it. */
+  async openRuns(conversationId: string): Promise<RunResource[]> {
+    const rows = await this.db
+      .select()
+      .from(runs)
+      .where(and(eq(runs.conversation_id, conversationId), notInArray(runs.state, [...ENDED_STATES])))
+      .orderBy(asc(runs.started_at), asc(runs.id));
+    return rows.map(toRun);
   }
 
   /** The last sequence and the members now, or undefined when the conversation is gone. */

@@ -3,7 +3,7 @@
  * one pre-serialised frame published on the conversation's topic (and, with several instances, a NOTIFY).
  */
 import type { ControlBroadcast } from "./control-events";
-import type { ConversationResource, ConversationWithParticipants, MessageResource, ParticipantResource } from "./resources";
+import type { ConversationResource, ConversationWithParticipants, MessageResource, ParticipantResource, RunResource } from "./resources";
 
 export type DomainEvent =
   | { type: "message.created"; conversationId: string; message: MessageResource; json: string }
@@ -13,7 +13,10 @@ export type DomainEvent =
       conversationId: string;
       message: { id: string; conversationId: string; sequence: number; deletedAt: string };
     }
-  | { type: "control.sent"; conversationId: string; message: MessageResource; control: ControlBroadcast }
+  /** `run`: the run after the transition, when the event applied to one. */
+  | { type: "control.sent"; conversationId: string; message: MessageResource; control: ControlBroadcast; run?: RunResource }
+  | { type: "run.started"; conversationId: string; run: RunResource }
+  | { type: "run.ended"; conversationId: string; run: RunResource }
   /** `conversation`: the conversation the participant was added to, as it stood then. */
   | { type: "participant.added"; conversationId: string; participant: ParticipantResource; conversation: ConversationResource }
   | { type: "participant.removed"; conversationId: string; participant: ParticipantResource }

@@ -2,7 +2,7 @@
  * API resources (snake_case, docs/api.md, Resources). Rows of the messaging tables already have these
  * field names; a resource is a row without its internal columns, with times as ISO strings.
  */
-import type { ConversationRow, MessageRow, ParticipantRow } from "../db/schema";
+import type { ConversationRow, MessageRow, ParticipantRow, RunRow } from "../db/schema";
 
 type Iso<T> = { [K in keyof T]: T[K] extends Date ? string : T[K] extends Date | null ? string | null : T[K] };
 
@@ -10,6 +10,7 @@ export type MessageResource = Iso<MessageRow>;
 export type ParticipantResource = Iso<ParticipantRow>;
 export type ConversationResource = Iso<Omit<ConversationRow, "last_sequence" | "last_message_at">>;
 export type ConversationWithParticipants = ConversationResource & { participants: ParticipantResource[] };
+export type RunResource = Iso<RunRow>;
 
 const iso = (value: Date | string | null | undefined): string | null =>
   value == null ? null : value instanceof Date ? value.toISOString() : new Date(value).toISOString();
@@ -66,6 +67,24 @@ export function toConversation(row: ConversationRow): ConversationResource {
     created_by: row.created_by,
     created_at: iso(row.created_at)!,
     updated_at: iso(row.updated_at)!,
+    metadata: object(row.metadata),
+  };
+}
+
+export function toRun(row: RunRow): RunResource {
+  return {
+    id: row.id,
+    conversation_id: row.conversation_id,
+    owner_id: row.owner_id,
+    owner_type: row.owner_type,
+    state: row.state,
+    priority: row.priority,
+    interruptible: row.interruptible,
+    started_at: iso(row.started_at)!,
+    updated_at: iso(row.updated_at)!,
+    ended_at: iso(row.ended_at),
+    end_reason: row.end_reason ?? null,
+    preempted_by: row.preempted_by ?? null,
     metadata: object(row.metadata),
   };
 }

@@ -31,6 +31,8 @@ export const Metadata = t.Intersect([t.Record(t.String(), t.Unknown()), t.Object
 export const QueryInteger = (minimum: number, maximum: number) => t.Numeric({ minimum, maximum, multipleOf: 1 });
 export const PageOffset = QueryInteger(0, 1_000_000_000);
 
+/** Message and run priority, lowest first. */
+export const Priority = t.Union([t.Literal("low"), t.Literal("normal"), t.Literal("high"), t.Literal("critical")]);
 export const ConversationParams = t.Object({ id: Uuid });
 export const ErrorBody = t.Object({ error: t.String(), code: t.String() });
 

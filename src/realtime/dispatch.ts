@@ -7,6 +7,7 @@
 import { AppError, fail } from "../core/errors";
 import { isDatabaseUnavailable } from "../core/database-errors";
 import { describeError, log } from "../log";
+import { messagesSent, wsFramesRateLimited, wsFramesReceived } from "../metrics/registry";
 import { sendControl } from "../modules/control/service";
 import { deleteMessage, editMessage, sendMessage } from "../modules/messages/service";
 import { CLOSE, type Connection } from "./connection";
@@ -30,8 +31,11 @@ const HANDLERS: { [E in ClientEvent]: Handler<E> } = {
     return JSON.stringify({ conversationId });
   },
 
-  "message:send": async (_hub, services, connection, { conversationId, ...input }) =>
-    (await sendMessage(services, connection.principal, conversationId, input, connection.scope)).json,
+  "message:send": async (_hub, services, connection, { conversationId, ...input }) => {
+    const stored = await sendMessage(services, connection.principal, conversationId, input, connection.scope);
+    if (!stored.replayed) messagesSent.websocket.inc();
+    return stored.json;
+  },
 
   "message:edit": async (_hub, services, connection, { messageId, conversationId, content, contentType }) =>
     (await editMessage(services, connection.principal, { messageId, conversationId }, { content, contentType })).json,
@@ -77,20 +81,22 @@ export function socketErrorOf(error: unknown, context: { connectionId?: string; 
 
 /** An ack error when the frame asked for an ack, else an `error` frame naming the event. */
 function reject(connection: Connection, ack: AckId | undefined, error: AppError, event?: string): void {
-  connection.send(ack !== undefined ? ackErrorFrame(ack, error.code, error.message) : errorFrame(error.code, error.message, event));
+  connection.send(ack !== undefined ? ackErrorFrame(ack, error.code, error.message, error.details) : errorFrame(error.code, error.message, event, error.details));
 }
 
 /** Entry point for every text or binary frame a client sends. */
 export function receiveFrame(hub: RealtimeHub, services: Services, connection: Connection, message: unknown): void {
   if (connection.closed) return;
+  wsFramesReceived.inc();
   if (!connection.rate.take()) {
+    wsFramesRateLimited.inc();
     if (connection.rate.isFlooding()) {
       connection.close(CLOSE.policyViolation, "rate limit exceeded");
       return;
     }
     const ack = typeof message === "object" && message !== null ? (message as { ack?: unknown }).ack : undefined;
     const retry = connection.rate.retryAfterSeconds().toFixed(2);
-    reject(connection, typeof ack === "string" || typeof ack === "number" ? ack : undefined, fail.rate_limited(`Too many frames; retry in ${retry} s`));
+    reject(connection, typeof ack === "string" || typeof ack === "number" ? ack : undefined, fail.rate_limited(`Too many frames; retry in ${retry} s`).with({ retryAfter: Number(retry) }));
     return;
   }
   const frame = parseClientFrame(message);

@@ -39,12 +39,12 @@ export function ackFrame(ack: string | number, dataJson: string): string {
   return `{"event":"ack","ack":${JSON.stringify(ack)},"ok":true,"data":${dataJson}}`;
 }
 
-export function ackErrorFrame(ack: string | number, code: string, message: string): string {
-  return JSON.stringify({ event: "ack", ack, ok: false, error: { code, message } });
+export function ackErrorFrame(ack: string | number, code: string, message: string, details?: Record<string, unknown>): string {
+  return JSON.stringify({ event: "ack", ack, ok: false, error: { ...details, code, message } });
 }
 
-export function errorFrame(code: string, message: string, event?: string): string {
-  return JSON.stringify({ event: "error", data: { code, message, ...(event !== undefined && { event }) } });
+export function errorFrame(code: string, message: string, event?: string, details?: Record<string, unknown>): string {
+  return JSON.stringify({ event: "error", data: { ...details, code, message, ...(event !== undefined && { event }) } });
 }
 
 function participantPayload(participant: ParticipantResource) {
@@ -96,6 +96,19 @@ export function frameOfDomainEvent(event: DomainEvent): TopicFrame | undefined {
       return { conversationId, frame: serverFrame("participant:updated", participantPayload(event.participant)) };
     case "conversation.created":
       return undefined;
+    case "run.started":
+      return { conversationId, frame: serverFrame("run:started", event.run) };
+    case "run.ended":
+      return {
+        conversationId,
+        frame: serverFrame("run:ended", {
+          conversationId,
+          runId: event.run.id,
+          state: event.run.state,
+          endReason: event.run.end_reason,
+          endedAt: event.run.ended_at,
+        }),
+      };
     case "conversation.updated":
       return { conversationId, frame: serverFrame("conversation:updated", event.conversation), reload: { conversation: true } };
     case "conversation.deleted":

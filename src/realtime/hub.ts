@@ -17,6 +17,7 @@ import type { Config } from "../config";
 import type { Scope } from "../core/scope";
 import type { DomainEvent } from "../domain/domain-events";
 import { log } from "../log";
+import { wsClosesOf, wsConnectionsOpen, wsConnectionsOpened, wsFramesPublished, wsSlowConsumerCloses } from "../metrics/registry";
 import { LocalBroker, type Broker, type BrokerHub, type FrameReference } from "./broker";
 import { CLOSE, Connection, type RealtimeSocket } from "./connection";
 import {
@@ -243,6 +244,8 @@ export class RealtimeHub implements BrokerHub {
     this.bySocket.set(socket, connection);
     this.byId.set(connection.id, connection);
     addTo(this.byPrincipal, connection.principal.id, connection);
+    wsConnectionsOpen.inc();
+    wsConnectionsOpened.inc();
     connection.send(
       serverFrame("session:ready", {
         connectionId: connection.id,
@@ -262,6 +265,8 @@ export class RealtimeHub implements BrokerHub {
     if (!connection) return;
     this.bySocket.delete(socket);
     connection.closed = true;
+    wsConnectionsOpen.dec();
+    wsClosesOf(code).inc();
     this.byId.delete(connection.id);
     removeFrom(this.byPrincipal, connection.principal.id, connection);
     for (const [conversationId, pending] of connection.joining) {
@@ -387,6 +392,7 @@ export class RealtimeHub implements BrokerHub {
       // A socket's own publish skips that socket, whether or not it is subscribed.
       if (except && !except.closed) except.socket.publish(topicOf(conversationId), frame.frame, false);
       else this.server?.publish(topicOf(conversationId), frame.frame, false);
+      wsFramesPublished.inc();
       this.checkAfterPublish(conversationId, frame.frame.length);
     }
     if (frame.revoke) this.revoke(conversationId, frame.revoke);
@@ -460,6 +466,7 @@ export class RealtimeHub implements BrokerHub {
   private closeIfSlow(connection: Connection): boolean {
     if (connection.closed || connection.socket.getBufferedAmount() <= this.config.wsBackpressureBytes) return false;
     log.warn("closing slow consumer", { connectionId: connection.id, principal: connection.principal.id });
+    wsSlowConsumerCloses.inc();
     connection.close(CLOSE.slowConsumer, "slow consumer");
     return true;
   }

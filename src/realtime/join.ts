@@ -7,7 +7,8 @@
  * interruption, so no frame can fall between replay and live. docs/realtime.md explains the contract.
  */
 import { fail } from "../core/errors";
-import type { MessageResource } from "../domain/resources";
+import type { MessageResource, RunResource } from "../domain/resources";
+import { wsJoins, wsReplayedMessages, wsReplays, wsReplaysTruncated } from "../metrics/registry";
 import type { Connection, PendingJoin } from "./connection";
 import { frameOfStoredMessage } from "./frames";
 import type { PresentPrincipal } from "./presence";
@@ -30,6 +31,8 @@ export interface JoinResult {
   truncated: boolean;
   /** Extension: participants present in the conversation now. */
   presence: PresentPrincipal[];
+  /** Extension: the conversation's runs not ended (active, paused, preempted), oldest first. */
+  runs: RunResource[];
 }
 
 /** What a join needs of the hub: its reads, its limits, and the registration of joiners and subscribers. */
@@ -64,8 +67,11 @@ export async function joinConversation(site: JoinSite, connection: Connection, c
     // Live frames of this conversation are ordered from here on, even if the first one to arrive is not the next.
     site.track(conversationId, committed);
     const limit = site.replayLimit;
-    let replay: MessageResource[] = [];
-    if (since !== undefined && since < committed) replay = await site.store.messagesSince(conversationId, since, limit + 1);
+    const noReplay: MessageResource[] = [];
+    let [replay, openRuns] = await Promise.all([
+      since !== undefined && since < committed ? site.store.messagesSince(conversationId, since, limit + 1) : noReplay,
+      site.store.openRuns(conversationId),
+    ]);
     let truncated = replay.length > limit;
     if (truncated) replay = replay.slice(0, limit);
     // A message committed just before the replay query may not have gone out live yet. Were it to go out
@@ -102,7 +108,13 @@ export async function joinConversation(site: JoinSite, connection: Connection, c
     });
     site.endJoining(connection, conversationId, pending);
     const presence = site.subscribe(connection, conversationId, access.participant);
-    return { conversationId, lastSequence, replayed, truncated, presence };
+    wsJoins.inc();
+    if (replayed > 0) {
+      wsReplays.inc();
+      wsReplayedMessages.inc(replayed);
+    }
+    if (truncated) wsReplaysTruncated.inc();
+    return { conversationId, lastSequence, replayed, truncated, presence, runs: openRuns };
   } finally {
     site.endJoining(connection, conversationId, pending);
   }

@@ -3,7 +3,7 @@
  * and the hub runs no SQL of its own. Every method that decides access throws the domain's AppError.
  */
 import type { Principal } from "../auth/principal";
-import type { ConversationResource, MessageResource } from "../domain/resources";
+import type { ConversationResource, MessageResource, RunResource } from "../domain/resources";
 
 export interface RealtimeStore {
   /** May the principal watch the conversation? As a participant (with presence) or read-only. */
@@ -12,6 +12,8 @@ export interface RealtimeStore {
   authorizeTyping(principal: Principal, conversationId: string): Promise<void>;
   /** Messages above `since`, ascending, in their current state (deleted ones without content). */
   messagesSince(conversationId: string, since: number, limit: number): Promise<MessageResource[]>;
+  /** Runs not ended yet, oldest first. */
+  openRuns(conversationId: string): Promise<RunResource[]>;
   message(messageId: string): Promise<MessageResource | undefined>;
   conversation(conversationId: string): Promise<ConversationResource | undefined>;
   /** Last sequence and current members, or undefined once the conversation is deleted. */

@@ -35,6 +35,8 @@ export const SERVER_EVENTS = [
   "participant:updated",
   "conversation:updated",
   "conversation:deleted",
+  "run:started",
+  "run:ended",
   "conversation:added",
   "conversation:removed",
 ] as const;

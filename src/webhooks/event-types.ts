@@ -137,7 +137,10 @@ export function webhookEventOf(event: DomainEvent): WebhookEvent | undefined {
         members: event.participantIds,
         orgId: event.orgId,
       };
+    // Role changes and runs are not webhook events (yet).
     case "participant.updated":
+    case "run.started":
+    case "run.ended":
       return undefined;
   }
 }

@@ -3,15 +3,16 @@
  * embedded database only one process may open the data, so these commands must go through the server's
  * admin socket, and what they change must take effect in that server at once.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { usingPostgres } from "../support/database";
-import { runCli, startServerProcess, tempDir, type ServerProcess } from "../support/process";
+import { tempDir } from "../support/harness";
+import { runCli, startServerProcess, type ServerProcess } from "../support/process";
 import { uniq } from "../support/server";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 let server: ServerProcess;
 beforeAll(async () => {

@@ -3,12 +3,12 @@
  * checked on GET /api/auth/me; the WebSocket query parameters on GET /api/ws, where the gate runs before
  * any route (a request that passes the gate without upgrading is not a 401, whatever the route says).
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { newSecret, parseApiKey, parseSessionToken } from "../../src/auth/secrets";
 import { startTestServer, type TestPrincipal, type TestServer } from "../support/server";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 let t: TestServer;
 beforeAll(async () => {

@@ -2,7 +2,7 @@
  * The operator operations themselves (the CLI and the admin socket only carry their arguments): input
  * checks, what they store, and the AuthChange each one announces.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { eq } from "drizzle-orm";
 import type { AuthChange } from "../../src/auth/identity";
 import { parseDuration, parseOrgReference } from "../../src/auth/identity-input";
@@ -10,9 +10,9 @@ import { runOperatorOperation } from "../../src/operator/operations";
 import { principals } from "../../src/db/schema";
 import { AppError } from "../../src/core/errors";
 import { startTestServer, uniq, type TestServer } from "../support/server";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 let t: TestServer;
 beforeAll(async () => {

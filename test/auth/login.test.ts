@@ -2,12 +2,12 @@
  * Login, logout, session and me with the local identity: cookies, uniform failures, rate limits and
  * immediate revocation.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { openEmptyTestDatabase } from "../support/database";
 import { startTestServer, uniq, type TestServer } from "../support/server";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 const PASSWORD = "correct horse battery staple";
 

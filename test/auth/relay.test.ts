@@ -3,12 +3,12 @@
  * credential caches of the others through NOTIFY on `symbia_auth`. (The embedded database has a single
  * process, so there is nothing to relay.)
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { usingPostgres } from "../support/database";
 import { startTestServer, type TestPrincipal, type TestServer } from "../support/server";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 let a: TestServer;
 let b: TestServer;

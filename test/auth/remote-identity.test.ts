@@ -3,14 +3,14 @@
  * API keys are introspected, positive answers are cached, failures are not, and an unreachable service
  * is a 502 rather than a 401.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
 import { FAKE_PASSWORD, startFakeIdentity, type FakeIdentity } from "../support/fake-identity";
-import { freePort } from "../support/process";
+import { freePort } from "../support/harness";
 import { startTestServer, type TestServer } from "../support/server";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 let fake: FakeIdentity;
 let t: TestServer;

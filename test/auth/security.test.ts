@@ -2,7 +2,7 @@
  * Security properties of authentication that must hold for every route, present and future: nothing but
  * the public routes answers without a credential, and secrets are neither stored nor logged in clear.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
 import { eq } from "drizzle-orm";
 import { parseApiKey } from "../../src/auth/secrets";
@@ -10,9 +10,9 @@ import { apiKeys, principals, sessions } from "../../src/db/schema";
 import { setLogLevel } from "../../src/log";
 import type { LogLevel } from "../../src/config";
 import { startTestServer, uniq, type TestServer } from "../support/server";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 let t: TestServer;
 beforeAll(async () => {

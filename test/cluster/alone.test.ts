@@ -4,7 +4,7 @@
  * The test listens on the channel itself, as a bystander the instances do not know of, to see what goes
  * over it. Runs only with TEST_DATABASE_URL.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { EVENTS_CHANNEL, EXPIRY_MS, HEARTBEAT_MS } from "../../src/broker/postgres/postgres-broker";
 import { TEST_DATABASE_URL } from "../support/database";
@@ -21,9 +21,10 @@ import {
   type PostgresProxy,
 } from "../support/cluster";
 import { eventually, type Frame } from "../realtime/helpers";
+import { useEndToEndTimeout } from "../support/timeout";
 
 // End-to-end tests start servers and processes, and wait out the expiry of silent instances.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 interface Heard {
   at: number;
@@ -157,7 +158,7 @@ describe.skipIf(!TEST_DATABASE_URL)("an instance alone on PostgreSQL", () => {
 
       // B comes back: what it missed comes from the database, in order, and then live frames again.
       await bobOnB.next((f) => f.event === "message:new" && f.data.sequence === 4, 15_000).catch((error) => {
-        throw new Error(`${error.message}\nB's log:\n${b.stderr()}`);
+        throw new Error(`${error.message}\nB's log:\n${b.output()}`);
       });
       await eventually(() => sentBy(originB, "hb", outageEnds).length > 0, 10_000, "B heard again");
       await restSend(a, alice, conversationId, "after the outage");

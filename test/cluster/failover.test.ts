@@ -8,7 +8,7 @@
  * server that other tests share. A real restart (`pg_ctlcluster … restart`) is opt-in: set
  * CLUSTER_RESTART_TEST=1, on a machine where nothing else needs PostgreSQL meanwhile.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { TEST_DATABASE_URL } from "../support/database";
 import {
@@ -24,9 +24,9 @@ import {
   type PostgresProxy,
 } from "../support/cluster";
 import { eventually, type Frame, type RawSocket } from "../realtime/helpers";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 let cluster: ClusterDatabase;
 let a: Instance;
@@ -191,7 +191,7 @@ async function sendThroughOutage(disrupt: () => Promise<void>, phaseMs: number, 
     }
   } catch (error) {
     const detail = receivers.map((r) => `${r.name}: missing ${JSON.stringify(missing(r).slice(0, 20))}, ${r.reconnects} reconnects`).join("; ");
-    throw new Error(`${(error as Error).message}\n${detail}\nA: ${a.stderr().slice(-2000)}\nB: ${b.stderr().slice(-2000)}`);
+    throw new Error(`${(error as Error).message}\n${detail}\nA: ${a.output().slice(-2000)}\nB: ${b.output().slice(-2000)}`);
   }
   // The relay itself is back: a message sent on A alone (no traffic on B to reveal a gap) reaches B at once.
   const last = await a.request("POST", `/api/conversations/${conversationId}/messages`, { as: alice, body: { content: "after the outage" } });

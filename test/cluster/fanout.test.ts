@@ -1,11 +1,11 @@
 /**
  * More than one instance: three server processes on one PostgreSQL (a database of their own), clients
  * connected to different instances of the same conversation. What one instance's clients do reaches the
- * others' through LISTEN/NOTIFY (src/cluster/): messages in sequence order, removals, logouts, presence,
+ * others' through LISTEN/NOTIFY (src/broker/postgres/): messages in sequence order, removals, logouts, presence,
  * and messages too large for a notification. Runs only with TEST_DATABASE_URL (the embedded database
  * serves a single process).
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TEST_DATABASE_URL } from "../support/database";
 import {
   createClusterDatabase,
@@ -18,9 +18,9 @@ import {
   type Instance,
 } from "../support/cluster";
 import { eventually, type Frame, type RawSocket } from "../realtime/helpers";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 let cluster: ClusterDatabase;
 let a: Instance;

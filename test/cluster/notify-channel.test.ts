@@ -3,14 +3,15 @@
  * in order, an instance drops its own envelopes, and batches under sustained traffic keep their spacing.
  * Runs only with TEST_DATABASE_URL.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createServer, type AddressInfo } from "node:net";
 import postgres from "postgres";
 import { MAX_PAYLOAD_BYTES, NotifyChannel } from "../../src/broker/postgres/notify-channel";
 import { TEST_DATABASE_URL } from "../support/database";
 import { eventually } from "../realtime/helpers";
+import { useEndToEndTimeout } from "../support/timeout";
 
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 interface Item {
   n: number;

@@ -2,12 +2,12 @@
  * The ordering stage as several instances stress it: frames of other instances arrive late and in bursts,
  * gaps are read from the database while more frames arrive. No database needed: the gap filler is a stub.
  */
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { TopicFrame } from "../../src/realtime/frames";
 import { SequenceOrder } from "../../src/realtime/sequence-order";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 const conversationId = "c1";
 const frame = (sequence: number): TopicFrame => ({ conversationId, frame: `f${sequence}`, sequence });

@@ -3,12 +3,12 @@
  * participant management and stats. The database may be shared with other runs, so every query that
  * could see other rows filters by a fresh org.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startTestServer, type TestPrincipal, type TestServer } from "../support/server";
 import { UNKNOWN_ID, createConversation, expectError, expectStatus, participantsOf, roleOf, sendMessage } from "./fixtures";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 let t: TestServer;
 beforeAll(async () => {

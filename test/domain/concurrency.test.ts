@@ -4,12 +4,12 @@
  * mixed in, must leave sequences 1..N with no gap and no duplicate. Also concurrent joins and adds of the
  * same principal. Runs on the embedded database and, with TEST_DATABASE_URL, on PostgreSQL with a pool.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startTestServer, type TestPrincipal, type TestServer } from "../support/server";
 import { UNKNOWN_ID, createConversation, expectStatus } from "./fixtures";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 let t: TestServer;
 beforeAll(async () => {

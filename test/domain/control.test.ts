@@ -2,12 +2,12 @@
  * POST /api/conversations/:id/control: control events stored in the conversation's sequence, their
  * entitlements, targets and references, and who may send them.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startTestServer, type TestPrincipal, type TestServer } from "../support/server";
 import { UNKNOWN_ID, createConversation, expectError, expectStatus, listMessages, sendMessage } from "./fixtures";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 let t: TestServer;
 beforeAll(async () => {
@@ -40,7 +40,8 @@ describe("control events", () => {
   test.each([...INTERRUPT_EVENTS, ...ROUTING_EVENTS])("%s is stored as an event message (201)", async (event) => {
     const { id, org, operator, member } = await stage();
     await sendMessage(t, member, id);
-    const res = await send(operator, id, { event, target: member.id, reason: "because", runId: "run-9", traceId: "trace-9" });
+    // No run in the conversation: the event is stored and broadcast as it is (runs: test/domain/runs.test.ts).
+    const res = await send(operator, id, { event, target: member.id, reason: "because", traceId: "trace-9" });
     expectStatus(res, 201);
     expect(res.body).toMatchObject({
       conversation_id: id,
@@ -51,7 +52,7 @@ describe("control events", () => {
       interruptible: false,
       sequence: 2,
       org_id: org,
-      run_id: "run-9",
+      run_id: null,
       trace_id: "trace-9",
       version: 1,
     });

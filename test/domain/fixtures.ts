@@ -8,10 +8,10 @@ import type { TestPrincipal, TestServer } from "../support/server";
 
 export type Response = Awaited<ReturnType<TestServer["request"]>>;
 
-/** The error contract: the status, and a body that is exactly `{error, code}`. */
-export function expectError(res: Response, status: number, code?: string): void {
+/** The error contract: the status, and a body that is exactly `{error, code}` (plus the code's documented `details`). */
+export function expectError(res: Response, status: number, code?: string, details: Record<string, unknown> = {}): void {
   if (res.status !== status) throw new Error(`expected ${status}${code ? ` ${code}` : ""}, got ${res.status}: ${JSON.stringify(res.body)}`);
-  expect(res.body).toEqual({ error: expect.any(String), code: code ?? expect.any(String) });
+  expect(res.body).toEqual({ ...details, error: expect.any(String), code: code ?? expect.any(String) });
 }
 
 export function expectStatus(res: Response, status: number): void {

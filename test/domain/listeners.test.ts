@@ -2,11 +2,12 @@
  * Listeners of domain events cannot change what a client is answered: one that throws on every event
  * leaves every REST status and WebSocket ack as it was, and is counted.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { useEndToEndTimeout } from "../support/timeout";
 import { startTestServer, type TestServer } from "../support/server";
 import { groupConversation, joinedSocket } from "../realtime/helpers";
 
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 let server: TestServer;
 const seen: string[] = [];

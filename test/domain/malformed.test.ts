@@ -5,12 +5,12 @@
  * parameters. Each answer must be a 4xx with exactly `{error, code}` — never a 500 — and nothing refused
  * may leave a trace. Well-formed unicode (emoji, right-to-left text) must round-trip unchanged.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startTestServer, type TestPrincipal, type TestServer } from "../support/server";
 import { UNKNOWN_ID, createConversation, expectStatus, listMessages, participantsOf, sendMessage } from "./fixtures";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 let t: TestServer;
 /** A super admin who owns the conversation and sent the message: every permission check lets it through to validation. */

@@ -3,7 +3,7 @@
  * (pagination by sequence and time, read marks), edit with history, soft delete — happy paths, every error
  * status and the security cases.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startTestServer, type TestServer } from "../support/server";
 import {
   UNKNOWN_ID,
@@ -14,9 +14,9 @@ import {
   participantsOf,
   sendMessage,
 } from "./fixtures";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 let t: TestServer;
 beforeAll(async () => {

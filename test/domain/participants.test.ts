@@ -2,12 +2,12 @@
  * Participants: join, leave, add, remove, change role and ownership transfer — happy paths, every error
  * status and the security cases (members acting as admins, admins acting as owners, other organisations).
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startTestServer, type TestPrincipal, type TestServer } from "../support/server";
 import { UNKNOWN_ID, createConversation, expectError, expectStatus, participantsOf, roleOf } from "./fixtures";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 let t: TestServer;
 beforeAll(async () => {

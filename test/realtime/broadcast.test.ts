@@ -2,12 +2,12 @@
  * Every committed write reaches the conversation's sockets once, whichever transport made it; membership
  * follows the database; strangers hear nothing.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startTestServer, type TestServer } from "../support/server";
 import { groupConversation, joinedSocket, openSocket, restSend } from "./helpers";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 let server: TestServer;
 
@@ -97,6 +97,8 @@ describe("messages", () => {
     const conversationId = await groupConversation(server, supervisor, [agent]);
     const agentSocket = await joinedSocket(server, agent, conversationId);
     const supervisorSocket = await joinedSocket(server, supervisor, conversationId);
+    expect((await server.request("POST", `/api/conversations/${conversationId}/runs`, { as: supervisor, body: { runId: "run-1" } })).status).toBe(201);
+    expect((await agentSocket.next("run:started")).data).toMatchObject({ id: "run-1", owner_id: supervisor.id, state: "active" });
 
     const ack = await supervisorSocket.request("control:send", { conversationId, event: "stream.pause", reason: "hold on", runId: "run-1" });
     expect(ack.ok).toBe(true);
@@ -111,6 +113,8 @@ describe("messages", () => {
       senderType: "user",
       reason: "hold on",
       runId: "run-1",
+      from: "active",
+      to: "paused",
     });
 
     await server.request("POST", `/api/conversations/${conversationId}/control`, {
@@ -120,7 +124,8 @@ describe("messages", () => {
     const handoff = await agentSocket.next("stream.handoff");
     expect(handoff.data).toMatchObject({ sequence: 2, target: { principalId: agent.id, principalType: "agent" } });
 
-    const denied = await agentSocket.request("control:send", { conversationId, event: "stream.cancel" });
+    // The agent owns the run now, but routing it on still needs cap:messaging.route.
+    const denied = await agentSocket.request("control:send", { conversationId, event: "stream.route", target: supervisor.id });
     expect(denied.error!.code).toBe("missing_entitlement");
     agentSocket.close();
     supervisorSocket.close();

@@ -2,7 +2,7 @@
  * The SDK against the real server: every REST method, and the WebSocket client's acks, events,
  * reconnection and resumption.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import {
   ApiError,
   MessagingClient,
@@ -13,15 +13,18 @@ import {
   type JoinResult,
   type Message,
   type Participant,
+  type Run,
+  type ControlEventName,
 } from "../../src/client";
+import type { ControlEvent } from "../../src/domain/control-events";
 import type { ControlBroadcast as ServerControlBroadcast } from "../../src/domain/control-events";
-import type { ConversationResource, MessageResource, ParticipantResource } from "../../src/domain/resources";
+import type { ConversationResource, MessageResource, ParticipantResource, RunResource } from "../../src/domain/resources";
 import type { JoinResult as ServerJoinResult } from "../../src/realtime/hub";
 import { startTestServer, type TestServer } from "../support/server";
 import { eventually, restSend, sdkClient } from "./helpers";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 let server: TestServer;
 
@@ -181,7 +184,7 @@ describe("WebSocket", () => {
     expect(lifecycle[0]).toBe("close:1012:true");
     // Usually all five were sent while away and come back replayed; a quick reconnect gets some live.
     expect(lifecycle.some((entry) => entry.startsWith("resumed:"))).toBe(true);
-    expect(socket.stats).toEqual({ reconnects: 1, duplicatesDropped: 0 });
+    expect(socket.stats).toEqual({ reconnects: 1, duplicatesDropped: 0, rateLimitedRetries: 0 });
     socket.close();
   });
 
@@ -291,6 +294,11 @@ describe("types", () => {
     same<ClientControlBroadcast, ServerControlBroadcast & { event: ClientControlBroadcast["event"] }>();
     same<ServerControlBroadcast, ClientControlBroadcast>();
     same<JoinResult, ServerJoinResult>();
+    same<Run, RunResource>();
+    same<RunResource, Run>();
+    // The SDK's copy of the control event names is the server's one list.
+    same<ControlEventName, ControlEvent>();
+    same<ControlEvent, ControlEventName>();
     expect(true).toBe(true);
   });
 });

@@ -2,16 +2,16 @@
  * Sockets end with their credential (4401 on logout, revocation, disable, expiry) and with the server
  * (1001 after in-flight frames are answered).
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { IdentityDirectory } from "../../src/auth/identity-directory";
 import { startTestServer, type TestServer } from "../support/server";
 import { eq } from "drizzle-orm";
 import { principals } from "../../src/db/schema";
 import { eventually, groupConversation, joinedSocket, openSocket, restSend } from "./helpers";
 import { RawTcpWebSocket } from "./raw-tcp";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 let server: TestServer;
 let admin: IdentityDirectory;

@@ -2,14 +2,15 @@
  * Protection of the server: per-connection rate limit with a close on flooding, and slow consumers
  * closed before their send buffer grows without bound.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { wsClosesOf, wsSlowConsumerCloses } from "../../src/metrics/registry";
 import { hardBackpressureLimit } from "../../src/realtime/socket-options";
 import { startTestServer, type TestServer } from "../support/server";
 import { eventually, groupConversation, joinedSocket, openSocket, restSend } from "./helpers";
 import { RawTcpWebSocket } from "./raw-tcp";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 const BURST = 20;
 let server: TestServer;
@@ -36,11 +37,13 @@ describe("rate limit", () => {
 
   test("a client that keeps flooding is closed with 1008", async () => {
     const socket = await openSocket(server, await server.principal());
+    const policyClosesBefore = wsClosesOf(1008).value;
     for (let i = 0; i < BURST + 5 * BURST + 10; i++) socket.send({ event: "ping" });
     expect(socket.count("error")).toBeLessThanOrEqual(5 * BURST + 1);
     const closed = await socket.closed;
     expect(closed.code).toBe(1008);
     expect(socket.frames.some((f) => f.event === "error" && f.data.code === "rate_limited")).toBe(true);
+    await eventually(() => wsClosesOf(1008).value === policyClosesBefore + 1, 3000, "close counted under 1008");
   });
 });
 
@@ -54,6 +57,7 @@ describe("slow consumers", () => {
     slow.sendText(JSON.stringify({ event: "join:conversation", data: { conversationId }, ack: "join" }));
     await eventually(() => slow.frames().some((f) => f.event === "ack" && f.ack === "join"), 3000, "join ack");
     const connectionsBefore = server.server.realtime.connectionCount;
+    const slowClosesBefore = wsSlowConsumerCloses.value;
     slow.pause();
 
     // Publish (over REST) until the server gives up on the slow one.
@@ -77,6 +81,7 @@ describe("slow consumers", () => {
     slow.resume();
     await eventually(() => slow.closeCode !== undefined || slow.ended, 10_000, "close frame");
     expect(slow.closeCode).toBe(4008);
+    expect(wsSlowConsumerCloses.value).toBe(slowClosesBefore + 1);
     expect(healthy.isClosed).toBe(false);
     expect(healthy.count("message:new")).toBe(sent);
     healthy.close();

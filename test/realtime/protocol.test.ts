@@ -2,12 +2,12 @@
  * Connecting and the frame envelope: authentication before the upgrade, session:ready, acks, errors for
  * bad frames, frame and content size limits.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startTestServer, type TestServer } from "../support/server";
 import { groupConversation, openSocket, RawSocket } from "./helpers";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 let server: TestServer;
 

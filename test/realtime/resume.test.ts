@@ -2,13 +2,13 @@
  * Resume without loss: replay after `since` in current state, truncation at the replay limit, and the
  * switch from replay to live under concurrent senders with a receiver that keeps reconnecting.
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { RealtimeClient } from "../../src/client";
 import { startTestServer, type TestServer } from "../support/server";
 import { eventually, groupConversation, joinedSocket, openSocket, restSend, sdkClient } from "./helpers";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 const REPLAY_LIMIT = 5;
 let server: TestServer;

@@ -2,12 +2,12 @@
  * Typing indicators (to others, expiring on the server) and presence (per principal, only where it has
  * joined, offline when its last connection goes).
  */
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startTestServer, type TestServer } from "../support/server";
 import { groupConversation, joinedSocket, openSocket } from "./helpers";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
 const TYPING_TTL_MS = 300;
 let server: TestServer;

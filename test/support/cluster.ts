@@ -7,8 +7,8 @@
  * instances see it) without touching anyone else's connections. Principals and sessions are written
  * straight into it, as test/support/server.ts does for in-process servers.
  *
- * Instances are spawned like test/support/process.ts does (`bun run src/main.ts serve`, free port, own data
- * directory), but the child is kept so that a test can kill it with SIGKILL. Every wait is bounded.
+ * Instances are server processes of the harness (`bun run src/main.ts serve`, free port, own data
+ * directory), which a test can also kill with SIGKILL. Every wait is bounded.
  */
 import { randomUUID } from "node:crypto";
 import { rmSync } from "node:fs";
@@ -21,7 +21,7 @@ import { migrate } from "../../src/db/migrate";
 import * as schema from "../../src/db/schema";
 import { RawSocket } from "../realtime/helpers";
 import { TEST_DATABASE_URL } from "./database";
-import { MAIN, becomesHealthy, freePort, tempDir } from "./process";
+import { minimalEnv, productCommand, startServer, tempDir } from "./harness";
 
 /** The test's own connections carry this name, so that terminating "everyone else" spares them. */
 const TEST_APPLICATION = "symbia-cluster-test";
@@ -114,8 +114,8 @@ export interface Instance {
   url: string;
   wsUrl: string;
   pid: number;
-  /** What the process wrote to stderr so far (warnings and errors), for failure messages. */
-  stderr(): string;
+  /** The tail of what the process printed (at LOG_LEVEL=warn: warnings and errors), for failure messages. */
+  output(): string;
   request(method: string, path: string, options?: { as?: ClusterUser; body?: unknown; timeoutMs?: number }): Promise<{ status: number; body: any }>;
   /** A WebSocket as `who`, after its session:ready. */
   socket(who: ClusterUser, timeoutMs?: number): Promise<RawSocket>;
@@ -123,16 +123,15 @@ export interface Instance {
   joined(who: ClusterUser, conversationId: string, since?: number): Promise<RawSocket>;
   kill(signal: "SIGKILL" | "SIGTERM"): void;
   /** SIGTERM, then the exit code (SIGKILL after 8 s). */
-  stop(): Promise<number | null>;
+  stop(): Promise<number>;
 }
 
 export async function startInstance(name: string, databaseUrl: string, extraEnv: Record<string, string> = {}, timeoutMs = 30_000): Promise<Instance> {
   const dataDir = tempDir("symbia-cluster-");
-  const port = freePort();
-  const child = Bun.spawn([process.execPath, "run", MAIN, "serve"], {
+  const server = await startServer({
+    command: [...productCommand(), "serve"],
     env: {
-      PATH: process.env.PATH ?? "",
-      HOME: process.env.HOME ?? "/tmp",
+      ...minimalEnv(),
       DATA_DIR: dataDir,
       DATABASE_URL: databaseUrl,
       // Three instances and the rest of the suite share one PostgreSQL with 100 connections.
@@ -141,36 +140,22 @@ export async function startInstance(name: string, databaseUrl: string, extraEnv:
       LOG_LEVEL: "warn",
       SHUTDOWN_TIMEOUT_MS: "3000",
       ...extraEnv,
-      PORT: String(port),
-      HOST: "127.0.0.1",
     },
-    stdout: "ignore",
-    stderr: "pipe",
-  });
-  let stderr = "";
-  void (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of child.stderr) {
-      stderr += decoder.decode(chunk, { stream: true });
-      if (stderr.length > 64_000) stderr = stderr.slice(-32_000);
-    }
-  })().catch(() => {});
-
-  const url = `http://127.0.0.1:${port}`;
-  if (!(await becomesHealthy(url, child, timeoutMs))) {
-    child.kill("SIGKILL");
-    await child.exited;
+    label: `instance ${name}`,
+    healthTimeoutMs: timeoutMs,
+  }).catch((error) => {
     rmSync(dataDir, { recursive: true, force: true });
-    throw new Error(`instance ${name} did not become healthy within ${timeoutMs} ms:\n${stderr}`);
-  }
+    throw error;
+  });
 
+  const { url } = server;
   const wsUrl = url.replace(/^http/, "ws") + "/api/ws";
   const instance: Instance = {
     name,
     url,
     wsUrl,
-    pid: child.pid,
-    stderr: () => stderr,
+    pid: server.pid,
+    output: () => server.output(),
     async request(method, path, options = {}) {
       const headers: Record<string, string> = { ...(options.as?.headers ?? {}) };
       let body: string | undefined;
@@ -200,13 +185,10 @@ export async function startInstance(name: string, databaseUrl: string, extraEnv:
       return socket;
     },
     kill(signal) {
-      child.kill(signal);
+      server.kill(signal);
     },
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 8_000);
-      const code = await child.exited;
-      clearTimeout(timer);
+      const code = await server.stop(8_000);
       rmSync(dataDir, { recursive: true, force: true });
       return code;
     },

@@ -1,67 +1,17 @@
 /**
  * The product as operators run it: `bun run src/main.ts serve` as a real process on a free port with its
  * own data directory (and the test PostgreSQL when TEST_DATABASE_URL is set), and CLI commands run as
- * separate processes against it. Every wait is bounded.
+ * separate processes against it. The processes themselves are the harness's (./harness.ts).
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { TEST_DATABASE_URL } from "./database";
+import { minimalEnv, productCommand, runCommand, startServer, tempDir, type CommandResult } from "./harness";
 
-export const MAIN = resolve(import.meta.dir, "../../src/main.ts");
-const REPOSITORY = resolve(import.meta.dir, "../..");
+export type CliResult = CommandResult;
 
-export function freePort(): number {
-  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
-  const port = probe.port!;
-  probe.stop(true);
-  return port;
-}
-
-/** A short temporary directory: unix socket paths must stay under 108 bytes. */
-export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
-
-export interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-export async function runCli(args: string[], options: { env: Record<string, string>; stdin?: string; timeoutMs?: number }): Promise<CliResult> {
-  const child = Bun.spawn([process.execPath, "run", MAIN, ...args], {
-    cwd: REPOSITORY,
-    env: options.env,
-    stdin: options.stdin === undefined ? "ignore" : Buffer.from(options.stdin),
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 30_000);
-  try {
-    const [stdout, stderr, code] = await Promise.all([
-      new Response(child.stdout).text(),
-      new Response(child.stderr).text(),
-      child.exited,
-    ]);
-    return { code, stdout, stderr };
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Polls `GET /api/health` until it answers 200 (true), the process exits or the time is up (false). */
-export async function becomesHealthy(url: string, child: { exitCode: number | null }, timeoutMs: number): Promise<boolean> {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline && child.exitCode === null) {
-    try {
-      if ((await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(1000) })).status === 200) return true;
-    } catch {
-      // not listening yet
-    }
-    await Bun.sleep(100);
-  }
-  return false;
+export function runCli(args: string[], options: { env: Record<string, string>; stdin?: string; timeoutMs?: number }): Promise<CliResult> {
+  return runCommand([...productCommand(), ...args], options);
 }
 
 export interface ServerProcess {
@@ -76,38 +26,24 @@ export interface ServerProcess {
 
 export async function startServerProcess(extraEnv: Record<string, string> = {}, timeoutMs = 60_000): Promise<ServerProcess> {
   const dataDir = tempDir("symbia-");
-  const port = freePort();
   const env: Record<string, string> = {
-    PATH: process.env.PATH ?? "",
-    HOME: process.env.HOME ?? "/tmp",
+    ...minimalEnv(),
     DATA_DIR: dataDir,
     DATABASE_URL: TEST_DATABASE_URL ?? "",
     LOG_LEVEL: "warn",
     ...extraEnv,
   };
-  const child = Bun.spawn([process.execPath, "run", MAIN, "serve"], {
-    cwd: REPOSITORY,
-    env: { ...env, PORT: String(port), HOST: "127.0.0.1" },
-    stdout: "ignore",
-    stderr: "pipe",
+  const server = await startServer({ command: [...productCommand(), "serve"], env, healthTimeoutMs: timeoutMs }).catch((error) => {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw error;
   });
-  const stderr = new Response(child.stderr).text();
-  const url = `http://127.0.0.1:${port}`;
-  if (!(await becomesHealthy(url, child, timeoutMs))) {
-    child.kill("SIGKILL");
-    await child.exited;
-    throw new Error(`server did not become healthy within ${timeoutMs} ms:\n${await stderr}`);
-  }
   return {
-    url,
+    url: server.url,
     dataDir,
     socketPath: join(dataDir, "admin.sock"),
     env,
     async stop() {
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-      const code = await child.exited;
-      clearTimeout(timer);
+      const code = await server.stop(15_000);
       rmSync(dataDir, { recursive: true, force: true });
       return code;
     },

@@ -2,68 +2,47 @@
  * The executable as an operator meets it: start-up, persistence across restarts, the data-directory lock,
  * concurrent migrations, and configuration errors. These spawn real server processes.
  */
-import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { afterAll, describe, expect, test } from "bun:test";
+import { rmSync } from "node:fs";
 import postgres from "postgres";
 import { TEST_DATABASE_URL } from "../support/database";
+import { freePort, productCommand, runCommand, startServer, tempDir } from "../support/harness";
+import { useEndToEndTimeout } from "../support/timeout";
 
-// End-to-end tests start servers and processes: more than the runner's 5 s default.
-setDefaultTimeout(60_000);
+useEndToEndTimeout();
 
-const MAIN = join(import.meta.dir, "../../src/main.ts");
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "symbia-proc-"));
+/** A data directory of its own, removed after the file. */
+function newDataDir(): string {
+  const dir = tempDir("symbia-proc-");
   dirs.push(dir);
   return dir;
 }
 
-function freePort(): number {
-  const probe = Bun.serve({ port: 0, fetch: () => new Response() });
-  const port = probe.port!;
-  probe.stop(true);
-  return port;
-}
+/** The environment of these processes: the developer's, on the embedded database unless a test says otherwise. */
+const envWith = (env: Record<string, string>) => ({ ...process.env, LOG_LEVEL: "warn", DATABASE_URL: "", ...env }) as Record<string, string>;
 
-function spawnMain(args: string[], env: Record<string, string>) {
-  return Bun.spawn(["bun", "run", MAIN, ...args], {
-    env: { ...process.env, LOG_LEVEL: "warn", DATABASE_URL: "", ...env },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-}
+/** A command of the product run to its end. */
+const runMain = (args: string[], env: Record<string, string>) => runCommand([...productCommand(), ...args], { env: envWith(env) });
 
-async function waitHealthy(url: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(`${url}/api/health`)).status === 200) return;
-    } catch {
-      // not yet listening
-    }
-    await Bun.sleep(50);
-  }
-  throw new Error(`not healthy within ${timeoutMs} ms`);
-}
+/** `serve` on `port`, healthy within `timeoutMs`. */
+const serve = (env: Record<string, string>, port: number, timeoutMs: number) =>
+  startServer({ command: [...productCommand(), "serve"], env: envWith(env), port, healthTimeoutMs: timeoutMs });
 
 describe("the server process", () => {
   test("embedded database: data survives a restart, a second process is refused, SIGTERM exits 0", async () => {
-    const dataDir = tempDir();
+    const dataDir = newDataDir();
     const port = freePort();
-    const env = { DATA_DIR: dataDir, PORT: String(port), HOST: "127.0.0.1", SYMBIA_ADMIN_EMAIL: "root@example.test", SYMBIA_ADMIN_PASSWORD: "a long admin password" };
-    const url = `http://127.0.0.1:${port}`;
-    let server = spawnMain(["serve"], env);
-    await waitHealthy(url, 20_000);
+    const env = { DATA_DIR: dataDir, SYMBIA_ADMIN_EMAIL: "root@example.test", SYMBIA_ADMIN_PASSWORD: "a long admin password" };
+    let server = await serve(env, port, 20_000);
+    const { url } = server;
 
-    const second = spawnMain(["serve"], { ...env, PORT: String(freePort()) });
-    expect(await second.exited).toBe(1);
-    const refusal = await new Response(second.stderr).text();
-    expect(refusal.trim().split("\n")).toHaveLength(1);
-    expect(refusal).toContain("in use by process");
+    const second = await runMain(["serve"], { ...env, PORT: String(freePort()), HOST: "127.0.0.1" });
+    expect(second.code).toBe(1);
+    expect(second.stderr.trim().split("\n")).toHaveLength(1);
+    expect(second.stderr).toContain("in use by process");
 
     const login = async () =>
       fetch(`${url}/api/auth/login`, {
@@ -85,9 +64,8 @@ describe("the server process", () => {
     server.kill("SIGTERM");
     expect(await server.exited).toBe(0);
 
-    server = spawnMain(["serve"], env);
     const restartedAt = performance.now();
-    await waitHealthy(url, 10_000);
+    server = await serve(env, port, 10_000);
     expect(performance.now() - restartedAt).toBeLessThan(5_000);
     const after = await fetch(`${url}/api/conversations/${id}`, { headers: { authorization: `Bearer ${token}` } });
     expect(after.status).toBe(200);
@@ -97,9 +75,8 @@ describe("the server process", () => {
   }, 60_000);
 
   test("an unreachable DATABASE_URL exits 1 with one line", async () => {
-    const proc = spawnMain(["serve"], { DATABASE_URL: "postgres://nobody@127.0.0.1:1/x", PORT: String(freePort()) });
-    expect(await proc.exited).toBe(1);
-    const stderr = await new Response(proc.stderr).text();
+    const { code, stderr } = await runMain(["serve"], { DATABASE_URL: "postgres://nobody@127.0.0.1:1/x", PORT: String(freePort()) });
+    expect(code).toBe(1);
     expect(stderr.trim().split("\n")).toHaveLength(1);
     expect(stderr).toContain("cannot reach PostgreSQL at 127.0.0.1:1");
   });
@@ -110,20 +87,19 @@ describe("the server process", () => {
     [["nonsense"], {}, 'unknown command "nonsense"'],
     [["serve", "--bogus"], {}, "serve takes no arguments"],
   ])("bad configuration %p %p exits 1 saying %s", async (args, env, message) => {
-    const proc = spawnMain(args as string[], { DATA_DIR: tempDir(), ...(env as Record<string, string>) });
-    expect(await proc.exited).toBe(1);
-    const stderr = await new Response(proc.stderr).text();
+    const { code, stderr } = await runMain(args as string[], { DATA_DIR: newDataDir(), ...(env as Record<string, string>) });
+    expect(code).toBe(1);
     expect(stderr).toContain(message);
     expect(stderr).not.toContain("    at ");
   });
 
   test("version and --help", async () => {
-    const version = spawnMain(["version"], {});
-    expect(await version.exited).toBe(0);
-    expect((await new Response(version.stdout).text()).trim()).toMatch(/^\d+\.\d+\.\d+/);
-    const help = spawnMain(["--help"], {});
-    expect(await help.exited).toBe(0);
-    expect(await new Response(help.stdout).text()).toContain("migrate");
+    const version = await runMain(["version"], {});
+    expect(version.code).toBe(0);
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    const help = await runMain(["--help"], {});
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("migrate");
   });
 });
 
@@ -135,8 +111,8 @@ describe.skipIf(!TEST_DATABASE_URL)("migrations on PostgreSQL", () => {
     try {
       const url = new URL(TEST_DATABASE_URL!);
       url.pathname = `/${name}`;
-      const runs = [spawnMain(["migrate"], { DATABASE_URL: url.toString() }), spawnMain(["migrate"], { DATABASE_URL: url.toString() })];
-      expect(await Promise.all(runs.map((r) => r.exited))).toEqual([0, 0]);
+      const runs = [runMain(["migrate"], { DATABASE_URL: url.toString() }), runMain(["migrate"], { DATABASE_URL: url.toString() })];
+      expect((await Promise.all(runs)).map((r) => r.code)).toEqual([0, 0]);
       const db = postgres(url.toString(), { max: 1, onnotice: () => {} });
       const rows = await db`select tag, count(*)::int as n from symbia_migrations group by tag`;
       await db.end();

@@ -20,6 +20,7 @@
 import postgres from "postgres";
 import { reconnectBackoff } from "../../db/client";
 import { describeError, log } from "../../log";
+import { relayBatches, relayItemsDropped, relayItemsReceived, relayItemsSent, relayQueueDepth } from "../../metrics/registry";
 
 /** NOTIFY payloads must stay under 8,000 bytes; keep room for the envelope. */
 export const MAX_PAYLOAD_BYTES = 7_800;
@@ -75,9 +76,20 @@ export class NotifyChannel<T> {
   private lastFlush = -Infinity;
   /** When one of this instance's own envelopes last came back through LISTEN (performance.now()). */
   private lastOwnEcho = -Infinity;
+  /** This channel's series of the relay metrics, bound once. */
+  private readonly measured;
 
   constructor(private readonly options: NotifyChannelOptions<T>) {
     this.head = `{"o":${JSON.stringify(options.origin)},"i":[`;
+    const { channel } = options;
+    this.measured = {
+      queued: relayQueueDepth.labels(channel),
+      batches: relayBatches.labels(channel),
+      sent: relayItemsSent.labels(channel),
+      received: relayItemsReceived.labels(channel),
+      droppedQueueFull: relayItemsDropped.labels(channel, "queue_full"),
+      droppedSendFailed: relayItemsDropped.labels(channel, "send_failed"),
+    };
     this.sender = postgres(options.url, { max: 1, onnotice: () => {}, connect_timeout: 5, idle_timeout: 0, backoff: reconnectBackoff });
   }
 
@@ -106,10 +118,12 @@ export class NotifyChannel<T> {
     if (this.queue.length >= MAX_QUEUED_ITEMS) {
       // PostgreSQL does not take notifications as fast as they come (or at all): rather than grow without
       // bound, drop. Receivers read missing messages back by sequence.
+      this.measured.droppedQueueFull.inc();
       if (this.dropped++ % 10_000 === 0) log.warn("cross-instance notifications dropped: too many waiting", { channel: this.options.channel });
       return;
     }
     this.queue.push(encoded);
+    this.measured.queued.inc();
     if (!this.timer && !this.sending) this.schedule(this.options.coalesceMs ?? 1);
   }
 
@@ -146,16 +160,21 @@ export class NotifyChannel<T> {
     const items = this.queue;
     this.queue = [];
     if (items.length === 0) return;
+    this.measured.queued.dec(items.length);
+    this.measured.batches.inc();
     const payloads = this.pack(items);
     this.sending = (async () => {
       for (let from = 0; from < payloads.length; from += PAYLOADS_PER_STATEMENT) {
         const some = payloads.slice(from, from + PAYLOADS_PER_STATEMENT);
         try {
           await this.sender.unsafe(notifyStatement(some.length), [this.options.channel, ...some.map((p) => p.payload)], { prepare: true });
+          this.measured.sent.inc(some.reduce((n, p) => n + p.items, 0));
         } catch (error) {
           // Other instances find the gap by sequence and read it from the database; what has no sequence
           // (typing, presence) is transient anyway.
-          this.dropped += some.reduce((n, p) => n + p.items, 0);
+          const lost = some.reduce((n, p) => n + p.items, 0);
+          this.dropped += lost;
+          this.measured.droppedSendFailed.inc(lost);
           log.warn("cross-instance notification not sent", { channel: this.options.channel, ...describeError(error) });
         }
       }
@@ -203,6 +222,7 @@ export class NotifyChannel<T> {
       return;
     }
     if (!envelope || envelope.o === this.options.origin || !Array.isArray(envelope.i)) return;
+    this.measured.received.inc(envelope.i.length);
     this.options.onItems?.(envelope.i, envelope.o);
   }
 }

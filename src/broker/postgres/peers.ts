@@ -5,6 +5,7 @@
  */
 import type { PresenceStatus } from "../../realtime/frames";
 import type { PresentPrincipal } from "../../realtime/presence";
+import { relayPeers } from "../../metrics/registry";
 
 export interface Peer {
   lastSeen: number;
@@ -36,6 +37,7 @@ export class PeerDirectory {
     if (!peer) {
       peer = { lastSeen: Date.now(), presence: new Map(), typing: new Map() };
       this.peers.set(origin, peer);
+      relayPeers.inc();
     }
     peer.lastSeen = Date.now();
     return { peer, isNew };
@@ -44,8 +46,14 @@ export class PeerDirectory {
   /** Forgets a peer (it said bye, or fell silent); returns what it held. */
   forget(origin: string): Peer | undefined {
     const peer = this.peers.get(origin);
-    this.peers.delete(origin);
+    if (this.peers.delete(origin)) relayPeers.dec();
     return peer;
+  }
+
+  /** Forgets every peer (this instance stops). */
+  clear(): void {
+    relayPeers.dec(this.peers.size);
+    this.peers.clear();
   }
 
   /** Peers silent since before `cutoff` (ms since epoch). */

@@ -133,6 +133,7 @@ export class PostgresBroker implements Broker {
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.channel.send({ k: "bye" });
     await this.channel.stop();
+    this.directory.clear();
   }
 
   /** Tells every instance this one's presence (a newcomer knows none of it). */

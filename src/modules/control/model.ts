@@ -1,6 +1,6 @@
 import { t } from "elysia";
 import { CONTROL_EVENTS } from "../../domain/control-events";
-import { Metadata, ParticipantType, PrincipalId, Text, Uuid } from "../shared-models";
+import { Metadata, ParticipantType, Priority, PrincipalId, Text, Uuid } from "../shared-models";
 
 export const ControlEventName = t.Union(CONTROL_EVENTS.map((event) => t.Literal(event)));
 
@@ -15,7 +15,10 @@ export const SendControlBody = t.Object({
   target: t.Optional(ControlTarget),
   reason: t.Optional(Text({ maxLength: 2000 })),
   preemptedBy: t.Optional(Uuid),
-  runId: t.Optional(Text({ maxLength: 255 })),
+  /** The run the event applies to; without it, every run that can take it (docs/runs.md). */
+  runId: t.Optional(Text({ minLength: 1, maxLength: 255 })),
+  /** stream.priority: the run's new priority (`metadata.priority` is read too). */
+  priority: t.Optional(Priority),
   traceId: t.Optional(Text({ maxLength: 255 })),
   metadata: t.Optional(Metadata),
 });

@@ -12,6 +12,8 @@ import { fail } from "../../core/errors";
 import type { Scope } from "../../core/scope";
 import type { Services } from "../../services";
 import { insertMessage, type StoredMessage } from "../messages/service";
+import { applyControl, emitTransition } from "../runs/service";
+import { PRIORITIES, type RunPriority } from "../../domain/run-rules";
 import type { SendControlInput } from "./model";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -56,6 +58,11 @@ export interface StoredControl extends StoredMessage {
   broadcast: ControlBroadcast;
 }
 
+/**
+ * A control event: applied to the runs it names (or, without `runId`, to every run that can take it and
+ * that the caller may act on), each transition stored and broadcast; with no run to act on, stored and
+ * broadcast as a plain control message, which needs the event's entitlement. Answers the first message.
+ */
 export async function sendControl(
   services: Services,
   principal: Principal,
@@ -63,14 +70,30 @@ export async function sendControl(
   input: SendControlInput,
   scope: Scope,
 ): Promise<StoredControl> {
+  checkMetadata(services.config, input.metadata);
+  // Checked before the target so that a stranger learns nothing about who participates.
+  const { participant } = await requireParticipant(services.database.db, principal, conversationId);
+  const target = await resolveTarget(services, conversationId, input.event, input.target);
+  const priority = priorityOf(input);
+  // A priority change that names no priority changes no run (kept as a plain event, as before runs).
+  const transitions = input.event === "stream.priority" && !priority ? [] : await applyControl(
+    services,
+    principal,
+    conversationId,
+    { event: input.event, runId: input.runId, target, reason: input.reason, preemptedBy: input.preemptedBy, traceId: input.traceId, priority, metadata: input.metadata },
+    scope,
+    participant,
+  );
+  if (transitions.length > 0) {
+    for (const applied of transitions) emitTransition(services, applied);
+    const { message } = transitions[0];
+    return { message, json: JSON.stringify(message), replayed: false, broadcast: controlBroadcastOf(message) };
+  }
+
   const entitlement = requiredEntitlement(input.event);
   if (!hasEntitlement(principal, entitlement)) {
     throw fail.missing_entitlement(`${input.event} needs the entitlement ${entitlement}`);
   }
-  checkMetadata(services.config, input.metadata);
-  // Checked before the target so that a stranger learns nothing about who participates.
-  await requireParticipant(services.database.db, principal, conversationId);
-  const target = await resolveTarget(services, conversationId, input.event, input.target);
   const control = {
     event: input.event,
     ...(target && { target }),
@@ -83,7 +106,6 @@ export async function sendControl(
     priority: "high",
     interruptible: false,
     preemptedBy: input.preemptedBy,
-    runId: input.runId,
     traceId: input.traceId,
     metadata: {
       ...input.metadata,
@@ -95,4 +117,17 @@ export async function sendControl(
   const broadcast = controlBroadcastOf(message);
   services.domainEvents.emit({ type: "control.sent", conversationId, message, control: broadcast });
   return { ...stored, broadcast };
+}
+
+/** stream.priority takes the new priority from `priority`, or else from `metadata.priority`. */
+function priorityOf(input: SendControlInput): RunPriority | undefined {
+  const value = input.priority ?? input.metadata?.priority;
+  if (value === undefined) {
+    if (input.event === "stream.priority" && input.runId !== undefined) {
+      throw fail.invalid_input("stream.priority needs a priority: low, normal, high or critical");
+    }
+    return undefined;
+  }
+  if (!(PRIORITIES as readonly unknown[]).includes(value)) throw fail.invalid_input("priority must be low, normal, high or critical");
+  return value as RunPriority;
 }

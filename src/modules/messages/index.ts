@@ -3,6 +3,7 @@
  */
 import { Elysia, t } from "elysia";
 import { authenticated } from "../../http/context";
+import { messagesSent } from "../../metrics/registry";
 import type { Services } from "../../services";
 import { ConversationParams, jsonBodyOnly } from "../shared-models";
 import { EditMessageBody, ListMessagesQuery, MessageParams, SendMessageBody } from "./model";
@@ -26,6 +27,7 @@ export function messagesModule(services: Services) {
       "",
       async ({ principal, params, body, scope, requestId }) => {
         const stored = await sendMessage(services, principal, params.id, body, scope);
+        if (!stored.replayed) messagesSent.rest.inc();
         return jsonResponse(stored.json, stored.replayed ? 200 : 201, requestId);
       },
       {

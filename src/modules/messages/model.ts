@@ -1,7 +1,6 @@
 import { t } from "elysia";
-import { Metadata, QueryInteger, Text, Uuid } from "../shared-models";
+import { Metadata, Priority, QueryInteger, Text, Uuid } from "../shared-models";
 
-export const Priority = t.Union([t.Literal("low"), t.Literal("normal"), t.Literal("high"), t.Literal("critical")]);
 
 /** Content size is checked in bytes by the domain (413), not here (which would answer 400). */
 export const SendMessageBody = t.Object({

@@ -3,6 +3,10 @@
  *
  * One statement does it all: it bumps the conversation's counter, checks that the sender participates and
  * that the references name messages of the conversation, and inserts the message with the new sequence.
+ * A message with a `runId` is let in only while that run is active and the sender owns it (the run's row
+ * is share-locked, so a concurrent transition waits for the send or the send sees the new state); a run
+ * id nobody started starts a run owned by the sender. Every send also tells whether it outranks an active,
+ * interruptible run of someone else (automatic preemption), through an index of active runs only.
  * The counter's row lock orders concurrent senders, and because it is a single statement a failed insert
  * (a duplicate client id) rolls the counter back too: sequences stay 1, 2, 3 … with no gap.
  *
@@ -14,21 +18,53 @@ import type { MessageRow } from "../../db/schema";
 import type { Scope } from "../../core/scope";
 
 export const SEND_STATEMENT = `
-with next as (
+with run as (
+  select r.state, r.owner_id
+    from runs r
+   where $9::text is not null and r.conversation_id = $1 and r.id = $9
+     for share
+),
+next as (
   update conversations c
      set last_sequence = c.last_sequence + 1, last_message_at = now()
    where c.id = $1
      and exists (select 1 from participants p where p.conversation_id = c.id and p.user_id = $2)
      and ($3::uuid is null or exists (select 1 from messages r where r.id = $3::uuid and r.conversation_id = c.id))
      and ($4::uuid is null or exists (select 1 from messages r where r.id = $4::uuid and r.conversation_id = c.id))
-  returning c.last_sequence, c.org_id
+     and ($9::text is null or not exists (select 1 from run) or exists (select 1 from run where state = 'active' and owner_id = $2))
+  returning c.last_sequence, c.org_id, (c.metadata->>'autoPreempt') is distinct from 'false' as auto_preempt
+),
+started as (
+  insert into runs (conversation_id, id, owner_id, owner_type, state, priority, interruptible)
+  select $1, $9, $2, $6, 'active', $11, $12
+   where $9::text is not null and exists (select 1 from next) and not exists (select 1 from run)
+  on conflict do nothing
+  returning id
+),
+inserted as (
+  insert into messages (id, conversation_id, sender_id, sender_type, content, content_type, reply_to, org_id,
+                        run_id, trace_id, sequence, priority, interruptible, preempted_by, metadata,
+                        data_class, policy_ref)
+  select $5, $1, $2, $6, $7, $8, $3::uuid, next.org_id, $9, $10, next.last_sequence, $11, $12, $4::uuid, $13::jsonb, $14, $15
+    from next
+  returning *
 )
-insert into messages (id, conversation_id, sender_id, sender_type, content, content_type, reply_to, org_id,
-                      run_id, trace_id, sequence, priority, interruptible, preempted_by, metadata,
-                      data_class, policy_ref)
-select $5, $1, $2, $6, $7, $8, $3::uuid, next.org_id, $9, $10, next.last_sequence, $11, $12, $4::uuid, $13::jsonb, $14, $15
-  from next
-returning *`;
+select inserted.*,
+       exists (select 1 from started) as run_started,
+       (select auto_preempt from next) and exists (
+         select 1 from runs r
+          where r.conversation_id = $1 and r.state = 'active' and r.interruptible and r.owner_id <> $2
+            and array_position(array['low','normal','high','critical'], r.priority) < array_position(array['low','normal','high','critical'], $11::text)
+       ) as preempts_runs
+  from inserted`;
+
+/** What the statement answers besides the message row. */
+export interface SendOutcome {
+  /** The message named a run nobody had started: it started now, owned by the sender. */
+  run_started: boolean;
+  /** An active, interruptible run of someone else has a lower priority than this message: it is to be preempted. */
+  preempts_runs: boolean;
+}
 
 /** Everything a new message row needs besides its sequence and org (which the statement assigns). */
 export interface SendRow {

@@ -6,16 +6,18 @@
  */
 import { and, asc, desc, eq, gt, gte, isNull, lt, type SQL } from "drizzle-orm";
 import type { Principal } from "../../auth/principal";
-import { messages, messageVersions, participants, type MessageRow } from "../../db/schema";
+import { messages, messageVersions, participants, runs, type MessageRow } from "../../db/schema";
 import { requireParticipant, requireReader } from "../../domain/access";
 import { checkContent, checkMetadata, normaliseContentType } from "../../domain/limits";
-import { toMessage, type MessageResource } from "../../domain/resources";
+import { toMessage, type MessageResource, type RunResource } from "../../domain/resources";
 import { AppError, fail, notFound } from "../../core/errors";
 import { constraintName, sqlState } from "../../core/database-errors";
 import type { Scope } from "../../core/scope";
 import type { Services } from "../../services";
 import type { EditMessageInput, SendMessageInput } from "./model";
-import { SEND_STATEMENT, sendParameters } from "./send-statement";
+import { SEND_STATEMENT, sendParameters, type SendOutcome } from "./send-statement";
+import { preemptForPriority } from "../runs/service";
+import { isEnded } from "../../domain/run-rules";
 
 export interface StoredMessage {
   message: MessageResource;
@@ -23,6 +25,8 @@ export interface StoredMessage {
   json: string;
   /** True when a client id was sent again and the stored message is returned (no new sequence, no event). */
   replayed: boolean;
+  /** What the send statement found out besides (absent on a replay). */
+  outcome?: SendOutcome;
 }
 
 /** Everything a new message row needs besides its sequence (which the statement assigns). */
@@ -77,10 +81,32 @@ export async function sendMessage(
     preemptedBy: input.preemptedBy,
     metadata: scopedMetadata(input.metadata, scope),
   });
-  if (!stored.replayed) {
-    services.domainEvents.emit({ type: "message.created", conversationId, message: stored.message, json: stored.json });
-  }
+  if (stored.replayed) return stored;
+  const { message, outcome } = stored;
+  if (outcome?.run_started) services.domainEvents.emit({ type: "run.started", conversationId, run: implicitRun(message) });
+  services.domainEvents.emit({ type: "message.created", conversationId, message, json: stored.json });
+  // Rare: the message outranks someone's active run. The preemption follows it in the sequence.
+  if (outcome?.preempts_runs) await preemptForPriority(services, message);
   return stored;
+}
+
+/** The run a message started by naming it: what the send statement inserted, without reading it back. */
+function implicitRun(message: MessageResource): RunResource {
+  return {
+    id: message.run_id!,
+    conversation_id: message.conversation_id,
+    owner_id: message.sender_id,
+    owner_type: message.sender_type,
+    state: "active",
+    priority: message.priority,
+    interruptible: message.interruptible,
+    started_at: message.created_at,
+    updated_at: message.created_at,
+    ended_at: null,
+    end_reason: null,
+    preempted_by: null,
+    metadata: {},
+  };
 }
 
 /** The one-statement insert shared by messages and control events. Emits nothing. */
@@ -94,9 +120,9 @@ export async function insertMessage(
   const id = m.id ?? Bun.randomUUIDv7();
   const replyTo = m.replyTo ?? null;
   const preemptedBy = m.preemptedBy ?? null;
-  let inserted: MessageRow[];
+  let inserted: (MessageRow & SendOutcome)[];
   try {
-    inserted = await services.database.query<MessageRow>(
+    inserted = await services.database.query<MessageRow & SendOutcome>(
       SEND_STATEMENT,
       sendParameters({
         id,
@@ -120,9 +146,10 @@ export async function insertMessage(
     }
     throw error;
   }
-  if (inserted.length === 0) throw await explainRejectedSend(services, principal, conversationId, replyTo, preemptedBy);
-  const message = toMessage(inserted[0]);
-  return { message, json: JSON.stringify(message), replayed: false };
+  if (inserted.length === 0) throw await explainRejectedSend(services, principal, conversationId, replyTo, preemptedBy, m.runId);
+  const row = inserted[0];
+  const message = toMessage(row);
+  return { message, json: JSON.stringify(message), replayed: false, outcome: { run_started: row.run_started, preempts_runs: row.preempts_runs } };
 }
 
 /** A client id seen before: the same sender and conversation get the stored message back; anyone else 409. */
@@ -147,6 +174,7 @@ async function explainRejectedSend(
   conversationId: string,
   replyTo: string | null,
   preemptedBy: string | null,
+  runId: string | undefined,
 ): Promise<AppError> {
   const { db } = services.database;
   try {
@@ -163,6 +191,12 @@ async function explainRejectedSend(
       .from(messages)
       .where(and(eq(messages.id, ref), eq(messages.conversation_id, conversationId)));
     if (!found) return fail.invalid_reference(`${field} does not name a message of this conversation`);
+  }
+  if (runId !== undefined) {
+    const [run] = await db.select().from(runs).where(and(eq(runs.conversation_id, conversationId), eq(runs.id, runId)));
+    if (run && isEnded(run.state)) return fail.run_ended(`Run ${runId} has ended (${run.state})`).with({ state: run.state });
+    if (run && run.owner_id !== principal.id) return fail.not_run_owner(`Run ${runId} belongs to ${run.owner_id}`).with({ state: run.state });
+    if (run && run.state !== "active") return fail.run_paused(`Run ${runId} is ${run.state}`).with({ state: run.state });
   }
   return notFound("Conversation");
 }
