@@ -1,10 +1,28 @@
 /**
- * Builds the single executable `dist/symbia-messaging`: the server, its migrations and the embedded
- * database's WebAssembly and data bundle, with no node_modules needed at run time.
+ * Builds the single executable `dist/symbia-messaging`: the server, its migrations, the embedded
+ * database's WebAssembly and data bundle, and a migrated data directory for its first start, with no
+ * node_modules needed at run time.
  */
 import { $ } from "bun";
+import { buildDataDirSeed, SEED_PATH } from "./scripts/build-data-dir-seed";
 
 await $`bun run scripts/embed-migrations.ts`.quiet();
+const seed = await buildDataDirSeed();
+
+/** Swaps src/db/data-dir-seed.ts (no seed when run from source) for one that embeds the seed just built. */
+const embedSeed: Bun.BunPlugin = {
+  name: "embed-data-dir-seed",
+  setup(build) {
+    build.onLoad({ filter: /[\\/]src[\\/]db[\\/]data-dir-seed\.ts$/ }, () => ({
+      loader: "ts",
+      contents: [
+        `import seedPath from ${JSON.stringify(SEED_PATH)} with { type: "file" };`,
+        // The bytes rather than the file: embedded files are read like the PGlite assets.
+        "export async function dataDirSeed() { return new Blob([await Bun.file(seedPath).arrayBuffer()]); }",
+      ].join("\n"),
+    }));
+  },
+};
 
 const result = await Bun.build({
   entrypoints: ["./src/main.ts"],
@@ -12,6 +30,7 @@ const result = await Bun.build({
   minify: true,
   sourcemap: "linked",
   target: "bun",
+  plugins: [embedSeed],
 });
 
 if (!result.success) {
@@ -19,4 +38,7 @@ if (!result.success) {
   process.exit(1);
 }
 const size = Bun.file("./dist/symbia-messaging").size;
-console.log(`built dist/symbia-messaging (${(size / 1024 / 1024).toFixed(1)} MiB)`);
+console.log(
+  `built dist/symbia-messaging (${(size / 1024 / 1024).toFixed(1)} MiB, data directory seed ` +
+    `${(seed.bytes / 1024 / 1024).toFixed(1)} MiB with ${seed.migrations.length} migrations)`,
+);

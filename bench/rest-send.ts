@@ -18,6 +18,7 @@
  * machine of its own; needs taskset and the right to change PostgreSQL's processes), and
  * PROFILE=<dir> to have the server write a CPU profile (.cpuprofile) into <dir> when it stops, and
  * SOURCE=<dir> to run the server from another checkout of the repository (to compare two versions), and
+ * BINARY=<path> to run another build (implies SERVER=binary), BASELINE=off to measure the product only, and
  * RUN_IDS=1 to send every message into a run (one per client loop and conversation, started by its first
  * message), which the send statement checks.
  */
@@ -250,8 +251,9 @@ interface ServerProcess {
 
 async function startProduct(databaseUrl: string, pool: number): Promise<ServerProcess> {
   const dataDir = tempDir("symbia-bench-");
-  const binary = join(REPOSITORY, "dist/symbia-messaging");
-  const useBinary = process.env.SERVER === "binary";
+  // BINARY=<path>: another build of the product (e.g. of an earlier commit), to compare two versions.
+  const binary = process.env.BINARY ? resolve(process.env.BINARY) : join(REPOSITORY, "dist/symbia-messaging");
+  const useBinary = process.env.SERVER === "binary" || Boolean(process.env.BINARY);
   if (useBinary && !existsSync(binary)) throw new Error("SERVER=binary needs dist/symbia-messaging: run `bun run build` first");
   // PROFILE=<dir>: the server writes a CPU profile there when it stops (source runs only).
   const bunFlags = process.env.PROFILE ? [`--cpu-prof`, `--cpu-prof-dir=${resolve(process.env.PROFILE)}`] : [];
@@ -406,8 +408,11 @@ async function main(): Promise<void> {
 
         const product = await measureRest(sql, server, { ...base, conversations, baseUrl: server.url, tokens: principals.map((p) => p.token), runIds: process.env.RUN_IDS === "1" });
         const baselineConfig = { ...base, conversations, databaseUrl, pool, principals: principals.map((p) => p.id) };
-        const baseline = await measureBaseline({ ...baselineConfig, prepare: true });
-        const unnamed = await measureBaseline({ ...baselineConfig, prepare: false });
+        // BASELINE=off: the product only (e.g. to compare two builds, whose schemas the statement may not fit).
+        const skipped: LoadResult = { sends: 0, errors: 0, seconds: 0, rate: 0, p50Ms: 0, p99Ms: 0, maxMs: 0, clientCpuUs: 0 };
+        const withBaseline = process.env.BASELINE !== "off";
+        const baseline = withBaseline ? await measureBaseline({ ...baselineConfig, prepare: true }) : skipped;
+        const unnamed = withBaseline ? await measureBaseline({ ...baselineConfig, prepare: false }) : skipped;
 
         runs.push({ name, conversations: conversations.length, product, baseline, unnamed });
         const line = (label: string, r: LoadResult) =>

@@ -5,17 +5,19 @@
  * Where a request goes: src/modules/<feature>/index.ts holds the routes of each feature, which call the
  * domain functions in src/modules/<feature>/service.ts.
  */
-import { swagger } from "@elysiajs/swagger";
-import { Elysia } from "elysia";
+import { Elysia, type AnyElysia } from "elysia";
 import { admitRequest, requestContext, requestStateOf } from "./http/context";
 import { errorAnswer, errorResponse } from "./http/error-response";
+import { unknownRouteGuard } from "./http/known-routes";
 import { answerMetrics, isScrape } from "./http/metrics-endpoint";
-import { GATE_ROUTE, recordRequest, statusOf } from "./http/request-metrics";
+import { GATE_ROUTE, recordRequest, statusOf, UNMATCHED_ROUTE } from "./http/request-metrics";
+import { edgeHeaders } from "./http/response-headers";
 import { log } from "./log";
 import { adminModule } from "./modules/admin";
 import { authModule } from "./modules/auth";
 import { controlModule } from "./modules/control";
 import { conversationsModule } from "./modules/conversations";
+import { docsModule } from "./modules/docs";
 import { messagesModule } from "./modules/messages";
 import { participantsModule } from "./modules/participants";
 import { runsModule } from "./modules/runs";
@@ -28,7 +30,6 @@ import { realtimeModule } from "./realtime/route";
 import { CLIENT_EVENTS, SERVER_EVENTS } from "./realtime/wire-events";
 import { realtimeSocketOptions } from "./realtime/socket-options";
 import type { Services } from "./services";
-import { SERVICE_NAME, VERSION } from "./version";
 
 /** The WebSocket hub, reading through the domain's conversation reads. */
 export function createRealtimeHub(services: Services): RealtimeHub {
@@ -40,17 +41,28 @@ export function createApp(services: Services, realtime: RealtimeHub = createReal
   const { config } = services;
   realtime.onShutdown(registerListeners(services, realtime));
   let routeList: RouteInfo[] = [];
+  // The document is built from the finished application, which does not exist yet while it is assembled.
+  let whole: AnyElysia | undefined;
+  const guardRoutes = unknownRouteGuard(() => whole?.routes ?? []);
 
   const app = new Elysia({
     // Bun rejects larger bodies itself; the gate answers 413 with JSON first when Content-Length says so.
     serve: { maxRequestBodySize: config.maxBodyBytes + 64 * 1024, reusePort: false },
     websocket: realtimeSocketOptions(config),
   })
+    .onRequest(edgeHeaders)
+    // Ahead of the route guard and the gate: a scrape is not an API request (./http/metrics-endpoint.ts says who may).
+    .onRequest(({ request, server }) => {
+      if (isScrape(request, config)) return answerMetrics(request, server?.requestIP(request)?.address ?? "unknown", config);
+    })
+    .onRequest((context) => {
+      const refused = guardRoutes(context);
+      if (refused) recordRequest(context.request.method, UNMATCHED_ROUTE, refused.status, undefined);
+      return refused;
+    })
     .onRequest(async ({ request, server, set }) => {
       try {
         const ip = server?.requestIP(request)?.address ?? "unknown";
-        // Ahead of the gate: a scrape is not an API request (./http/metrics-endpoint.ts says who may).
-        if (isScrape(request, config)) return answerMetrics(request, ip, config);
         const state = await admitRequest(request, ip, services);
         set.headers["x-request-id"] = state.requestId;
       } catch (error) {
@@ -82,28 +94,7 @@ export function createApp(services: Services, realtime: RealtimeHub = createReal
         ms: state ? Math.round((performance.now() - state.startedAt) * 10) / 10 : undefined,
       });
     })
-    .use(
-      swagger({
-        path: "/docs",
-        specPath: "/docs/openapi.json",
-        exclude: ["/docs", "/docs/openapi.json"],
-        documentation: {
-          info: {
-            title: SERVICE_NAME,
-            version: VERSION,
-            description: "REST API of the messaging bus. The WebSocket protocol (/api/ws) is summarised at /docs/llms.txt and described in docs/protocol.md of the repository.",
-          },
-          components: {
-            securitySchemes: {
-              bearer: { type: "http", scheme: "bearer" },
-              apiKey: { type: "apiKey", in: "header", name: "X-API-Key" },
-              cookie: { type: "apiKey", in: "cookie", name: "symbia_session" },
-            },
-          },
-          security: [{ bearer: [] }, { apiKey: [] }, { cookie: [] }],
-        },
-      }),
-    )
+    .use(docsModule(services, () => whole!))
     .use(requestContext)
     .use(systemModule(services, () => routeList, { client: CLIENT_EVENTS, server: SERVER_EVENTS }))
     .use(authModule(services))
@@ -116,8 +107,9 @@ export function createApp(services: Services, realtime: RealtimeHub = createReal
     .use(webhooksModule(services))
     .use(realtimeModule(realtime, services));
 
+  whole = app;
   routeList = app.routes
-    .filter((r) => !r.path.startsWith("/docs") || r.path === "/docs/llms.txt")
+    .filter((r) => (!r.path.startsWith("/docs") || r.path === "/docs/llms.txt") && r.path !== "/api/ws/")
     .map((r) => ({ method: r.method, path: r.path }));
   return app;
 }

@@ -2,6 +2,7 @@
  * Every setting of the service, read from the environment once and validated at start.
  * The README's configuration table lists the same names; keep the two in step.
  */
+import { isIP } from "node:net";
 
 export type Environment = "dev" | "stage" | "prod";
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
@@ -47,6 +48,13 @@ export interface Config {
   adminSocket?: string;
   loginMaxFailures: number;
   loginWindowMs: number;
+  /**
+   * Origins (besides the server's own) from which a browser may open the WebSocket with the session
+   * cookie: `scheme://host[:port]`, lower case.
+   */
+  allowedOrigins: string[];
+  /** Proxies (addresses or CIDRs) whose X-Forwarded-For names the client; none by default. */
+  trustProxy: string[];
   shutdownTimeoutMs: number;
   /** Bearer token GET /metrics requires of every client; unset: loopback clients only, no token. */
   metricsToken?: string;
@@ -117,6 +125,42 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   return raw.replace(/\/+$/, "");
 }
 
+/** ALLOWED_ORIGINS: comma-separated `http(s)://host[:port]`, nothing more (a path would never match). */
+function origins(env: Env, name: string): string[] {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === "") return [];
+  return raw.split(",").map((entry) => {
+    const text = entry.trim();
+    let parsed: URL;
+    try {
+      parsed = new URL(text);
+    } catch {
+      throw new ConfigError(`${name} entries must be origins like https://app.example.com, got "${text}"`);
+    }
+    if (!["http:", "https:"].includes(parsed.protocol) || parsed.origin.toLowerCase() !== text.toLowerCase().replace(/\/$/, "")) {
+      throw new ConfigError(`${name} entries must be origins like https://app.example.com, got "${text}"`);
+    }
+    return parsed.origin.toLowerCase();
+  });
+}
+
+/** TRUST_PROXY: comma-separated IPv4/IPv6 addresses or CIDR blocks. */
+function proxies(env: Env, name: string): string[] {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === "") return [];
+  return raw.split(",").map((entry) => {
+    const text = entry.trim();
+    const [address, bits, extra] = text.split("/");
+    const family = isIP(address ?? "");
+    const maxBits = family === 4 ? 32 : 128;
+    const validBits = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= maxBits);
+    if (!family || !validBits || extra !== undefined) {
+      throw new ConfigError(`${name} entries must be IP addresses or CIDR blocks like 10.0.0.0/8, got "${text}"`);
+    }
+    return text;
+  });
+}
+
 const KIB = 1024;
 const SECOND = 1000;
 const DAY = 24 * 3600 * SECOND;
@@ -180,6 +224,8 @@ export function loadConfig(env: Env = process.env): Config {
     adminSocket: adminSocketPath(env, dataDir),
     loginMaxFailures: integer(env, "LOGIN_MAX_FAILURES", 5, 1, 10_000),
     loginWindowMs: integer(env, "LOGIN_WINDOW_SECONDS", 15 * 60, 1, 86_400) * SECOND,
+    allowedOrigins: origins(env, "ALLOWED_ORIGINS"),
+    trustProxy: proxies(env, "TRUST_PROXY"),
     shutdownTimeoutMs: integer(env, "SHUTDOWN_TIMEOUT_MS", 10 * SECOND, 0, 600 * SECOND),
     metricsToken: metricsToken(env),
     metricsPort: env.METRICS_PORT ? integer(env, "METRICS_PORT", 0, 0, 65535) : undefined,

@@ -3,6 +3,7 @@
  * The executable's command line: `serve` (default), `migrate`, `version`, and the operator commands for
  * principals (see src/cli/).
  */
+import { runDoctor } from "./cli/doctor";
 import { OPERATOR_COMMANDS, operatorHelpLines, runOperatorCommand } from "./cli/identity-commands";
 import { UsageError } from "./cli/usage-error";
 import { ConfigError, loadConfig } from "./config";
@@ -20,6 +21,7 @@ Usage: ${SERVICE_NAME} [command] [flags]
 Commands:
   serve        run the server (default)
   migrate      apply database migrations and exit
+  doctor       check the configuration, the database and the data directory
   version      print the version
   help         show this help
 ${operatorHelpLines().join("\n")}
@@ -43,6 +45,10 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === "version" || command === "--version" || command === "-v") {
     process.stdout.write(`${VERSION}\n`);
+    return;
+  }
+  if (command === "doctor") {
+    process.exitCode = await runDoctor(rest);
     return;
   }
   if (OPERATOR_COMMANDS.includes(command)) {

@@ -13,7 +13,7 @@ import type { EventBus } from "../core/event-bus";
 import { CredentialCache } from "./credential-cache";
 import type { AuthOutcome, AuthReply, Credentials, IdentityProvider, LoginRequest, PrincipalRecord } from "./identity";
 import { SESSION_COOKIE } from "./identity";
-import { LoginLimiter, loginLimitKeys, rateLimitedReply } from "./login-limiter";
+import { LoginLimiter, rateLimitedReply } from "./login-limiter";
 import { describePrincipal, type OrgMembership, type Principal } from "./principal";
 import {
   formatSessionToken,
@@ -193,8 +193,7 @@ export class LocalIdentity implements IdentityProvider {
 
   async login(request: LoginRequest): Promise<AuthReply> {
     const email = request.email.trim().toLowerCase();
-    const limitKeys = loginLimitKeys(email, request.ip);
-    const wait = this.limiter.retryAfterSeconds(limitKeys);
+    const wait = this.limiter.retryAfterSeconds(email, request.ip);
     if (wait > 0) return rateLimitedReply(wait);
     const [user] = await rows<{ id: string; password_hash: string | null; disabled_at: Date | null }>(
       this.db,
@@ -204,14 +203,14 @@ export class LocalIdentity implements IdentityProvider {
     const hash = user?.password_hash ?? (await this.dummyPasswordHash());
     const valid = await Bun.password.verify(request.password, hash).catch(() => false);
     if (!user || !user.password_hash || !valid || user.disabled_at) {
-      this.limiter.recordFailure(limitKeys);
+      this.limiter.recordFailure(email, request.ip);
       return {
         status: 401,
         body: { error: "Invalid email or password", code: "invalid_credentials" },
         setCookies: [],
       };
     }
-    this.limiter.recordSuccess(limitKeys[0]);
+    this.limiter.recordSuccess(email, request.ip);
 
     const sessionId = randomUUID();
     const secret = newSecret();
@@ -248,9 +247,15 @@ export class LocalIdentity implements IdentityProvider {
           .set({ revoked_at: new Date() })
           .where(and(eq(sessions.id, parsed.sessionId), isNull(sessions.revoked_at)));
         this.changes.emit({ kind: "credential_revoked", credentialId: parsed.sessionId });
+        return { status: 200, body: { ok: true, revoked: true }, setCookies: [this.sessionCookie("", 0)] };
       }
     }
-    return { status: 200, body: { ok: true }, setCookies: [this.sessionCookie("", 0)] };
+    // Nothing was revoked; say why when the caller may think otherwise.
+    const key = credentials.apiKey ?? (credentials.bearer && parseApiKey(credentials.bearer) ? credentials.bearer : undefined);
+    const body = key
+      ? { ok: true, revoked: false, note: "An API key is not a session: logout revokes nothing. An operator revokes keys (symbia-messaging keys revoke)." }
+      : { ok: true, revoked: false };
+    return { status: 200, body, setCookies: [this.sessionCookie("", 0)] };
   }
 
   private sessionCookie(value: string, maxAgeSeconds: number): string {

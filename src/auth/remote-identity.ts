@@ -14,7 +14,7 @@ import type { EventBus } from "../core/event-bus";
 import { fail } from "../core/errors";
 import { describeError, log } from "../log";
 import { CredentialCache } from "./credential-cache";
-import { LoginLimiter, loginLimitKeys, rateLimitedReply } from "./login-limiter";
+import { LoginLimiter, rateLimitedReply } from "./login-limiter";
 import type { AuthOutcome, AuthReply, Credentials, IdentityProvider, LoginRequest } from "./identity";
 import type { AuthChange } from "./identity";
 import type { OrgMembership, Principal, PrincipalType } from "./principal";
@@ -63,6 +63,11 @@ function memberships(value: Introspection["organizations"]): OrgMembership[] {
   return value
     .filter((o) => typeof o?.id === "string" && o.id)
     .map((o) => ({ id: o.id as string, role: o.role === "admin" || o.role === "owner" ? "admin" : "member" }));
+}
+
+/** A string the Identity service sent, or nothing: the answers of /api/auth/me are checked against their schema. */
+function stringOrNone(value: unknown): string | undefined {
+  return typeof value === "string" ? value : undefined;
 }
 
 function principalType(value: unknown, fallback: PrincipalType): PrincipalType {
@@ -147,8 +152,8 @@ export class RemoteIdentity implements IdentityProvider {
     const principal: Principal = {
       id,
       type,
-      name: answer.name ?? undefined,
-      email: answer.email ?? undefined,
+      name: stringOrNone(answer.name),
+      email: stringOrNone(answer.email),
       orgs: memberships(answer.organizations),
       entitlements: type === "agent" ? strings(answer.capabilities ?? answer.entitlements) : strings(answer.entitlements),
       isSuperAdmin: answer.isSuperAdmin === true,
@@ -175,8 +180,8 @@ export class RemoteIdentity implements IdentityProvider {
     const principal: Principal = {
       id: creator?.id ?? `key:${keyId}`,
       type: principalType(creator?.type, "service"),
-      name: creator?.name ?? answer.name ?? undefined,
-      email: creator?.email ?? undefined,
+      name: stringOrNone(creator?.name) ?? stringOrNone(answer.name),
+      email: stringOrNone(creator?.email),
       orgs: typeof answer.orgId === "string" && answer.orgId ? [{ id: answer.orgId, role: "member" }] : [],
       entitlements: strings(answer.scopes),
       isSuperAdmin: false,
@@ -218,12 +223,11 @@ export class RemoteIdentity implements IdentityProvider {
 
   /** Proxied, behind the same failed-login limit as local logins (the Identity service may have its own). */
   async login(request: LoginRequest, raw: Request): Promise<AuthReply> {
-    const limitKeys = loginLimitKeys(request.email, request.ip);
-    const wait = this.limiter.retryAfterSeconds(limitKeys);
+    const wait = this.limiter.retryAfterSeconds(request.email, request.ip);
     if (wait > 0) return rateLimitedReply(wait);
     const reply = await this.forward("/api/auth/login", raw, { email: request.email, password: request.password }, request.ip);
-    if (reply.status === 401) this.limiter.recordFailure(limitKeys);
-    else if (reply.status >= 200 && reply.status < 300) this.limiter.recordSuccess(limitKeys[0]);
+    if (reply.status === 401) this.limiter.recordFailure(request.email, request.ip);
+    else if (reply.status >= 200 && reply.status < 300) this.limiter.recordSuccess(request.email, request.ip);
     return reply;
   }
 

@@ -280,7 +280,7 @@ export class RestClient {
     await this.call("DELETE", path`/api/admin/conversations/${conversationId}`);
   }
 
-  adminUserConversations(userId: string, options: { orgId?: string } = {}): Promise<Conversation[]> {
+  adminUserConversations(userId: string, options: { orgId?: string; limit?: number; offset?: number } = {}): Promise<Conversation[]> {
     return this.call("GET", path`/api/admin/users/${userId}/conversations`, { query: options });
   }
 

@@ -83,6 +83,16 @@ export const ERROR_CATALOGUE = {
     message: "You may not act for this principal",
     meaning: "X-As-User-Id (or asUserId) without messaging:act-as, or naming a principal outside the caller's organisations.",
   },
+  origin_forbidden: {
+    status: 403,
+    message: "This origin may not open the WebSocket with the session cookie",
+    meaning: "A cookie-authenticated upgrade from another origin than the server's own or ALLOWED_ORIGINS.",
+  },
+  invitation_only: {
+    status: 403,
+    message: "This conversation cannot be joined: an owner or admin adds participants",
+    meaning: "A group of no organization is joined only by being added.",
+  },
   connection_closed: { status: 403, message: "The connection closed", meaning: "A WebSocket join ended because its socket closed." },
   metrics_forbidden: {
     status: 403,
@@ -117,6 +127,7 @@ export const ERROR_CATALOGUE = {
 
   // 413, 429
   too_large: { status: 413, message: "Too large", meaning: "A body, message content or metadata exceeds its limit." },
+  headers_too_large: { status: 431, message: "Request headers too large", meaning: "Request headers over 12 KiB (above 16 KiB Bun answers 431 itself)." },
   rate_limited: { status: 429, message: "Too many requests", meaning: "Retry after the advertised delay (Retry-After header, or the message)." },
 
   // 5xx: the server or what it depends on

@@ -12,7 +12,10 @@ import { mkdirSync } from "node:fs";
 import postgres from "postgres";
 import { dbQueriesInFlight, dbQueryDuration } from "../metrics/registry";
 import { loadPgliteAssets } from "./pglite-assets";
+import { isEmpty, isInitialised, makePrivate, pgdataOf, PRIVATE_DIR_MODE, seedDataDir } from "./data-dir";
 import { claimDataDir, releaseDataDir } from "./data-dir-lock";
+import { dataDirSeed } from "./data-dir-seed";
+import { embeddedStartParams } from "./embedded-settings";
 import * as schema from "./schema";
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -130,19 +133,43 @@ export interface PgliteOptions {
   dataDir?: string;
   /** A `dumpDataDir()` tarball to start from instead of running initdb (tests clone a migrated template). */
   loadDataDir?: Blob;
+  /** Leave the modes in the data directory as they are (`doctor` reports them rather than fixing them). */
+  keepModes?: boolean;
+}
+
+/**
+ * Before PGlite touches the data directory: private modes, the lock, and on a first start the shipped
+ * data directory unpacked in place of initdb.
+ */
+async function prepareDataDir(dataDir: string, setModes: boolean): Promise<{ pgdata?: string; needsInitdb: boolean }> {
+  const pgdata = pgdataOf(dataDir);
+  if (isEmpty(pgdata)) {
+    const seed = await dataDirSeed();
+    if (seed) await seedDataDir(pgdata, seed);
+  }
+  if (setModes) makePrivate(dataDir);
+  return { pgdata, needsInitdb: !isInitialised(pgdata) };
 }
 
 export async function openPglite(options: PgliteOptions): Promise<{ database: Database; client: PGlite }> {
-  const assets = await loadPgliteAssets();
-  let pgliteDir: string | undefined;
+  const setModes = !options.keepModes;
   if (options.dataDir) {
-    mkdirSync(options.dataDir, { recursive: true });
+    // The process's own files (pid file, admin socket, directories PostgreSQL creates) are private too.
+    process.umask(0o077);
+    mkdirSync(options.dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     claimDataDir(options.dataDir);
-    pgliteDir = `${options.dataDir.replace(/\/+$/, "")}/pgdata`;
   }
   let client: PGlite;
+  // Compiling the WebAssembly runs beside unpacking the seed.
+  const compiling = loadPgliteAssets({ initdb: false });
+  compiling.catch(() => {});
   try {
-    client = await PGlite.create(pgliteDir, { ...assets, loadDataDir: options.loadDataDir });
+    const target = options.dataDir ? await prepareDataDir(options.dataDir, setModes) : { pgdata: undefined, needsInitdb: !options.loadDataDir };
+    // initdb's WebAssembly is compiled only when initdb will run.
+    const assets = target.needsInitdb ? await loadPgliteAssets({ initdb: true }) : await compiling;
+    client = await PGlite.create(target.pgdata, { ...assets, loadDataDir: options.loadDataDir, startParams: embeddedStartParams() });
+    // initdb and PGlite's own writes ignore the umask: set the modes of what they created.
+    if (options.dataDir && setModes) makePrivate(options.dataDir);
   } catch (error) {
     if (options.dataDir) releaseDataDir(options.dataDir);
     const reason = error instanceof Error ? error.message : String(error);
@@ -179,7 +206,10 @@ export async function openPglite(options: PgliteOptions): Promise<{ database: Da
       closed = true;
       // close() flushes the data directory to disk.
       await client.close();
-      if (options.dataDir) releaseDataDir(options.dataDir);
+      if (options.dataDir) {
+        releaseDataDir(options.dataDir);
+        if (setModes) makePrivate(options.dataDir);
+      }
     },
   };
   return { database, client };

@@ -16,20 +16,25 @@ function isAlive(pid: number): boolean {
   }
 }
 
-export function claimDataDir(dir: string): void {
-  const file = join(dir, "symbia.pid");
+/** The live process (other than this one) that holds the data directory, if any. */
+export function dataDirHolder(dir: string): number | undefined {
   try {
-    const holder = Number(readFileSync(file, "utf8").trim());
-    if (holder && holder !== process.pid && isAlive(holder)) {
-      throw new DataDirInUseError(
-        `data directory ${dir} is in use by process ${holder}: the embedded database serves one process ` +
-          `(set DATABASE_URL to run several instances on PostgreSQL)`,
-      );
-    }
-  } catch (error) {
-    if (error instanceof DataDirInUseError) throw error;
+    const holder = Number(readFileSync(join(dir, "symbia.pid"), "utf8").trim());
+    return holder && holder !== process.pid && isAlive(holder) ? holder : undefined;
+  } catch {
+    return undefined;
   }
-  writeFileSync(file, String(process.pid));
+}
+
+export function claimDataDir(dir: string): void {
+  const holder = dataDirHolder(dir);
+  if (holder) {
+    throw new DataDirInUseError(
+      `data directory ${dir} is in use by process ${holder}: the embedded database serves one process ` +
+        `(set DATABASE_URL to run several instances on PostgreSQL)`,
+    );
+  }
+  writeFileSync(join(dir, "symbia.pid"), String(process.pid));
 }
 
 export function releaseDataDir(dir: string): void {

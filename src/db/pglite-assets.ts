@@ -8,22 +8,25 @@ import pgliteWasmPath from "../../node_modules/@electric-sql/pglite/dist/pglite.
 
 export interface PgliteAssets {
   pgliteWasmModule: WebAssembly.Module;
-  initdbWasmModule: WebAssembly.Module;
+  /** Only when initdb will run: a data directory seeded or already created does not need it. */
+  initdbWasmModule?: WebAssembly.Module;
   fsBundle: Blob;
 }
 
-let cached: Promise<PgliteAssets> | undefined;
+let pglite: Promise<{ pgliteWasmModule: WebAssembly.Module; fsBundle: Blob }> | undefined;
+let initdb: Promise<WebAssembly.Module> | undefined;
+
+const compile = async (path: string) => WebAssembly.compile(await Bun.file(path).arrayBuffer());
 
 /** Compiled once per process: tests open many embedded databases. */
-export function loadPgliteAssets(): Promise<PgliteAssets> {
-  cached ??= (async () => {
-    const [pgliteWasmModule, initdbWasmModule, bundle] = await Promise.all([
-      WebAssembly.compile(await Bun.file(pgliteWasmPath).arrayBuffer()),
-      WebAssembly.compile(await Bun.file(initdbWasmPath).arrayBuffer()),
-      Bun.file(pgliteDataPath).arrayBuffer(),
-    ]);
+export async function loadPgliteAssets(options: { initdb: boolean } = { initdb: true }): Promise<PgliteAssets> {
+  pglite ??= (async () => {
+    const [pgliteWasmModule, bundle] = await Promise.all([compile(pgliteWasmPath), Bun.file(pgliteDataPath).arrayBuffer()]);
     // A Blob over the bytes, not Bun.file(): the latter hangs PGlite inside a compiled binary.
-    return { pgliteWasmModule, initdbWasmModule, fsBundle: new Blob([bundle]) };
+    return { pgliteWasmModule, fsBundle: new Blob([bundle]) };
   })();
-  return cached;
+  if (!options.initdb) return pglite;
+  initdb ??= compile(initdbWasmPath);
+  const [assets, initdbWasmModule] = await Promise.all([pglite, initdb]);
+  return { ...assets, initdbWasmModule };
 }

@@ -10,7 +10,9 @@ import { extractCredentials, hasCredentials, type IdentityProvider } from "../au
 import { isOrgMember, type Principal } from "../auth/principal";
 import { AppError, fail } from "../core/errors";
 import type { Scope } from "../core/scope";
+import { clientAddress } from "./client-address";
 import { readScope } from "./scope";
+import { socketOriginAllowed } from "./socket-origin";
 
 export interface RequestState {
   requestId: string;
@@ -59,7 +61,7 @@ export async function admitRequest(request: Request, ip: string, deps: GateDeps)
   const state: RequestState = {
     requestId: incomingId && incomingId.length <= 128 ? incomingId : newRequestId(),
     startedAt: performance.now(),
-    ip,
+    ip: clientAddress(ip, request.headers.get("x-forwarded-for"), deps.config.trustProxy),
     scope: {},
   };
   states.set(request, state);
@@ -72,8 +74,12 @@ export async function admitRequest(request: Request, ip: string, deps: GateDeps)
 
   const { path, query } = pathOf(request.url);
   const isPublic = isPublicPath(path);
-  const socketQuery = path === "/api/ws" && query ? new URLSearchParams(query) : undefined;
+  const isSocket = path === "/api/ws" || path === "/api/ws/";
+  const socketQuery = isSocket && query ? new URLSearchParams(query) : undefined;
   const credentials = extractCredentials(request.headers, socketQuery);
+  if (isSocket && credentials.cookie && !credentials.bearer && !credentials.apiKey && !socketOriginAllowed(request.headers, deps.config)) {
+    throw fail.origin_forbidden("This origin may not open the WebSocket with the session cookie (see ALLOWED_ORIGINS)");
+  }
   if (hasCredentials(credentials)) {
     const outcome = await deps.identity.authenticate(credentials);
     if (outcome?.ok) state.principal = outcome.principal;

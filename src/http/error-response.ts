@@ -39,6 +39,11 @@ function answer(error: AppError): ErrorAnswer {
 /** Turns any error into what the client is told. */
 export function toAppError(error: unknown, context: ErrorContext = {}): AppError {
   if (error instanceof AppError) return error;
+  if (error instanceof ValidationError && error.type === "response") {
+    // An answer that does not match its documented schema is the server's fault, not the caller's.
+    log.error("response does not match its schema", { requestId: context.requestId, path: context.path, detail: describeValidation(error) });
+    return fail.internal_error();
+  }
   if (error instanceof ValidationError) {
     // A malformed id in a path names nothing that exists.
     return error.type === "params" ? fail.not_found() : fail.invalid_input(describeValidation(error));

@@ -10,19 +10,24 @@ import type { RealtimeHub, UpgradeContext } from "./hub";
 import type { Services } from "../services";
 
 export function realtimeModule(hub: RealtimeHub, services: Services) {
-  return new Elysia({ name: "realtime", tags: ["realtime"] })
-    .use(requestContext)
-    .ws("/api/ws", {
-      detail: { summary: "WebSocket upgrade; the wire protocol is docs/protocol.md in the repository" },
-      open(ws) {
-        hub.open(ws.raw as unknown as RealtimeSocket, ws.data as unknown as UpgradeContext);
-      },
-      message(ws, message) {
-        const connection = hub.connectionOf(ws.raw);
-        if (connection) receiveFrame(hub, services, connection, message);
-      },
-      close(ws, code) {
-        hub.closed(ws.raw, code);
-      },
-    });
+  type Socket = { raw: unknown; data: unknown };
+  const handlers = {
+    open(ws: Socket) {
+      hub.open(ws.raw as RealtimeSocket, ws.data as UpgradeContext);
+    },
+    message(ws: Socket, message: unknown) {
+      const connection = hub.connectionOf(ws.raw as RealtimeSocket);
+      if (connection) receiveFrame(hub, services, connection, message);
+    },
+    close(ws: Socket, code: number) {
+      hub.closed(ws.raw as RealtimeSocket, code);
+    },
+  };
+  return (
+    new Elysia({ name: "realtime", tags: ["realtime"] })
+      .use(requestContext)
+      .ws("/api/ws", { detail: { summary: "WebSocket upgrade; the wire protocol is docs/protocol.md in the repository" }, ...handlers })
+      // With a trailing slash too, as the request gate treats both alike.
+      .ws("/api/ws/", { detail: { hide: true }, ...handlers })
+  );
 }

@@ -135,6 +135,52 @@ describe("login rate limits", () => {
   });
 });
 
+describe("failed logins from one address do not lock the account for others", () => {
+  const from = (server: TestServer, ip: string, email: string, password: string) =>
+    server.request("POST", "/api/auth/login", { body: { email, password }, headers: { "x-forwarded-for": ip } });
+
+  test("a lockout cannot be triggered from one address against logins from another", async () => {
+    // The test client is the trusted proxy; X-Forwarded-For names each request's client.
+    const limited = await startTestServer({ LOGIN_MAX_FAILURES: "3", LOGIN_WINDOW_SECONDS: "600", TRUST_PROXY: "127.0.0.1, ::1" });
+    try {
+      const user = await limited.principal({ password: PASSWORD });
+      expect((await from(limited, "198.51.100.7", user.email!, PASSWORD)).status).toBe(200);
+      const attempts = [];
+      for (let i = 0; i < 10; i++) attempts.push((await from(limited, "203.0.113.9", user.email!, "wrong")).status);
+      expect(attempts).toEqual([401, 401, 401, 429, 429, 429, 429, 429, 429, 429]);
+      // The attacker's address is shut out, even with the right password...
+      expect((await from(limited, "203.0.113.9", user.email!, PASSWORD)).status).toBe(429);
+      // ...the owner's usual address is not,
+      expect((await from(limited, "198.51.100.7", user.email!, PASSWORD)).status).toBe(200);
+      // and a new address waits at most a moment (the account slows down; it does not lock).
+      const fresh = await from(limited, "192.0.2.44", user.email!, PASSWORD);
+      if (fresh.status === 429) {
+        const wait = Number(fresh.headers.get("retry-after"));
+        expect(wait).toBeLessThanOrEqual(1);
+        await Bun.sleep(wait * 1000 + 100);
+        expect((await from(limited, "192.0.2.44", user.email!, PASSWORD)).status).toBe(200);
+      } else {
+        expect(fresh.status).toBe(200);
+      }
+    } finally {
+      await limited.stop();
+    }
+  });
+
+  test("X-Forwarded-For from a peer that is not a trusted proxy is ignored", async () => {
+    const limited = await startTestServer({ LOGIN_MAX_FAILURES: "3", LOGIN_WINDOW_SECONDS: "600" });
+    try {
+      const user = await limited.principal({ password: PASSWORD });
+      // A fresh claimed address per attempt does not dodge the per-address count.
+      const attempts = [];
+      for (let i = 0; i < 5; i++) attempts.push((await from(limited, `203.0.113.${i}`, user.email!, "wrong")).status);
+      expect(attempts).toEqual([401, 401, 401, 429, 429]);
+    } finally {
+      await limited.stop();
+    }
+  });
+});
+
 describe("logout", () => {
   test("revokes the session at once, even right after it was used (and cached)", async () => {
     const user = await t.principal({ password: PASSWORD });
@@ -143,7 +189,7 @@ describe("logout", () => {
     expect((await t.request("GET", "/api/auth/me", { headers })).status).toBe(200);
     const out = await t.request("POST", "/api/auth/logout", { headers });
     expect(out.status).toBe(200);
-    expect(out.body).toEqual({ ok: true });
+    expect(out.body).toEqual({ ok: true, revoked: true });
     const cleared = out.headers.getSetCookie()[0];
     expect(cleared).toStartWith("symbia_session=;");
     expect(cleared).toContain("Max-Age=0");
@@ -173,8 +219,18 @@ describe("logout", () => {
     for (const headers of [{}, { authorization: "Bearer nonsense" }] as Record<string, string>[]) {
       const res = await t.request("POST", "/api/auth/logout", { headers });
       expect(res.status).toBe(200);
-      expect(res.body).toEqual({ ok: true });
+      expect(res.body).toEqual({ ok: true, revoked: false });
       expect(res.headers.getSetCookie()[0]).toContain("Max-Age=0");
+    }
+  });
+
+  test("with an API key says that nothing was revoked, and the key keeps working", async () => {
+    const agent = await t.principal({ type: "agent" });
+    for (const headers of [{ "x-api-key": agent.token }, { authorization: `Bearer ${agent.token}` }] as Record<string, string>[]) {
+      const res = await t.request("POST", "/api/auth/logout", { headers });
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({ ok: true, revoked: false, note: expect.stringContaining("API key") });
+      expect((await t.request("GET", "/api/auth/me", { headers })).status).toBe(200);
     }
   });
 });

@@ -89,6 +89,6 @@ describe("package", () => {
   test("Bun resolves the package to the global-WebSocket build, and it loads", async () => {
     expect(Bun.resolveSync("@symbia/messaging-client", root)).toBe(join(packageDir, "dist/index.js"));
     const sdk = await import("@symbia/messaging-client" as string);
-    expect(Object.keys(sdk).sort()).toEqual(["ApiError", "MessagingClient", "RealtimeClient", "RealtimeError", "RestClient", "SequenceTracker", "setDefaultWebSocket"]);
+    expect(Object.keys(sdk).sort()).toEqual(["ApiError", "MessagingClient", "RealtimeClient", "RealtimeError", "RestClient", "RunHandle", "SequenceTracker", "setDefaultWebSocket"]);
   });
 });

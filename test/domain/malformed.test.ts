@@ -43,7 +43,7 @@ interface Endpoint {
 }
 
 const LIMITS = ["abc", "1.5", "-1", "0", "99999", "1e400", "", "%00", "1,2", "Infinity", "NaN", "[1]"];
-const OFFSETS = ["-1", "x", "0.5", "1e20", ""];
+const OFFSETS = ["-1", "x", "0.5", "1.5", "1e20", "1e400", "-1e400", "Infinity", "NaN", "", "%00", "0x10", "1,2", "[1]", "1000000001"];
 const CURSORS = ["abc", "0000-01-01", "2024-13-45", "99999999999", "%00", "-5", "2024-01-01T10:00:00+99:99", "1e3", "[]"];
 const ORG_IDS = ["%00", "a%00b", "x".repeat(300), ""];
 
@@ -119,7 +119,7 @@ const endpoints: Endpoint[] = [
   { method: "GET", path: "/api/admin/conversations", query: { orgId: ORG_IDS, type: ["channel", "", "GROUP", "%00"], limit: LIMITS, offset: OFFSETS } },
   { method: "GET", path: "/api/admin/conversations/:id" },
   { method: "DELETE", path: "/api/admin/conversations/:id" },
-  { method: "GET", path: "/api/admin/users/:userId/conversations", query: { orgId: ORG_IDS } },
+  { method: "GET", path: "/api/admin/users/:userId/conversations", query: { orgId: ORG_IDS, limit: LIMITS, offset: OFFSETS } },
   {
     method: "POST",
     path: "/api/admin/conversations/:id/participants",

@@ -63,7 +63,9 @@ describe("POST /api/conversations/:id/join", () => {
     expectError(await t.request("POST", path(id, "/join"), { as: outsider }), 403, "org_forbidden");
     const owner = await t.principal();
     const orgless = await createConversation(t, owner);
-    expectError(await t.request("POST", path(orgless.id, "/join"), { as: await t.principal() }), 403, "org_forbidden");
+    const refused = await t.request("POST", path(orgless.id, "/join"), { as: await t.principal() });
+    expectError(refused, 403, "invitation_only");
+    expect(refused.body.error).toContain("belongs to no organization");
   });
 
   test("unknown and malformed ids are 404; no credentials is 401", async () => {

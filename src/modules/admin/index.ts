@@ -3,10 +3,20 @@
  */
 import { Elysia } from "elysia";
 import { authenticated } from "../../http/context";
+import { setOffsetPageHeaders } from "../../http/paging";
 import type { Services } from "../../services";
-import { ConversationParams, jsonBodyOnly } from "../shared-models";
+import { ConversationList, queryIntegers, ConversationParams, jsonBodyOnly, Participant } from "../shared-models";
 import { ParticipantParams } from "../participants/model";
-import { AdminAddParticipantBody, AdminListQuery, AdminOrgQuery, AdminUserParams } from "./model";
+import {
+  AdminAddParticipantBody,
+  AdminConversationDetail,
+  AdminConversationList,
+  AdminListQuery,
+  AdminOrgQuery,
+  AdminStats,
+  AdminUserConversationsQuery,
+  AdminUserParams,
+} from "./model";
 import {
   adminAddParticipant,
   adminConversationDetail,
@@ -21,12 +31,22 @@ export function adminModule(services: Services) {
   return new Elysia({ prefix: "/api/admin", tags: ["admin"] })
     .use(authenticated)
     .onParse(jsonBodyOnly)
-    .get("/conversations", ({ principal, query, scope }) => adminListConversations(services, principal, query, scope), {
+    .get(
+      "/conversations",
+      async ({ principal, query, scope, request, set }) => {
+        const page = await adminListConversations(services, principal, query, scope);
+        setOffsetPageHeaders(set.headers, request, services.config.publicUrl, { ...page, returned: page.items.length });
+        return page;
+      },
+      {
       query: AdminListQuery,
-      detail: { summary: "All conversations, paginated, filterable by org and type" },
+      transform: queryIntegers(AdminListQuery),
+      response: { 200: AdminConversationList },
+      detail: { summary: "All conversations, paginated (`limit` 1..200, default 50), filterable by org and type" },
     })
     .get("/conversations/:id", ({ principal, params }) => adminConversationDetail(services, principal, params.id), {
       params: ConversationParams,
+      response: { 200: AdminConversationDetail },
       detail: { summary: "A conversation with its participants and last 50 messages" },
     })
     .delete(
@@ -39,8 +59,18 @@ export function adminModule(services: Services) {
     )
     .get(
       "/users/:userId/conversations",
-      ({ principal, params, query, scope }) => adminUserConversations(services, principal, params.userId, query, scope),
-      { params: AdminUserParams, query: AdminOrgQuery, detail: { summary: "Conversations a principal participates in" } },
+      async ({ principal, params, query, scope, request, set }) => {
+        const page = await adminUserConversations(services, principal, params.userId, query, scope);
+        setOffsetPageHeaders(set.headers, request, services.config.publicUrl, { ...page, returned: page.items.length });
+        return page.items;
+      },
+      {
+        params: AdminUserParams,
+        query: AdminUserConversationsQuery,
+        transform: queryIntegers(AdminUserConversationsQuery),
+        response: { 200: ConversationList },
+        detail: { summary: "Conversations a principal participates in, paginated (`limit` 1..500, default 100)" },
+      },
     )
     .post(
       "/conversations/:id/participants",
@@ -49,7 +79,7 @@ export function adminModule(services: Services) {
         set.status = 201;
         return participant;
       },
-      { params: ConversationParams, body: AdminAddParticipantBody, detail: { summary: "Add a participant with a role" } },
+      { params: ConversationParams, body: AdminAddParticipantBody, response: { 201: Participant }, detail: { summary: "Add a participant with a role" } },
     )
     .delete(
       "/conversations/:id/participants/:userId",
@@ -61,6 +91,7 @@ export function adminModule(services: Services) {
     )
     .get("/stats", ({ principal, query, scope }) => adminStats(services, principal, query, scope), {
       query: AdminOrgQuery,
+      response: { 200: AdminStats },
       detail: { summary: "Totals and conversations active in the last 24 hours" },
     });
 }

@@ -83,20 +83,23 @@ export async function adminUserConversations(
   services: Services,
   principal: Principal,
   userId: string,
-  query: { orgId?: string },
+  query: { orgId?: string; limit?: number; offset?: number },
   scope: Scope,
 ) {
   requireSystemAdmin(principal);
+  const limit = query.limit ?? 100;
+  const offset = query.offset ?? 0;
   const theirs = services.database.db
     .select({ id: participants.conversation_id })
     .from(participants)
     .where(eq(participants.user_id, userId));
-  const rows = await services.database.db
-    .select()
-    .from(conversations)
-    .where(and(inArray(conversations.id, theirs), orgFilter(principal, query.orgId, scope)))
-    .orderBy(...byLatestActivity);
-  return rows.map(toConversation);
+  const where = and(inArray(conversations.id, theirs), orgFilter(principal, query.orgId, scope));
+  const { db } = services.database;
+  const [rows, [{ total }]] = await Promise.all([
+    db.select().from(conversations).where(where).orderBy(...byLatestActivity).limit(limit).offset(offset),
+    db.select({ total: count() }).from(conversations).where(where),
+  ]);
+  return { items: rows.map(toConversation), limit, offset, total: Number(total) };
 }
 
 export async function adminAddParticipant(

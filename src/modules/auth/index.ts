@@ -2,19 +2,24 @@
  * Login, logout, session and "who am I". The identity provider (local tables or a remote Identity
  * service) does the work; this module only speaks HTTP.
  */
-import { Elysia, t } from "elysia";
+import { Elysia } from "elysia";
 import { extractCredentials, type AuthReply } from "../../auth/identity";
 import { describePrincipal } from "../../auth/principal";
 import { requestContext } from "../../http/context";
 import { fail } from "../../core/errors";
 import type { Services } from "../../services";
-import { jsonBodyOnly } from "../shared-models";
+import { ErrorResponse, jsonBodyOnly } from "../shared-models";
+import { AuthLoginResponse, AuthSession, AuthUser, LoginBody, LogoutResponse } from "./model";
 
-function reply(result: AuthReply, set: { status?: number | string; headers: Record<string, any> }) {
-  set.status = result.status;
-  if (result.headers) Object.assign(set.headers, result.headers);
-  if (result.setCookies.length > 0) set.headers["set-cookie"] = result.setCookies.length === 1 ? result.setCookies[0] : result.setCookies;
-  return result.body;
+/**
+ * A login or logout answer as a Response of its own. With a remote Identity service it is that service's
+ * answer passed through (any status, any body), which no schema of ours may reshape or refuse.
+ */
+function reply(result: AuthReply, requestId: string): Response {
+  // Tokens in the body: no cache may keep them.
+  const headers = new Headers({ "content-type": "application/json", "cache-control": "no-store", "x-request-id": requestId, ...result.headers });
+  for (const cookie of result.setCookies) headers.append("set-cookie", cookie);
+  return new Response(JSON.stringify(result.body), { status: result.status, headers });
 }
 
 export function authModule(services: Services) {
@@ -24,23 +29,33 @@ export function authModule(services: Services) {
     .onParse(jsonBodyOnly)
     .post(
       "/login",
-      async ({ body, request, clientIp, set }) =>
+      async ({ body, request, clientIp, requestId }) =>
         reply(
           await identity.login(
             { email: body.email, password: body.password, ip: clientIp, userAgent: request.headers.get("user-agent") ?? undefined },
             request,
           ),
-          set,
+          requestId,
         ),
       {
-        body: t.Object({ email: t.String({ minLength: 1, maxLength: 320 }), password: t.String({ minLength: 1, maxLength: 1024 }) }),
+        body: LoginBody,
+        response: { 200: AuthLoginResponse, 401: ErrorResponse, 429: ErrorResponse },
         detail: { summary: "Log in with email and password; sets the session cookie" },
       },
     )
-    .post("/logout", async ({ request, set }) => reply(await identity.logout(extractCredentials(request.headers), request), set), {
-      detail: { summary: "Revoke the caller's session and clear the cookie" },
-    })
+    .post(
+      "/logout",
+      async ({ request, requestId }) => reply(await identity.logout(extractCredentials(request.headers), request), requestId),
+      {
+        response: { 200: LogoutResponse },
+        detail: {
+          summary: "Revoke the caller's session and clear the cookie",
+          description: "Only a session (bearer session token or cookie) is revoked. An API key is not a session: `revoked` is false and `note` says how keys are revoked.",
+        },
+      },
+    )
     .get("/session", ({ principal }) => (principal ? { authenticated: true, user: describePrincipal(principal) } : { authenticated: false }), {
+      response: { 200: AuthSession },
       detail: { summary: "The current session, or {authenticated: false}" },
     })
     .get(
@@ -49,6 +64,6 @@ export function authModule(services: Services) {
         if (!principal) throw fail.unauthorized();
         return describePrincipal(principal);
       },
-      { detail: { summary: "The authenticated principal" } },
+      { response: { 200: AuthUser }, detail: { summary: "The authenticated principal" } },
     );
 }

@@ -4,7 +4,7 @@
 import { Elysia } from "elysia";
 import { authenticated } from "../../http/context";
 import type { Services } from "../../services";
-import { ConversationParams, jsonBodyOnly } from "../shared-models";
+import { ConversationParams, jsonBodyOnly, Message } from "../shared-models";
 import { SendControlBody } from "./model";
 import { sendControl } from "./service";
 
@@ -21,6 +21,7 @@ export function controlModule(services: Services) {
       {
         params: ConversationParams,
         body: SendControlBody,
+        response: { 201: Message },
         detail: { summary: "Send a control event (cap:messaging.interrupt or cap:messaging.route)" },
       },
     );

@@ -3,8 +3,9 @@
  */
 import { Elysia } from "elysia";
 import { authenticated } from "../../http/context";
+import { setOffsetPageHeaders } from "../../http/paging";
 import type { Services } from "../../services";
-import { ConversationParams, jsonBodyOnly } from "../shared-models";
+import { Conversation, queryIntegers, ConversationList, ConversationParams, ConversationWithParticipants, jsonBodyOnly } from "../shared-models";
 import { CreateConversationBody, ListConversationsQuery, UpdateConversationBody } from "./model";
 import {
   createConversation,
@@ -18,9 +19,21 @@ export function conversationsModule(services: Services) {
   return new Elysia({ prefix: "/api/conversations", tags: ["conversations"] })
     .use(authenticated)
     .onParse(jsonBodyOnly)
-    .get("", ({ principal, query, scope }) => listConversations(services, principal, query, scope), {
+    .get(
+      "",
+      async ({ principal, query, scope, request, set }) => {
+        const page = await listConversations(services, principal, query, scope);
+        setOffsetPageHeaders(set.headers, request, services.config.publicUrl, { ...page, returned: page.items.length });
+        return page.items;
+      },
+      {
       query: ListConversationsQuery,
-      detail: { summary: "Conversations the caller participates in, newest activity first" },
+      transform: queryIntegers(ListConversationsQuery),
+      response: { 200: ConversationList },
+      detail: {
+        summary: "Conversations the caller participates in, newest activity first",
+        description: "One page (`limit` 1..500, default 100, from `offset`); `Link: rel=\"next\"` names the next page and `X-Total-Count` the total.",
+      },
     })
     .post(
       "",
@@ -29,15 +42,17 @@ export function conversationsModule(services: Services) {
         set.status = 201;
         return conversation;
       },
-      { body: CreateConversationBody, detail: { summary: "Create a conversation; the caller becomes its owner" } },
+      { body: CreateConversationBody, response: { 201: ConversationWithParticipants }, detail: { summary: "Create a conversation; the caller becomes its owner" } },
     )
     .get("/:id", ({ principal, params }) => getConversation(services, principal, params.id), {
       params: ConversationParams,
+      response: { 200: ConversationWithParticipants },
       detail: { summary: "A conversation with its participants" },
     })
     .patch("/:id", ({ principal, params, body }) => updateConversation(services, principal, params.id, body), {
       params: ConversationParams,
       body: UpdateConversationBody,
+      response: { 200: Conversation },
       detail: { summary: "Update name, description or metadata (owner, admin)" },
     })
     .delete(

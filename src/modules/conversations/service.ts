@@ -1,7 +1,7 @@
 /**
  * Conversations: create, read, update, delete, list. No HTTP here; REST and the WebSocket call these.
  */
-import { and, desc, eq, inArray, sql } from "drizzle-orm";
+import { and, count, desc, eq, inArray, sql } from "drizzle-orm";
 import { isOrgMember, type Principal } from "../../auth/principal";
 import { conversations, participants, type ParticipantRow } from "../../db/schema";
 import { requireParticipant, requireReader } from "../../domain/access";
@@ -104,20 +104,20 @@ export async function listConversations(
   principal: Principal,
   options: { orgId?: string; limit?: number; offset?: number },
   scope: Scope,
-): Promise<ConversationResource[]> {
+): Promise<{ items: ConversationResource[]; limit: number; offset: number; total: number }> {
   const orgId = resolveOrg(principal, options.orgId, scope);
   const mine = services.database.db
     .select({ id: participants.conversation_id })
     .from(participants)
     .where(eq(participants.user_id, principal.id));
-  const rows = await services.database.db
-    .select()
-    .from(conversations)
-    .where(and(inArray(conversations.id, mine), orgId ? eq(conversations.org_id, orgId) : undefined))
-    .orderBy(...byLatestActivity)
-    .limit(options.limit ?? 100)
-    .offset(options.offset ?? 0);
-  return rows.map(toConversation);
+  const where = and(inArray(conversations.id, mine), orgId ? eq(conversations.org_id, orgId) : undefined);
+  const limit = options.limit ?? 100;
+  const offset = options.offset ?? 0;
+  const [rows, [{ total }]] = await Promise.all([
+    services.database.db.select().from(conversations).where(where).orderBy(...byLatestActivity).limit(limit).offset(offset),
+    services.database.db.select({ total: count() }).from(conversations).where(where),
+  ]);
+  return { items: rows.map(toConversation), limit, offset, total: Number(total) };
 }
 
 export async function updateConversation(

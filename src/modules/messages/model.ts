@@ -1,5 +1,5 @@
 import { t } from "elysia";
-import { Metadata, Priority, QueryInteger, Text, Uuid } from "../shared-models";
+import { Message, Metadata, Priority, QueryInteger, Text, Uuid } from "../shared-models";
 
 
 /** Content size is checked in bytes by the domain (413), not here (which would answer 400). */
@@ -34,3 +34,22 @@ export const MessageParams = t.Object({ id: Uuid, mid: Uuid });
 
 export type SendMessageInput = typeof SendMessageBody.static;
 export type EditMessageInput = typeof EditMessageBody.static;
+
+export const MessageVersion = t.Object(
+  {
+    version: t.Integer({ minimum: 1 }),
+    content: t.String(),
+    content_type: t.String(),
+    edited_by: t.String(),
+    created_at: t.String({ format: "date-time" }),
+    current: t.Boolean(),
+  },
+  { title: "MessageVersion", description: "One version of a message" },
+);
+
+export const MessageHistory = t.Object(
+  { message_id: Uuid, versions: t.Array(MessageVersion, { description: "Oldest first, the current one last" }) },
+  { title: "MessageHistory", description: "Every version of a message" },
+);
+
+export const MessageList = t.Array(Message, { description: "Messages in ascending sequence" });

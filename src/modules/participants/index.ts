@@ -4,7 +4,7 @@
 import { Elysia } from "elysia";
 import { authenticated } from "../../http/context";
 import type { Services } from "../../services";
-import { ConversationParams, jsonBodyOnly } from "../shared-models";
+import { ConversationParams, jsonBodyOnly, Participant } from "../shared-models";
 import { AddParticipantBody, ChangeRoleBody, ParticipantParams } from "./model";
 import { addParticipant, changeRole, joinConversation, leaveConversation, removeParticipant } from "./service";
 
@@ -19,7 +19,7 @@ export function participantsModule(services: Services) {
         set.status = joined.created ? 201 : 200;
         return joined.participant;
       },
-      { params: ConversationParams, detail: { summary: "Join a group conversation of your organization (201; 200 if already in)" } },
+      { params: ConversationParams, response: { 200: Participant, 201: Participant }, detail: { summary: "Join a group conversation of your organization (201; 200 if already in)" } },
     )
     .post(
       "/leave",
@@ -36,7 +36,7 @@ export function participantsModule(services: Services) {
         set.status = 201;
         return participant;
       },
-      { params: ConversationParams, body: AddParticipantBody, detail: { summary: "Add a participant (owner, admin)" } },
+      { params: ConversationParams, body: AddParticipantBody, response: { 201: Participant }, detail: { summary: "Add a participant (owner, admin)" } },
     )
     .delete(
       "/participants/:userId",
@@ -49,6 +49,6 @@ export function participantsModule(services: Services) {
     .patch(
       "/participants/:userId",
       ({ principal, params, body }) => changeRole(services, principal, params.id, params.userId, body.role),
-      { params: ParticipantParams, body: ChangeRoleBody, detail: { summary: "Change a participant's role (owner); role owner transfers ownership" } },
+      { params: ParticipantParams, body: ChangeRoleBody, response: { 200: Participant }, detail: { summary: "Change a participant's role (owner); role owner transfers ownership" } },
     );
 }

@@ -30,7 +30,10 @@ export async function joinConversation(services: Services, principal: Principal,
   if (conversation.type !== "group") throw fail.not_joinable("Only group conversations can be joined");
   // Joining is open to the members of the conversation's organisation; a conversation with no
   // organisation is joined only by invitation (POST /participants).
-  if (!conversation.org_id || !isOrgMember(principal, conversation.org_id)) {
+  if (!conversation.org_id) {
+    throw fail.invitation_only("This conversation belongs to no organization, so it cannot be joined: an owner or admin adds participants");
+  }
+  if (!isOrgMember(principal, conversation.org_id)) {
     throw fail.org_forbidden("Only members of the conversation's organization can join it");
   }
   return insertParticipant(services, db, conversationId, principal.id, principal.type, "member", toConversation(conversation));

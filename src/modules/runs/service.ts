@@ -6,7 +6,7 @@
  * message in the conversation's sequence. Sends into a run share-lock the same row in the send statement,
  * so a send and a transition never interleave: the send lands before the pause, or is refused after it.
  */
-import { and, asc, desc, eq, inArray, isNull, notInArray, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, inArray, isNull, notInArray, sql } from "drizzle-orm";
 import type { Principal } from "../../auth/principal";
 import { fail, notFound } from "../../core/errors";
 import type { Scope } from "../../core/scope";
@@ -90,17 +90,17 @@ export async function listRuns(
   principal: Principal,
   conversationId: string,
   query: { state?: keyof typeof STATE_FILTERS; limit?: number; offset?: number },
-): Promise<RunResource[]> {
+): Promise<{ items: RunResource[]; limit: number; offset: number; total: number }> {
   const { db } = services.database;
   await requireReader(db, principal, conversationId);
-  const rows = await db
-    .select()
-    .from(runs)
-    .where(and(eq(runs.conversation_id, conversationId), query.state ? inArray(runs.state, STATE_FILTERS[query.state]) : undefined))
-    .orderBy(desc(runs.started_at), desc(runs.id))
-    .limit(query.limit ?? 100)
-    .offset(query.offset ?? 0);
-  return rows.map(toRun);
+  const limit = query.limit ?? 100;
+  const offset = query.offset ?? 0;
+  const where = and(eq(runs.conversation_id, conversationId), query.state ? inArray(runs.state, STATE_FILTERS[query.state]) : undefined);
+  const [rows, [{ total }]] = await Promise.all([
+    db.select().from(runs).where(where).orderBy(desc(runs.started_at), desc(runs.id)).limit(limit).offset(offset),
+    db.select({ total: count() }).from(runs).where(where),
+  ]);
+  return { items: rows.map(toRun), limit, offset, total: Number(total) };
 }
 
 export async function getRun(services: Services, principal: Principal, conversationId: string, runId: string): Promise<RunWithTransitions> {

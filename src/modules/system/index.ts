@@ -2,6 +2,7 @@
  * Health, bootstrap (what this service is and how to talk to it) and the plain-text docs summary.
  */
 import { Elysia, t } from "elysia";
+import { Bootstrap, Health } from "./model";
 import type { Services } from "../../services";
 import { SERVICE_NAME, VERSION } from "../../version";
 
@@ -78,16 +79,17 @@ export function systemModule(services: Services, routes: () => RouteInfo[], even
     .get(
       "/api/health",
       async ({ set }) => {
-        if (await services.database.ping()) return { status: "ok", service: "symbia-messaging" };
+        if (await services.database.ping()) return { status: "ok" as const, service: "symbia-messaging" };
         set.status = 503;
-        return { status: "degraded", service: "symbia-messaging" };
+        return { status: "degraded" as const, service: "symbia-messaging" };
       },
       {
         detail: { summary: "Liveness and database check" },
-        response: { 200: t.Object({ status: t.String(), service: t.String() }), 503: t.Object({ status: t.String(), service: t.String() }) },
+        response: { 200: Health, 503: Health },
       },
     )
     .get("/api/bootstrap", ({ request }) => describeService(services, routes(), events, baseUrlOf(request)), {
+      response: { 200: Bootstrap },
       detail: { summary: "Service metadata, docs, endpoints, authentication and WebSocket events" },
     })
     .get(
@@ -96,6 +98,6 @@ export function systemModule(services: Services, routes: () => RouteInfo[], even
         set.headers["content-type"] = "text/plain; charset=utf-8";
         return llmsText(describeService(services, routes(), events, baseUrlOf(request)));
       },
-      { detail: { summary: "Plain-text summary of the API for language models" } },
+      { response: { 200: t.String({ description: "Plain-text summary" }) }, detail: { summary: "Plain-text summary of the API for language models" } },
     );
 }
