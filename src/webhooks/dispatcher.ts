@@ -19,6 +19,7 @@ import { controlBroadcastOf } from "../domain/control-events";
 import { toMessage } from "../domain/resources";
 import { describeError, log } from "../log";
 import { attemptDelivery, type AttemptOutcome } from "./attempt";
+import { run } from "./statement";
 import { ACTIVE_REFRESH_MS, REPAIR_GRACE_SECONDS, type WebhookOutbox } from "./outbox";
 
 const REPAIR_EVERY_MS = 60_000;
@@ -137,7 +138,7 @@ export class WebhookDispatcher {
     every(this.config.pollMs, () => this.pump());
     every(REPAIR_EVERY_MS, () => void this.repair());
     every(ACTIVE_REFRESH_MS, () => void this.outbox.refresh().catch((error) => log.warn("webhook endpoints not read", describeError(error))));
-    every(PRUNE_EVERY_MS, () => void this.database.query(PRUNE, [RETENTION_DAYS]).catch(() => {}));
+    every(PRUNE_EVERY_MS, () => void run(this.database.db, PRUNE, [RETENTION_DAYS]).catch(() => {}));
     void this.repair().finally(() => this.pump());
     // Messages of the last moments before a crash are left to the listener by the first repair: look again.
     const again = setTimeout(() => void this.repair(), (REPAIR_GRACE_SECONDS + 1) * 1000);
@@ -169,16 +170,16 @@ export class WebhookDispatcher {
       return;
     }
     const room = CONCURRENCY - this.inflight;
-    if (room <= 0) return;
+    // No endpoint enabled anywhere: nothing can be due, and polling would cost a query a second.
+    if (room <= 0 || !this.outbox.isActive) return;
     this.claiming = true;
     this.again = false;
     const token = randomUUID();
     // Long enough for the attempt (bounded by its timeout) and recording it; a dead instance's rows wait no longer.
     const leaseSeconds = (2 * this.config.timeoutMs) / 1000 + 5;
-    this.database
-      .query<ClaimedDelivery>(CLAIM, [room, leaseSeconds, token])
+    run<ClaimedDelivery>(this.database.db, CLAIM, [room, leaseSeconds, token])
       .then((claimed) => {
-        for (const delivery of claimed) this.run(delivery, token);
+        for (const delivery of claimed) this.launch(delivery, token);
         if (claimed.length === room) this.again = true;
       })
       .catch((error) => log.warn("webhook deliveries not claimed", describeError(error)))
@@ -188,7 +189,7 @@ export class WebhookDispatcher {
       });
   }
 
-  private run(delivery: ClaimedDelivery, token: string): void {
+  private launch(delivery: ClaimedDelivery, token: string): void {
     this.inflight++;
     const done = this.deliver(delivery, token)
       .catch((error) => log.warn("webhook delivery not recorded", { deliveryId: delivery.id, ...describeError(error) }))
@@ -228,7 +229,7 @@ export class WebhookDispatcher {
       return typeof delivery.payload === "string" ? JSON.parse(delivery.payload) : delivery.payload;
     }
     if (!delivery.message_id) return undefined;
-    const [row] = await this.database.query<MessageRow>("select * from messages where id = $1", [delivery.message_id]);
+    const [row] = await run<MessageRow>(this.database.db, "select * from messages where id = $1", [delivery.message_id]);
     if (!row) return undefined;
     const message = toMessage(row);
     return delivery.event_type === "message.created" ? message : controlBroadcastOf(message);
@@ -237,12 +238,12 @@ export class WebhookDispatcher {
   private async record(delivery: ClaimedDelivery, token: string, outcome: AttemptOutcome, counts: boolean): Promise<void> {
     const { database, config } = this;
     if (outcome.kind === "delivered") {
-      await database.query(DELIVERED, [delivery.id, token, outcome.status]);
+      await run(database.db, DELIVERED, [delivery.id, token, outcome.status]);
       return;
     }
     const retry = outcome.kind === "retry" && delivery.attempts < config.maxAttempts;
     const delaySeconds = retry ? retryDelayMs(config, delivery.attempts, outcome.retryAfterMs) / 1000 : 0;
-    const updated = await database.query(ATTEMPT_FAILED, [
+    const updated = await run(database.db, ATTEMPT_FAILED, [
       delivery.id,
       token,
       retry ? "pending" : "failed",
@@ -253,13 +254,13 @@ export class WebhookDispatcher {
     // The lease ran out and another attempt took over: that one records the outcome.
     if (updated.length === 0) return;
     if (outcome.kind === "disable") {
-      await database.query(DISABLE, [delivery.endpoint_id, outcome.error]);
+      await run(database.db, DISABLE, [delivery.endpoint_id, outcome.error]);
       log.warn("webhook endpoint disabled", { endpointId: delivery.endpoint_id, reason: outcome.error });
       return;
     }
     if (!counts) return;
     const reason = `disabled after ${config.disableAfterFailures} failed attempts in a row; the last: ${outcome.error}`.slice(0, 1000);
-    const [endpoint] = await database.query<{ enabled: boolean }>(COUNT_FAILURE, [delivery.endpoint_id, config.disableAfterFailures, reason]);
+    const [endpoint] = await run<{ enabled: boolean }>(database.db, COUNT_FAILURE, [delivery.endpoint_id, config.disableAfterFailures, reason]);
     if (endpoint && !endpoint.enabled) log.warn("webhook endpoint disabled", { endpointId: delivery.endpoint_id, reason: "consecutive failures" });
   }
 }

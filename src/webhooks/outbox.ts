@@ -16,6 +16,7 @@
 import type { Database } from "../db/client";
 import type { DomainEvent } from "../domain/domain-events";
 import { log } from "../log";
+import { run } from "./statement";
 import { webhookEventOf, type WebhookEvent } from "./event-types";
 
 /** How far back the repair looks for messages that were never enqueued. */
@@ -36,7 +37,7 @@ select e.id, $1::uuid, $2, $3, $4::uuid, $5::int, $6::timestamptz, $7::jsonb
          when 'installation' then true
          when 'org' then e.org_id = coalesce($8::text, (select c.org_id from conversations c where c.id = $1::uuid))
          else e.principal_id is distinct from $9::text
-              and (e.principal_id = any($10::text[])
+              and (e.principal_id in (select jsonb_array_elements_text($10::jsonb))
                    or exists (select 1 from participants p where p.conversation_id = $1::uuid and p.user_id = e.principal_id))
        end
 on conflict (endpoint_id, event_key) do nothing
@@ -108,7 +109,7 @@ export class WebhookOutbox {
   }
 
   async enqueue(event: WebhookEvent): Promise<number> {
-    const inserted = await this.database.query<{ endpoint_id: string }>(ENQUEUE, [
+    const inserted = await run<{ endpoint_id: string }>(this.database.db, ENQUEUE, [
       event.conversationId,
       event.type,
       event.key,
@@ -118,7 +119,7 @@ export class WebhookOutbox {
       JSON.stringify(event.data),
       event.orgId ?? null,
       event.actorId ?? null,
-      event.members ?? [],
+      JSON.stringify(event.members ?? []),
     ]);
     if (inserted.length > 0) this.wake();
     return inserted.length;
@@ -128,7 +129,7 @@ export class WebhookOutbox {
   async repair(): Promise<number> {
     await this.refresh();
     if (!this.active) return 0;
-    const inserted = await this.database.query<{ endpoint_id: string }>(REPAIR, [REPAIR_WINDOW_SECONDS, REPAIR_GRACE_SECONDS]);
+    const inserted = await run<{ endpoint_id: string }>(this.database.db, REPAIR, [REPAIR_WINDOW_SECONDS, REPAIR_GRACE_SECONDS]);
     if (inserted.length > 0) {
       log.info("webhook deliveries recovered from the message log", { deliveries: inserted.length });
       this.wake();
@@ -138,11 +139,13 @@ export class WebhookOutbox {
 
   async refresh(): Promise<void> {
     const activations = this.activations;
-    const [row] = await this.database.query<{ active: boolean }>(
-      "select exists (select 1 from webhook_endpoints where enabled) as active",
-      [],
-    );
+    const [row] = await run<{ active: boolean }>(this.database.db, "select exists (select 1 from webhook_endpoints where enabled) as active");
     if (activations === this.activations) this.active = Boolean(row?.active);
+  }
+
+  /** Whether any endpoint is enabled, as last known here. */
+  get isActive(): boolean {
+    return this.active;
   }
 
   wake(): void {

@@ -61,11 +61,13 @@ describe("retries", () => {
 
 describe("the outbox without endpoints", () => {
   test("domain events cost no query beyond a periodic check", async () => {
-    const queries: string[] = [];
+    const queries: unknown[] = [];
     const database = {
-      async query<T>(text: string): Promise<T[]> {
-        queries.push(text);
-        return [{ active: false }] as T[];
+      db: {
+        async execute(query: unknown) {
+          queries.push(query);
+          return [{ active: false }];
+        },
       },
     } as unknown as Database;
     const outbox = new WebhookOutbox(database);

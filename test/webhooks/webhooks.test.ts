@@ -25,7 +25,12 @@ beforeAll(async () => {
     WEBHOOK_TIMEOUT_MS: "1000",
   });
 });
-afterAll(() => server.stop());
+const registered: string[] = [];
+afterAll(async () => {
+  // On a shared test database, endpoints left enabled would receive the events of later test files.
+  for (const id of registered) await server.server.services.database.db.execute(sql`delete from webhook_endpoints where id = ${id}`);
+  await server.stop();
+});
 
 beforeEach(() => {
   receiver?.stop();
@@ -35,6 +40,7 @@ beforeEach(() => {
 async function register(who: TestPrincipal, body: Record<string, unknown> = {}) {
   const created = await server.request("POST", "/api/webhooks", { as: who, body: { url: receiver.url, ...body } });
   if (created.status !== 201) throw new Error(`register: ${created.status} ${JSON.stringify(created.body)}`);
+  registered.push(created.body.id);
   return created.body as { id: string; secret: string; [key: string]: unknown };
 }
 
