@@ -22,6 +22,7 @@ import { messagesModule } from "./modules/messages";
 import { participantsModule } from "./modules/participants";
 import { runsModule } from "./modules/runs";
 import { systemModule, type RouteInfo } from "./modules/system";
+import { webhooksModule } from "./modules/webhooks";
 import { ConversationReads } from "./domain/conversation-reads";
 import { registerListeners } from "./listeners";
 import { RealtimeHub } from "./realtime/hub";
@@ -103,6 +104,7 @@ export function createApp(services: Services, realtime: RealtimeHub = createReal
     .use(controlModule(services))
     .use(runsModule(services))
     .use(adminModule(services))
+    .use(webhooksModule(services))
     .use(realtimeModule(realtime, services));
 
   whole = app;

@@ -68,6 +68,24 @@ export interface Config {
   /** `message:append` frames have a bucket of their own, apart from every other frame. */
   wsAppendRateLimitPerSecond: number;
   wsAppendRateLimitBurst: number;
+  webhooks: WebhookConfig;
+}
+
+/** Webhook delivery (docs/webhooks.md). */
+export interface WebhookConfig {
+  /** Deliver to loopback, private, link-local and metadata addresses too (tests, closed networks). */
+  allowPrivate: boolean;
+  /** How long one delivery attempt may take, connection and response included. */
+  timeoutMs: number;
+  /** Attempts of one delivery before it counts as failed. */
+  maxAttempts: number;
+  /** First retry delay; doubled per attempt, jittered, at most `retryMaxMs`. */
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** An endpoint is disabled after this many failed attempts in a row. */
+  disableAfterFailures: number;
+  /** How often each instance looks for due deliveries (it also wakes when it enqueues). */
+  pollMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -224,5 +242,14 @@ export function loadConfig(env: Env = process.env): Config {
     streamMaxPerConnection: integer(env, "STREAM_MAX_PER_CONNECTION", 16, 1, 10_000),
     wsAppendRateLimitPerSecond: integer(env, "WS_APPEND_RATE_LIMIT", 1000, 1, 1_000_000),
     wsAppendRateLimitBurst: integer(env, "WS_APPEND_RATE_BURST", 2000, 1, 1_000_000),
+    webhooks: {
+      allowPrivate: boolean(env, "WEBHOOK_ALLOW_PRIVATE", false),
+      timeoutMs: integer(env, "WEBHOOK_TIMEOUT_MS", 10 * SECOND, 100, 10 * SECOND),
+      maxAttempts: integer(env, "WEBHOOK_MAX_ATTEMPTS", 12, 1, 100),
+      retryBaseMs: integer(env, "WEBHOOK_RETRY_BASE_MS", 5 * SECOND, 10, 3600 * SECOND),
+      retryMaxMs: integer(env, "WEBHOOK_RETRY_MAX_MS", 3600 * SECOND, 10, DAY),
+      disableAfterFailures: integer(env, "WEBHOOK_DISABLE_AFTER_FAILURES", 50, 1, 100_000),
+      pollMs: integer(env, "WEBHOOK_POLL_MS", 1 * SECOND, 10, 600 * SECOND),
+    },
   };
 }

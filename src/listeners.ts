@@ -39,6 +39,10 @@ export function registerListeners(services: Services, hub: RealtimeHub): () => v
       },
       { inline: true },
     ),
+    // Inline for the same reason: a client told it was added may join at once and must find the topic's frames in order.
+    services.domainEvents.on("principal notifications", (event) => hub.notifyPrincipals(event), { inline: true }),
+    // Deferred: a send never waits for the outbox, and with no endpoint enabled it costs nothing at all.
+    services.domainEvents.on("webhook outbox", (event) => services.webhooks.handle(event)),
     closeOnAuthChanges(hub, services.identity, services.authChanges),
     services.domainEvents.on("metrics", countDomainEvents()),
     watchListenerFailures(services.domainEvents),

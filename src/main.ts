@@ -26,7 +26,7 @@ Commands:
   help         show this help
 ${operatorHelpLines().join("\n")}
 
-Run "${SERVICE_NAME} <command> --help" for the flags of users, keys and orgs commands.
+Run "${SERVICE_NAME} <command> --help" for the flags of users, keys, orgs and webhooks commands.
 
 Configuration comes from environment variables (PORT, HOST, DATABASE_URL, DATA_DIR, SYMBIA_ENV,
 LOG_LEVEL, ...); see the README. Without DATABASE_URL the embedded database in DATA_DIR (./data) is used.

@@ -15,6 +15,7 @@ import { describeError, log } from "./log";
 import { startProcessMetrics } from "./metrics/registry";
 import type { RealtimeHub } from "./realtime/hub";
 import { createServices, type Services } from "./services";
+import { WebhookDispatcher } from "./webhooks/dispatcher";
 
 export interface RunningServer {
   app: App;
@@ -68,6 +69,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const broker = chooseBroker(config, database);
     await realtime.useBroker(broker);
     cleanups.push(() => broker.stop());
+    const webhookDispatcher = new WebhookDispatcher(database, services.webhooks, config.webhooks);
+    webhookDispatcher.start();
+    cleanups.push(() => webhookDispatcher.stop(0));
     const adminSocket = config.adminSocket ? await startOperatorSocket(config.adminSocket, identityDirectory) : undefined;
     const port = app.server!.port!;
     const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
@@ -86,6 +90,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
           await Promise.race([drained, Bun.sleep(config.shutdownTimeoutMs)]);
           server.stop(true);
         }
+        // Attempts under way finish (or their lease runs out and another instance retries them).
+        await webhookDispatcher.stop(config.shutdownTimeoutMs);
+        await services.webhooks.settled().catch(() => {});
         // Open streams are written and end as interrupted while the broker can still announce it.
         await services.streams.stop();
         // After the sockets closed, so that the other instances heard their presence end.

@@ -11,6 +11,7 @@ import type { Database } from "./db/client";
 import type { DomainEvent } from "./domain/domain-events";
 import { EventBus } from "./core/event-bus";
 import { MessageStreams } from "./domain/message-streams";
+import { WebhookOutbox } from "./webhooks/outbox";
 
 export interface Services {
   config: Config;
@@ -22,6 +23,8 @@ export interface Services {
   domainEvents: EventBus<DomainEvent>;
   /** Streaming messages held by this instance (docs/streaming.md). */
   streams: MessageStreams;
+  /** Where domain events become webhook deliveries (src/webhooks/). */
+  webhooks: WebhookOutbox;
 }
 
 export function createServices(config: Config, database: Database): Services {
@@ -30,5 +33,13 @@ export function createServices(config: Config, database: Database): Services {
     ? new RemoteIdentity(config, authChanges)
     : new LocalIdentity(database.db, config, authChanges);
   const domainEvents = new EventBus<DomainEvent>("domain events", (event) => ({ event: event.type, conversationId: event.conversationId }));
-  return { config, database, identity, authChanges, domainEvents, streams: new MessageStreams(config, database, domainEvents) };
+  return {
+    config,
+    database,
+    identity,
+    authChanges,
+    domainEvents,
+    streams: new MessageStreams(config, database, domainEvents),
+    webhooks: new WebhookOutbox(database),
+  };
 }

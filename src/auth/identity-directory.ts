@@ -94,7 +94,8 @@ function keyPrefixOf(reference: string): string {
 
 export class IdentityDirectory {
   constructor(
-    private readonly db: Db,
+    /** Also what the other operator operations (webhooks) run on. */
+    readonly db: Db,
     private readonly changes: EventBus<AuthChange>,
   ) {}
 

@@ -2,7 +2,7 @@
  * The contract every identity backend fulfils (local tables, or a remote Identity service), and the
  * credential extraction shared by REST and the WebSocket upgrade.
  */
-import type { Principal } from "./principal";
+import type { OrgMembership, Principal, PrincipalType } from "./principal";
 
 export interface Credentials {
   bearer?: string;
@@ -42,12 +42,27 @@ export interface AuthReply {
   headers?: Record<string, string>;
 }
 
+/** A principal as the directory knows it, without any credential: whom a service may act for. */
+export interface PrincipalRecord {
+  id: string;
+  type: PrincipalType;
+  name?: string;
+  email?: string;
+  orgs: OrgMembership[];
+  disabled: boolean;
+}
+
 export interface IdentityProvider {
   readonly mode: "local" | "remote";
   /** undefined when no credential was presented at all. */
   authenticate(credentials: Credentials): Promise<AuthOutcome | undefined>;
   login(request: LoginRequest, raw: Request): Promise<AuthReply>;
   logout(credentials: Credentials, raw: Request): Promise<AuthReply>;
+  /**
+   * A principal by id, for acting on its behalf. Absent on backends that cannot look principals up (the
+   * remote Identity service): acting for another principal is then refused.
+   */
+  findPrincipal?(id: string): Promise<PrincipalRecord | undefined>;
   /** Drop cached answers for a credential or a principal (after revocation, disable, membership change). */
   invalidate(target: { credentialId?: string; principalId?: string }): void;
 }

@@ -11,7 +11,7 @@ import { rows, type Db } from "../db/client";
 import { sessions } from "../db/schema";
 import type { EventBus } from "../core/event-bus";
 import { CredentialCache } from "./credential-cache";
-import type { AuthOutcome, AuthReply, Credentials, IdentityProvider, LoginRequest } from "./identity";
+import type { AuthOutcome, AuthReply, Credentials, IdentityProvider, LoginRequest, PrincipalRecord } from "./identity";
 import { SESSION_COOKIE } from "./identity";
 import { LoginLimiter, rateLimitedReply } from "./login-limiter";
 import { describePrincipal, type OrgMembership, type Principal } from "./principal";
@@ -77,6 +77,8 @@ export class LocalIdentity implements IdentityProvider {
   private readonly cache: CredentialCache;
   private readonly limiter: LoginLimiter;
   private dummyHash?: Promise<string>;
+  /** Principals looked up for acting on their behalf, kept as long as credentials are. */
+  private readonly records = new Map<string, { record: PrincipalRecord; until: number }>();
 
   constructor(
     private readonly db: Db,
@@ -86,10 +88,33 @@ export class LocalIdentity implements IdentityProvider {
     this.cache = new CredentialCache(config.credentialCacheMs);
     this.limiter = new LoginLimiter(config.loginMaxFailures, config.loginWindowMs);
     this.cache.followChanges(changes);
+    changes.on(
+      "act-as principal cache",
+      (change) => {
+        if (change.kind === "principal_changed") this.records.delete(change.principalId);
+      },
+      { inline: true },
+    );
+  }
+
+  async findPrincipal(id: string): Promise<PrincipalRecord | undefined> {
+    const now = Date.now();
+    const cached = this.records.get(id);
+    if (cached && cached.until > now) return cached.record;
+    const [row] = await rows<PrincipalColumns>(this.db, sql`select ${PRINCIPAL_SELECT} from principals p where p.id = ${id}`);
+    if (!row) return undefined;
+    const { entitlements: _own, isSuperAdmin: _admin, ...base } = this.principalOf(row);
+    const record: PrincipalRecord = { ...base, disabled: row.disabled_at !== null };
+    if (this.config.credentialCacheMs > 0) {
+      if (this.records.size >= 10_000) this.records.clear();
+      this.records.set(id, { record, until: now + this.config.credentialCacheMs });
+    }
+    return record;
   }
 
   invalidate(target: { credentialId?: string; principalId?: string }): void {
     this.cache.invalidate(target);
+    if (target.principalId) this.records.delete(target.principalId);
   }
 
   async authenticate(credentials: Credentials): Promise<AuthOutcome | undefined> {

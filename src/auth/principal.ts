@@ -18,6 +18,11 @@ export interface Principal {
   orgs: OrgMembership[];
   entitlements: string[];
   isSuperAdmin: boolean;
+  /**
+   * Set when a service acts for this principal (X-As-User-Id, src/auth/act-as.ts): who really asked.
+   * The credential below is then that caller's.
+   */
+  actedBy?: { id: string; type: PrincipalType };
   /** The credential this principal was resolved from; the realtime layer closes sockets when it is revoked. */
   credential: {
     kind: "session" | "api_key" | "remote_token" | "remote_api_key";
@@ -31,6 +36,8 @@ export const ENTITLEMENT = {
   route: "cap:messaging.route",
   observe: "cap:messaging.observe",
   admin: "messaging:admin",
+  /** Acting for another principal; `messaging:act-as:<prefix>` limits it to ids starting with the prefix. */
+  actAs: "messaging:act-as",
 } as const;
 
 export function hasEntitlement(principal: Principal, entitlement: string): boolean {

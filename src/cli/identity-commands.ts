@@ -191,10 +191,86 @@ const ORGS: Record<string, Subcommand> = {
   },
 };
 
+interface WebhookSummary {
+  id: string;
+  url: string;
+  scope: string;
+  principal_id: string | null;
+  org_id: string | null;
+  events: string[] | null;
+  enabled: boolean;
+  disabled_reason: string | null;
+  created_at: string;
+}
+
+const WEBHOOKS: Record<string, Subcommand> = {
+  create: {
+    usage: "webhooks create --url URL (--principal ID | --org ORG | --installation) [--event TYPE]... [--description TEXT]",
+    summary: "register a webhook endpoint; prints its secret (whsec_…), which is shown this once only",
+    flags: {
+      url: { kind: "string", value: "URL", help: "where events are POSTed (http or https, public addresses only)" },
+      principal: { kind: "string", value: "ID", help: "the events of the conversations this principal participates in" },
+      org: { kind: "string", value: "ORG", help: "the events of this organization's conversations" },
+      installation: { kind: "switch", help: "the events of every conversation" },
+      event: { kind: "list", value: "TYPE", help: "an event type to receive, e.g. message.created or stream.*; repeatable (default: all)" },
+      description: { kind: "string", value: "TEXT", help: "what the endpoint is for" },
+    },
+    async run(args, call, io) {
+      if (!args.strings.url) throw new UsageError("webhooks create: --url is required");
+      const created: WebhookSummary & { secret: string } = await call("createWebhook", {
+        url: args.strings.url,
+        principalId: args.strings.principal,
+        orgId: args.strings.org,
+        installation: args.switches.has("installation"),
+        events: args.lists.event ?? [],
+        description: args.strings.description,
+      });
+      io.out(created.secret);
+      io.note(`webhook ${created.id} (${created.scope}) → ${created.url}; store the secret now, it is not shown again`);
+    },
+  },
+  list: {
+    usage: "webhooks list [--json]",
+    summary: "list webhook endpoints (never their secrets)",
+    flags: JSON_FLAG,
+    async run(args, call, io) {
+      const hooks: WebhookSummary[] = await call("listWebhooks", {});
+      if (args.switches.has("json")) return io.out(JSON.stringify(hooks, null, 2));
+      io.out(
+        formatTable(
+          ["ID", "URL", "SCOPE", "FOR", "EVENTS", "ENABLED", "DISABLED_REASON", "CREATED"],
+          hooks.map((h) => [h.id, h.url, h.scope, dash(h.principal_id ?? h.org_id), h.events ? list(h.events) : "all", h.enabled ? "yes" : "no", dash(h.disabled_reason), h.created_at]),
+        ),
+      );
+    },
+  },
+  disable: {
+    usage: "webhooks disable <id>",
+    summary: "disable a webhook endpoint; it receives nothing until enabled again (PATCH /api/webhooks/{id})",
+    flags: {},
+    positionals: ["id"],
+    async run(args, call, io) {
+      const hook: WebhookSummary = await call("disableWebhook", { id: args.positionals[0] });
+      io.out(`${hook.id} disabled`);
+    },
+  },
+  delete: {
+    usage: "webhooks delete <id>",
+    summary: "delete a webhook endpoint and its deliveries",
+    flags: {},
+    positionals: ["id"],
+    async run(args, call, io) {
+      const result: { id: string } = await call("deleteWebhook", { id: args.positionals[0] });
+      io.out(`${result.id} deleted`);
+    },
+  },
+};
+
 const GROUPS: Record<string, { summary: string; subcommands: Record<string, Subcommand> }> = {
   users: { summary: "manage users", subcommands: USERS },
   keys: { summary: "manage API keys of agents, services and users", subcommands: KEYS },
   orgs: { summary: "manage organizations", subcommands: ORGS },
+  webhooks: { summary: "manage webhook endpoints", subcommands: WEBHOOKS },
 };
 
 export const OPERATOR_COMMANDS = Object.keys(GROUPS);

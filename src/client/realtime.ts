@@ -48,6 +48,11 @@ export interface RealtimeOptions {
   /** How long a request waits for its ack (default 10 s). */
   ackTimeoutMs?: number;
   reconnect?: ReconnectOptions;
+  /**
+   * Join every conversation this principal is added to (`conversation:added`) as soon as it is told,
+   * from its start, and keep it joined like any other. Default false.
+   */
+  autoJoin?: boolean;
   /** Sending again after `rate_limited` (default: up to 5 times, waiting up to 10 s); false to surface it. */
   retry?: RetryOptions | false;
   /** A WebSocket implementation other than the default (the global one; `ws` on Node). */
@@ -66,6 +71,10 @@ export interface ConnectionEvents {
   resumeFailed: { conversationId: string; code: string; message: string };
   /** A streaming message's text grew (a delta) or was set (a snapshot, its end): the whole text so far. */
   "stream:text": StreamText;
+  /** With `autoJoin`: a conversation this principal was added to has been joined. */
+  autoJoined: JoinResult;
+  /** With `autoJoin`: joining a conversation this principal was added to failed. */
+  autoJoinFailed: { conversationId: string; code: string; message: string };
 }
 
 export type RealtimeEvents = ServerEvents & ConnectionEvents;
@@ -284,10 +293,11 @@ export class RealtimeClient {
 
   private socketUrl(auth: CredentialTransport): string {
     if (auth === "header") return this.options.url;
-    const { token, apiKey } = this.options.credentials();
+    const { token, apiKey, headers } = this.options.credentials();
     const url = new URL(this.options.url);
     if (token) url.searchParams.set("token", token);
     if (apiKey) url.searchParams.set("apiKey", apiKey);
+    if (headers["x-as-user-id"]) url.searchParams.set("asUserId", headers["x-as-user-id"]);
     return url.toString();
   }
 
@@ -484,6 +494,19 @@ export class RealtimeClient {
       const change = this.streams.snapshot(frame.data as Message);
       if (change) this.emit("stream:text", change);
     }
+    if (frame.event === "conversation:added" && this.options.autoJoin) this.autoJoin(frame.data as ServerEvents["conversation:added"]);
+  }
+
+  /** From sequence 0: whatever was sent between the add and the join is replayed, nothing is lost. */
+  private autoJoin({ conversation }: ServerEvents["conversation:added"]): void {
+    if (this.conversations.has(conversation.id)) return;
+    this.join(conversation.id, { since: 0 }).then(
+      (result) => this.emit("autoJoined", result),
+      (error) => {
+        const { code, message } = error instanceof RealtimeError ? error : { code: "error", message: String(error) };
+        this.emit("autoJoinFailed", { conversationId: conversation.id, code, message });
+      },
+    );
   }
 
   /** The text so far of a streaming message this client has heard of. */
@@ -526,6 +549,7 @@ export class RealtimeClient {
   /** The server unsubscribed us (removed from the conversation, or it was deleted): stop resuming it. */
   private forgetEnded(event: string, data: unknown): void {
     if (event === "conversation:deleted") this.conversations.delete((data as { id: string }).id);
+    if (event === "conversation:removed") this.conversations.delete((data as { conversationId: string }).conversationId);
     if (event === "participant:left") {
       const change = data as { conversationId: string; userId: string };
       if (change.userId === this.sessionInfo?.user.id) this.conversations.delete(change.conversationId);

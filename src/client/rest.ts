@@ -39,6 +39,8 @@ export interface ScopeOptions {
   env?: "dev" | "stage" | "prod";
   dataClass?: "none" | "pii" | "phi" | "secret";
   policyRef?: string;
+  /** Act for this principal (X-As-User-Id); the caller needs the `messaging:act-as` entitlement. */
+  asUserId?: string;
 }
 
 export interface RestOptions {
@@ -86,12 +88,13 @@ export class RestClient {
     const headers: Record<string, string> = {};
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (this.apiKey) headers["x-api-key"] = this.apiKey;
-    const { orgId, serviceId, env, dataClass, policyRef } = this.scope;
+    const { orgId, serviceId, env, dataClass, policyRef, asUserId } = this.scope;
     if (orgId) headers["x-org-id"] = orgId;
     if (serviceId) headers["x-service-id"] = serviceId;
     if (env) headers["x-env"] = env;
     if (dataClass) headers["x-data-class"] = dataClass;
     if (policyRef) headers["x-policy-ref"] = policyRef;
+    if (asUserId) headers["x-as-user-id"] = asUserId;
     return headers;
   }
 

@@ -199,6 +199,8 @@ export interface ListMessagesOptions {
 export interface SessionReady {
   connectionId: string;
   user: { id: string; type: PrincipalType };
+  /** Present when the connection acts for `user` (X-As-User-Id): who really connected. */
+  actedBy?: { id: string; type: PrincipalType };
   heartbeatMs: number;
   serverTime: string;
 }
@@ -332,6 +334,10 @@ export interface ServerEvents {
   "participant:updated": ParticipantChange;
   "conversation:updated": Conversation;
   "conversation:deleted": { id: string };
+  /** This principal was made a participant (a new conversation, an add or a join), on any connection of it. */
+  "conversation:added": { conversation: Conversation; role: Participant["role"] };
+  /** This principal is no longer a participant (removed or left). */
+  "conversation:removed": { conversationId: string };
   "stream.pause": ControlBroadcast;
   "stream.resume": ControlBroadcast;
   "stream.preempt": ControlBroadcast;

@@ -44,6 +44,16 @@ export const ERROR_CATALOGUE = {
   target_required: { status: 400, message: "A target is required", meaning: "stream.route and stream.handoff need a target participant." },
   invalid_target: { status: 400, message: "Invalid target", meaning: "The target names no participant of the conversation." },
   unknown_operation: { status: 400, message: "Unknown operation", meaning: "The operator socket was asked for an operation it does not know." },
+  invalid_webhook_url: {
+    status: 400,
+    message: "Invalid webhook URL",
+    meaning: "The url is not an http(s) URL without credentials, or its host does not resolve.",
+  },
+  webhook_url_forbidden: {
+    status: 400,
+    message: "Webhook URL not allowed",
+    meaning: "The url resolves to a loopback, private, link-local or otherwise non-public address.",
+  },
   // WebSocket frames that cannot be understood (sent as ack or error frames, never as HTTP statuses)
   invalid_frame: { status: 400, message: "Invalid frame", meaning: "A WebSocket frame is not a JSON object {event, data, ack?}." },
   unknown_event: { status: 400, message: "Unknown event", meaning: "A WebSocket frame names an event the server does not handle." },
@@ -68,6 +78,11 @@ export const ERROR_CATALOGUE = {
   not_joinable: { status: 403, message: "This conversation cannot be joined", meaning: "Only group conversations can be joined." },
   owner_cannot_leave: { status: 403, message: "The owner cannot leave", meaning: "Transfer ownership first." },
   owner_cannot_be_removed: { status: 403, message: "The owner cannot be removed", meaning: "The owner stays until ownership moves." },
+  act_as_forbidden: {
+    status: 403,
+    message: "You may not act for this principal",
+    meaning: "X-As-User-Id (or asUserId) without messaging:act-as, or naming a principal outside the caller's organisations.",
+  },
   origin_forbidden: {
     status: 403,
     message: "This origin may not open the WebSocket with the session cookie",
@@ -98,6 +113,7 @@ export const ERROR_CATALOGUE = {
   message_deleted: { status: 409, message: "The message was deleted", meaning: "A deleted message cannot be edited." },
   email_taken: { status: 409, message: "Email already in use", meaning: "Another user has this email." },
   org_exists: { status: 409, message: "Organization already exists", meaning: "An organization with this id exists." },
+  too_many_webhooks: { status: 409, message: "Too many webhook endpoints", meaning: "The caller has registered as many endpoints as allowed." },
   principal_type_mismatch: { status: 409, message: "Principal type mismatch", meaning: "The principal exists with another type." },
   run_exists: { status: 409, message: "A run with this id already exists", meaning: "POST /runs with a runId already started in the conversation." },
   run_paused: { status: 409, message: "The run is paused", meaning: "The run is paused or preempted: no message goes into it until it resumes." },

@@ -3,10 +3,12 @@ import m0 from "../../drizzle/0000_init.sql" with { type: "text" };
 import m1 from "../../drizzle/0001_hot_counter_update.sql" with { type: "text" };
 import m2 from "../../drizzle/0002_runs.sql" with { type: "text" };
 import m3 from "../../drizzle/0003_streaming.sql" with { type: "text" };
+import m4 from "../../drizzle/0004_webhooks.sql" with { type: "text" };
 
 export const MIGRATIONS: { tag: string; sql: string }[] = [
   { tag: "0000_init", sql: m0 },
   { tag: "0001_hot_counter_update", sql: m1 },
   { tag: "0002_runs", sql: m2 },
   { tag: "0003_streaming", sql: m3 },
+  { tag: "0004_webhooks", sql: m4 },
 ];

@@ -5,6 +5,7 @@
  */
 import { sql } from "drizzle-orm";
 import {
+  bigint,
   boolean,
   index,
   integer,
@@ -187,9 +188,79 @@ export const messageVersions = pgTable("message_versions", {
   superseded_at: timestamp("superseded_at", { withTimezone: true }).notNull().defaultNow(),
 }, (t) => [primaryKey({ columns: [t.message_id, t.version] })]);
 
+// ---------------------------------------------------------------- webhooks
+
+/**
+ * Where events are POSTed (Standard Webhooks). `scope` says which conversations' events it receives: those
+ * `principal_id` participates in, those of `org_id`, or every conversation of the installation.
+ */
+export const webhookEndpoints = pgTable("webhook_endpoints", {
+  id: uuid("id").primaryKey(),
+  url: text("url").notNull(),
+  description: text("description"),
+  scope: text("scope").notNull().$type<"principal" | "org" | "installation">(),
+  principal_id: text("principal_id"),
+  org_id: text("org_id"),
+  /** Event types it receives (`stream.*` for every control event); null for all of them. */
+  events: text("events").array(),
+  /** `whsec_…`; signs every delivery. Shown once, when created or rotated. */
+  secret: text("secret").notNull(),
+  /** After a rotation the old secret signs too, until `previous_secret_expires_at`. */
+  previous_secret: text("previous_secret"),
+  previous_secret_expires_at: timestamp("previous_secret_expires_at", { withTimezone: true }),
+  enabled: boolean("enabled").notNull().default(true),
+  disabled_reason: text("disabled_reason"),
+  consecutive_failures: integer("consecutive_failures").notNull().default(0),
+  created_by: text("created_by").notNull(),
+  created_at: createdAt(),
+  updated_at: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [
+  index("webhook_endpoints_principal_idx").on(t.principal_id),
+  index("webhook_endpoints_created_by_idx").on(t.created_by),
+]);
+
+/**
+ * The outbox: one row per (endpoint, event), delivered at least once, one at a time per (endpoint,
+ * conversation) in the order of `occurred_at`. An instance takes a row by setting `lease_until`.
+ */
+export const webhookDeliveries = pgTable("webhook_deliveries", {
+  id: uuid("id").primaryKey().default(sql`gen_random_uuid()`),
+  endpoint_id: uuid("endpoint_id").notNull().references(() => webhookEndpoints.id, { onDelete: "cascade" }),
+  /** Null for events of no conversation (the endpoint's test event). No foreign key: deletions are delivered too. */
+  conversation_id: uuid("conversation_id"),
+  event_type: text("event_type").notNull(),
+  /** What the event is about, unique per endpoint: an event enqueued twice is delivered once. */
+  event_key: text("event_key").notNull(),
+  /** For message events: the payload is read from the message when it was not stored. */
+  message_id: uuid("message_id"),
+  sequence: integer("sequence"),
+  occurred_at: timestamp("occurred_at", { withTimezone: true }).notNull(),
+  payload: jsonb("payload").$type<Record<string, unknown>>(),
+  status: text("status").notNull().default("pending").$type<"pending" | "delivered" | "failed">(),
+  attempts: integer("attempts").notNull().default(0),
+  next_attempt_at: timestamp("next_attempt_at", { withTimezone: true }).notNull().defaultNow(),
+  lease_until: timestamp("lease_until", { withTimezone: true }),
+  /** Set with the lease: an attempt whose lease ran out (and was taken over) records nothing. */
+  lease_token: uuid("lease_token"),
+  last_status: integer("last_status"),
+  last_error: text("last_error"),
+  created_at: createdAt(),
+  delivered_at: timestamp("delivered_at", { withTimezone: true }),
+  /** Orders rows of one (endpoint, conversation) that occurred in the same microsecond. */
+  position: bigint("position", { mode: "number" }).generatedAlwaysAsIdentity(),
+}, (t) => [
+  uniqueIndex("webhook_deliveries_event_key").on(t.endpoint_id, t.event_key),
+  index("webhook_deliveries_pending_idx")
+    .on(t.endpoint_id, t.conversation_id, t.position)
+    .where(sql`status = 'pending'`),
+  index("webhook_deliveries_endpoint_created_idx").on(t.endpoint_id, t.created_at.desc()),
+]);
+
 export type PrincipalRow = typeof principals.$inferSelect;
 export type ConversationRow = typeof conversations.$inferSelect;
 export type ParticipantRow = typeof participants.$inferSelect;
 export type MessageRow = typeof messages.$inferSelect;
 export type MessageVersionRow = typeof messageVersions.$inferSelect;
 export type RunRow = typeof runs.$inferSelect;
+export type WebhookEndpointRow = typeof webhookEndpoints.$inferSelect;
+export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect;

@@ -22,9 +22,11 @@ export type DomainEvent =
   | { type: "control.sent"; conversationId: string; message: MessageResource; control: ControlBroadcast; run?: RunResource }
   | { type: "run.started"; conversationId: string; run: RunResource }
   | { type: "run.ended"; conversationId: string; run: RunResource }
-  | { type: "participant.added"; conversationId: string; participant: ParticipantResource }
+  /** `conversation`: the conversation the participant was added to, as it stood then. */
+  | { type: "participant.added"; conversationId: string; participant: ParticipantResource; conversation: ConversationResource }
   | { type: "participant.removed"; conversationId: string; participant: ParticipantResource }
   | { type: "participant.updated"; conversationId: string; participant: ParticipantResource }
   | { type: "conversation.created"; conversationId: string; conversation: ConversationWithParticipants }
   | { type: "conversation.updated"; conversationId: string; conversation: ConversationResource }
-  | { type: "conversation.deleted"; conversationId: string };
+  /** `orgId` and `participantIds`: the conversation's, as they were just before the deletion. */
+  | { type: "conversation.deleted"; conversationId: string; orgId: string | null; participantIds: string[] };

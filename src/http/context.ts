@@ -5,6 +5,7 @@
  */
 import { Elysia } from "elysia";
 import type { Config } from "../config";
+import { ACT_AS_HEADER, ACT_AS_QUERY, actAs } from "../auth/act-as";
 import { extractCredentials, hasCredentials, type IdentityProvider } from "../auth/identity";
 import { isOrgMember, type Principal } from "../auth/principal";
 import { AppError, fail } from "../core/errors";
@@ -74,7 +75,8 @@ export async function admitRequest(request: Request, ip: string, deps: GateDeps)
   const { path, query } = pathOf(request.url);
   const isPublic = isPublicPath(path);
   const isSocket = path === "/api/ws" || path === "/api/ws/";
-  const credentials = extractCredentials(request.headers, isSocket && query ? new URLSearchParams(query) : undefined);
+  const socketQuery = isSocket && query ? new URLSearchParams(query) : undefined;
+  const credentials = extractCredentials(request.headers, socketQuery);
   if (isSocket && credentials.cookie && !credentials.bearer && !credentials.apiKey && !socketOriginAllowed(request.headers, deps.config)) {
     throw fail.origin_forbidden("This origin may not open the WebSocket with the session cookie (see ALLOWED_ORIGINS)");
   }
@@ -84,6 +86,13 @@ export async function admitRequest(request: Request, ip: string, deps: GateDeps)
     else if (outcome && !isPublic) throw new AppError(outcome.code, outcome.message);
   }
   if (!isPublic && !state.principal) throw fail.unauthorized();
+  // Acting for another principal replaces the principal here, before anything looks at it: every route,
+  // the org scope check below and the WebSocket alike see only the principal acted for.
+  const asUserId = request.headers.get(ACT_AS_HEADER) ?? socketQuery?.get(ACT_AS_QUERY) ?? null;
+  if (asUserId !== null) {
+    if (!state.principal) throw fail.act_as_forbidden("Acting for another principal needs a credential");
+    state.principal = await actAs(deps.identity, state.principal, asUserId);
+  }
   if (state.principal && state.scope.orgId && !isOrgMember(state.principal, state.scope.orgId)) {
     throw fail.org_forbidden("You are not a member of the organization named by X-Org-Id");
   }

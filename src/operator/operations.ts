@@ -5,6 +5,21 @@
  */
 import { fail } from "../core/errors";
 import type { IdentityDirectory, NewKey, NewUser } from "../auth/identity-directory";
+import { loadConfig } from "../config";
+import {
+  createWebhookAsOperator,
+  deleteWebhookAsOperator,
+  disableWebhookAsOperator,
+  listWebhooksAsOperator,
+  type OperatorWebhookInput,
+} from "../modules/webhooks/service";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const webhookId = (args: Args) => {
+  const id = String(args.id ?? "");
+  if (!UUID.test(id)) throw fail.not_found("Webhook endpoint not found");
+  return id;
+};
 
 type Args = Record<string, unknown>;
 
@@ -20,6 +35,12 @@ const OPERATIONS = {
   createOrg: (admin: IdentityDirectory, args: Args) =>
     admin.createOrg(String(args.id ?? ""), typeof args.name === "string" ? args.name : undefined),
   listOrgs: (admin: IdentityDirectory) => admin.listOrgs(),
+  // The address rule is the environment's where the operation runs (the server, or the CLI itself).
+  createWebhook: (admin: IdentityDirectory, args: Args) =>
+    createWebhookAsOperator(admin.db, loadConfig().webhooks.allowPrivate, args as unknown as OperatorWebhookInput),
+  listWebhooks: (admin: IdentityDirectory) => listWebhooksAsOperator(admin.db),
+  disableWebhook: (admin: IdentityDirectory, args: Args) => disableWebhookAsOperator(admin.db, webhookId(args)),
+  deleteWebhook: (admin: IdentityDirectory, args: Args) => deleteWebhookAsOperator(admin.db, webhookId(args)),
 } satisfies Record<string, (admin: IdentityDirectory, args: Args) => Promise<unknown>>;
 
 export type OperatorOperation = keyof typeof OPERATIONS;

@@ -3,7 +3,9 @@
  * changed principal (disabled, new grants) is authenticated again with the credential the socket opened
  * with, keeping the socket only if that still succeeds.
  */
+import { actAs } from "../auth/act-as";
 import type { AuthChange } from "../auth/identity";
+import { AppError } from "../core/errors";
 import type { IdentityProvider } from "../auth/identity";
 import type { EventBus } from "../core/event-bus";
 import { describeError, log } from "../log";
@@ -21,7 +23,11 @@ export function closeOnAuthChanges(hub: RealtimeHub, identity: IdentityProvider,
       }
       return;
     }
-    for (const connection of [...hub.connectionsOf(change.principalId)]) void reauthenticate(hub, identity, connection);
+    for (const connection of [...hub.connections()]) {
+      // A socket acting for a principal depends on both: the one acted for and the caller.
+      const { principal } = connection;
+      if (principal.id === change.principalId || principal.actedBy?.id === change.principalId) void reauthenticate(hub, identity, connection);
+    }
     },
     { inline: true },
   );
@@ -35,7 +41,17 @@ async function reauthenticate(hub: RealtimeHub, identity: IdentityProvider, conn
       connection.close(CLOSE.unauthorized, outcome?.message ?? "authentication required");
       return;
     }
-    connection.principal = outcome.principal;
+    let principal = outcome.principal;
+    if (connection.principal.actedBy) {
+      try {
+        principal = await actAs(identity, principal, connection.principal.id);
+      } catch (error) {
+        connection.close(CLOSE.unauthorized, error instanceof AppError ? error.message : "acting no longer allowed");
+        return;
+      }
+      if (connection.closed) return;
+    }
+    connection.principal = principal;
     await recheckObserved(hub, connection);
   } catch (error) {
     // Keep the socket: an unreachable database must not disconnect everyone; the next change retries.

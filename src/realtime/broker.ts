@@ -10,7 +10,7 @@
  *   CLUSTER_FANOUT=off use it.
  * - `PostgresBroker` (src/broker/postgres/): LISTEN/NOTIFY on the shared PostgreSQL.
  */
-import type { TopicFrame } from "./frames";
+import type { PrincipalFrame, TopicFrame } from "./frames";
 import type { PresenceEntry, PresentPrincipal } from "./presence";
 import type { PresenceStatus } from "./frames";
 
@@ -24,6 +24,10 @@ export type FrameReference =
 export interface BrokerHub {
   /** A frame another instance delivered: delivered here to local sockets, not sent on. */
   deliverRemote(frame: TopicFrame): void;
+  /** A principal frame another instance delivered: sent here to the principal's local sockets only. */
+  deliverRemoteToPrincipal(frame: PrincipalFrame): void;
+  /** Rebuilds a principal frame too large to relay (`PrincipalFrame.reload`) from the database. */
+  reloadPrincipalFrame(principalId: string, reload: NonNullable<PrincipalFrame["reload"]>): Promise<PrincipalFrame | undefined>;
   /** Reads a referenced frame back from the database. */
   reloadFrame(reference: FrameReference): Promise<TopicFrame | undefined>;
   /** Frames may have been missed (a lost connection, a peer that left frames out): bring sockets up to date. */
@@ -40,6 +44,8 @@ export interface Broker {
   start(hub: BrokerHub): Promise<void>;
   /** A frame this instance delivered to its own sockets, for the other instances. */
   publish(frame: TopicFrame): void;
+  /** A frame for every connection of a principal, delivered here to its own sockets, for the other instances. */
+  publishToPrincipal(frame: PrincipalFrame): void;
   /** This instance's presence changed for (conversation, principal): tell the others. */
   announcePresence(entry: PresenceEntry): void;
   /** The status of a principal present in a conversation on another instance, if any. */
@@ -56,6 +62,7 @@ export class LocalBroker implements Broker {
   readonly name = "local";
   async start(): Promise<void> {}
   publish(): void {}
+  publishToPrincipal(): void {}
   announcePresence(): void {}
   remoteStatusIn(): PresenceStatus | undefined {
     return undefined;

@@ -4,7 +4,7 @@
  */
 import { controlBroadcastOf } from "../domain/control-events";
 import type { DomainEvent } from "../domain/domain-events";
-import type { MessageResource, ParticipantResource } from "../domain/resources";
+import type { ConversationResource, MessageResource, ParticipantResource } from "../domain/resources";
 import type { ServerEvent } from "./wire-events";
 
 export type PresenceStatus = "online" | "away" | "busy" | "offline";
@@ -154,4 +154,52 @@ export function frameOfStoredMessage(message: MessageResource, delivery: "live" 
     return { conversationId, frame: serverFrame(control.event as ServerEvent, control), sequence: message.sequence };
   }
   return { conversationId, frame: frameWithJson("message:new", JSON.stringify(message)), sequence: message.sequence };
+}
+
+/**
+ * One frame for every connection of one principal, whatever it has joined: the principal's own news (it
+ * was added to or removed from a conversation). Travels to the other instances like topic frames do.
+ */
+export interface PrincipalFrame {
+  principalId: string;
+  frame: string;
+  /** `conversation:added` can be rebuilt from the database when it is too large to relay. */
+  reload?: { conversationId: string; role: string };
+}
+
+export function conversationAddedFrame(principalId: string, conversation: ConversationResource, role: string): PrincipalFrame {
+  return {
+    principalId,
+    frame: serverFrame("conversation:added", { conversation, role }),
+    reload: { conversationId: conversation.id, role },
+  };
+}
+
+/**
+ * What a committed domain event tells principals directly: each participant of a new conversation,
+ * whoever is added or removed, and every participant of a deleted conversation. Pure, like
+ * `frameOfDomainEvent`.
+ */
+export function principalFramesOfDomainEvent(event: DomainEvent): PrincipalFrame[] {
+  switch (event.type) {
+    case "conversation.created": {
+      const { participants, ...conversation } = event.conversation;
+      return participants.map((p) => conversationAddedFrame(p.user_id, conversation, p.role));
+    }
+    case "participant.added":
+      return [conversationAddedFrame(event.participant.user_id, event.conversation, event.participant.role)];
+    case "participant.removed":
+      return [
+        {
+          principalId: event.participant.user_id,
+          frame: serverFrame("conversation:removed", { conversationId: event.conversationId }),
+        },
+      ];
+    case "conversation.deleted": {
+      const frame = serverFrame("conversation:removed", { conversationId: event.conversationId });
+      return event.participantIds.map((principalId) => ({ principalId, frame }));
+    }
+    default:
+      return [];
+  }
 }

@@ -20,7 +20,16 @@ import { log } from "../log";
 import { wsClosesOf, wsConnectionsOpen, wsConnectionsOpened, wsFramesPublished, wsSlowConsumerCloses } from "../metrics/registry";
 import { LocalBroker, type Broker, type BrokerHub, type FrameReference } from "./broker";
 import { CLOSE, Connection, type RealtimeSocket } from "./connection";
-import { frameOfDomainEvent, frameOfStoredMessage, frameWithJson, serverFrame, type TopicFrame } from "./frames";
+import {
+  conversationAddedFrame,
+  frameOfDomainEvent,
+  frameOfStoredMessage,
+  frameWithJson,
+  principalFramesOfDomainEvent,
+  serverFrame,
+  type PrincipalFrame,
+  type TopicFrame,
+} from "./frames";
 import { joinConversation, type JoinResult, type JoinSite } from "./join";
 import { Presence, type PresenceEntry } from "./presence";
 import { ReleaseLog, SequenceOrder } from "./sequence-order";
@@ -152,6 +161,29 @@ export class RealtimeHub implements BrokerHub {
     if (frame) this.deliver(frame);
   }
 
+  /** Tells principals of a committed domain event that concerns them (added, removed): the notification listener. */
+  notifyPrincipals(event: DomainEvent): void {
+    for (const frame of principalFramesOfDomainEvent(event)) this.deliverToPrincipal(frame);
+  }
+
+  /**
+   * A frame for every connection of a principal, joined to anything or not, on every instance. Not
+   * ordered with topic frames: it is news about membership, and a client acts on it by joining.
+   */
+  deliverToPrincipal(frame: PrincipalFrame): void {
+    this.deliverRemoteToPrincipal(frame);
+    this.broker.publishToPrincipal(frame);
+  }
+
+  deliverRemoteToPrincipal(frame: PrincipalFrame): void {
+    for (const connection of this.byPrincipal.get(frame.principalId) ?? []) connection.send(frame.frame);
+  }
+
+  async reloadPrincipalFrame(principalId: string, reload: NonNullable<PrincipalFrame["reload"]>): Promise<PrincipalFrame | undefined> {
+    const conversation = await this.store.conversation(reload.conversationId);
+    return conversation ? conversationAddedFrame(principalId, conversation, reload.role) : undefined;
+  }
+
   /** Runs at shutdown (e.g. listeners registered on the hub's behalf). */
   onShutdown(teardown: () => void): void {
     this.teardowns.push(teardown);
@@ -222,6 +254,7 @@ export class RealtimeHub implements BrokerHub {
       serverFrame("session:ready", {
         connectionId: connection.id,
         user: { id: connection.principal.id, type: connection.principal.type },
+        ...(connection.principal.actedBy && { actedBy: connection.principal.actedBy }),
         heartbeatMs: effectiveHeartbeatMs(config),
         serverTime: new Date().toISOString(),
       }),

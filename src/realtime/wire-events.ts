@@ -40,6 +40,8 @@ export const SERVER_EVENTS = [
   "conversation:deleted",
   "run:started",
   "run:ended",
+  "conversation:added",
+  "conversation:removed",
 ] as const;
 
 export type ClientEvent = (typeof CLIENT_EVENTS)[number];

@@ -111,7 +111,7 @@ describe("frameOfDomainEvent", () => {
         { event: "message:deleted", data: { id: "m1", conversationId, sequence: 7, deletedAt: "t" } },
       ],
       [
-        { type: "participant.added", conversationId, participant },
+        { type: "participant.added", conversationId, participant, conversation: { id: conversationId } as ConversationResource },
         { event: "participant:joined", data: { conversationId, userId: "u1", userType: "agent", role: "member" } },
       ],
       [
@@ -119,7 +119,7 @@ describe("frameOfDomainEvent", () => {
         { event: "participant:left", revoke: { principalId: "u1" } },
       ],
       [{ type: "participant.updated", conversationId, participant }, { event: "participant:updated" }],
-      [{ type: "conversation.deleted", conversationId }, { event: "conversation:deleted", data: { id: conversationId }, revoke: { everyone: true } }],
+      [{ type: "conversation.deleted", conversationId, orgId: null, participantIds: [] }, { event: "conversation:deleted", data: { id: conversationId }, revoke: { everyone: true } }],
     ];
     for (const [event, expected] of cases) {
       const frame = frameOfDomainEvent(event)!;
@@ -155,7 +155,7 @@ describe("frameOfDomainEvent", () => {
     expect(JSON.parse(renamed.frame)).toEqual({ event: "conversation:updated", data: conversation });
     const others: DomainEvent[] = [
       { type: "message.created", conversationId, message, json: "{}" },
-      { type: "participant.added", conversationId, participant },
+      { type: "participant.added", conversationId, participant, conversation },
       { type: "participant.updated", conversationId, participant },
     ];
     for (const event of others) {

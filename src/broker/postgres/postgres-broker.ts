@@ -6,6 +6,8 @@
  *   deliver it to theirs. A frame too large for a notification goes as a reference (./relay-items.ts),
  *   which the receiver reads from the database. Sequenced frames pass each receiver's ordering stage,
  *   which fills gaps from the database.
+ * - Principal frames (a principal was added to or removed from a conversation) go to the instances
+ *   holding that principal's sockets; every instance hears them and delivers to its own.
  * - Presence: each instance announces its local presence per (conversation, principal) and keeps the
  *   others' (./peers.ts). An instance that stops sending (no heartbeat for EXPIRY_MS, e.g. killed) is
  *   forgotten, and its principals go offline for everyone's watchers.
@@ -16,14 +18,14 @@
 import { randomUUID } from "node:crypto";
 import type postgres from "postgres";
 import type { Broker, BrokerHub } from "../../realtime/broker";
-import { typingFrame, type PresenceStatus, type TopicFrame } from "../../realtime/frames";
+import { typingFrame, type PresenceStatus, type PrincipalFrame, type TopicFrame } from "../../realtime/frames";
 import type { PresenceEntry, PresentPrincipal } from "../../realtime/presence";
 import { describeError, log } from "../../log";
 import { CatchUpScheduler } from "./catch-up";
 import { MAX_PAYLOAD_BYTES, NotifyChannel } from "./notify-channel";
 import { PeerDirectory, type Peer } from "./peers";
 import { RelayPolicy } from "./relay-policy";
-import { frameItem, frameOfItem, type RelayItem } from "./relay-items";
+import { frameItem, frameOfItem, principalItem, type RelayItem } from "./relay-items";
 
 export const EVENTS_CHANNEL = "symbia_events";
 /** How often an instance says it is alive, and how long silence lasts before it counts as gone. */
@@ -95,6 +97,13 @@ export class PostgresBroker implements Broker {
       return;
     }
     this.channel.send(item);
+  }
+
+  publishToPrincipal(frame: PrincipalFrame): void {
+    // Always sent, alone or not: rare, and nothing reads them back from the database later.
+    const item = principalItem(frame, INLINE_FRAME_BYTES);
+    if (item) this.channel.send(item);
+    else log.warn("principal frame too large to relay dropped", { principal: frame.principalId, bytes: frame.frame.length });
   }
 
   announcePresence(entry: PresenceEntry): void {
@@ -173,6 +182,16 @@ export class PostgresBroker implements Broker {
             if (frame.sequence === undefined) this.directory.trackTyping(peer, frame.frame);
             hub.deliverRemote(frame);
           }
+          break;
+        }
+        case "u": {
+          const frame =
+            item.f !== undefined
+              ? { principalId: item.u, frame: item.f }
+              : item.c && item.ro
+                ? await hub.reloadPrincipalFrame(item.u, { conversationId: item.c, role: item.ro })
+                : undefined;
+          if (frame) hub.deliverRemoteToPrincipal(frame);
           break;
         }
         case "p":

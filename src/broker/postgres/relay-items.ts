@@ -2,7 +2,7 @@
  * What instances say to each other on `symbia_events`. Short keys: every byte counts against the
  * 8,000-byte NOTIFY payload.
  */
-import type { PresenceStatus, TopicFrame } from "../../realtime/frames";
+import type { PresenceStatus, PrincipalFrame, TopicFrame } from "../../realtime/frames";
 import type { FrameReference } from "../../realtime/broker";
 
 export type RelayItem =
@@ -18,6 +18,11 @@ export type RelayItem =
       /** Reload the conversation (an update too large to inline). */
       cv?: 1;
     }
+  /**
+   * A frame for every connection of principal `u`; without `f` (too large) it is rebuilt from
+   * conversation `c` with role `ro`.
+   */
+  | { k: "u"; u: string; f?: string; c?: string; ro?: string }
   | { k: "p"; c: string; u: string; t: string; st?: PresenceStatus }
   | { k: "hb" }
   | { k: "sync" }
@@ -49,4 +54,13 @@ export function frameOfItem(item: FrameItem): { frame: TopicFrame } | { referenc
   if (item.m) return { reference: { conversationId: item.c, messageId: item.m } };
   if (item.cv) return { reference: { conversationId: item.c, conversation: true } };
   return { reference: { conversationId: item.c, sequence: item.s ?? 0, revoke: item.r } };
+}
+
+export type PrincipalItem = Extract<RelayItem, { k: "u" }>;
+
+/** A principal frame as an item: inline when it fits, else what rebuilds it; undefined when neither. */
+export function principalItem(frame: PrincipalFrame, inlineLimitBytes: number): PrincipalItem | undefined {
+  if (Buffer.byteLength(frame.frame) <= inlineLimitBytes) return { k: "u", u: frame.principalId, f: frame.frame };
+  if (frame.reload) return { k: "u", u: frame.principalId, c: frame.reload.conversationId, ro: frame.reload.role };
+  return undefined;
 }

@@ -150,9 +150,21 @@ export async function deleteConversation(services: Services, principal: Principa
 
 /** Deletes a conversation with its participants and messages (cascade) and announces it. */
 export async function removeConversation(services: Services, conversationId: string): Promise<void> {
-  const deleted = await services.database.db
-    .delete(conversations)
-    .where(eq(conversations.id, conversationId))
-    .returning({ id: conversations.id });
-  if (deleted.length > 0) services.domainEvents.emit({ type: "conversation.deleted", conversationId });
+  const { deleted, members } = await services.database.db.transaction(async (tx) => {
+    // Who took part, read before the cascade removes them: listeners (webhooks) tell them too.
+    const members = await tx.select({ user_id: participants.user_id }).from(participants).where(eq(participants.conversation_id, conversationId));
+    const deleted = await tx
+      .delete(conversations)
+      .where(eq(conversations.id, conversationId))
+      .returning({ id: conversations.id, org_id: conversations.org_id });
+    return { deleted, members };
+  });
+  if (deleted.length > 0) {
+    services.domainEvents.emit({
+      type: "conversation.deleted",
+      conversationId,
+      orgId: deleted[0].org_id ?? null,
+      participantIds: members.map((m) => m.user_id),
+    });
+  }
 }

@@ -46,6 +46,17 @@ export interface NewMessage {
   streaming?: boolean;
 }
 
+/**
+ * `metadata.actedBy` is the server's: who asked when a service acted for the sender (X-As-User-Id), and
+ * absent otherwise, whatever the caller put there.
+ */
+function withActor(metadata: Record<string, unknown>, principal: Principal): Record<string, unknown> {
+  if (principal.actedBy) return { ...metadata, actedBy: principal.actedBy };
+  if (!("actedBy" in metadata)) return metadata;
+  const { actedBy: _claimed, ...rest } = metadata;
+  return rest;
+}
+
 /** Scope headers recorded on what a request creates. */
 function scopedMetadata(metadata: Record<string, unknown> | undefined, scope: Scope): Record<string, unknown> {
   return scope.serviceId ? { ...metadata, serviceId: scope.serviceId } : (metadata ?? {});
@@ -134,7 +145,7 @@ export async function insertMessage(
         traceId: m.traceId ?? null,
         priority: m.priority,
         interruptible: m.interruptible,
-        metadataJson: JSON.stringify(m.metadata),
+        metadataJson: JSON.stringify(withActor(m.metadata, principal)),
         scope,
         streamState: m.streaming ? "streaming" : null,
       }),

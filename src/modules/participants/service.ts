@@ -7,7 +7,7 @@ import { isOrgMember, type Principal } from "../../auth/principal";
 import type { Executor } from "../../db/client";
 import { conversations, participants, type ParticipantRow } from "../../db/schema";
 import { findParticipant, loadConversation, requireParticipant } from "../../domain/access";
-import { toParticipant, type ParticipantResource } from "../../domain/resources";
+import { toConversation, toParticipant, type ConversationResource, type ParticipantResource } from "../../domain/resources";
 import { fail, notFound } from "../../core/errors";
 import { sqlState } from "../../core/database-errors";
 import type { Services } from "../../services";
@@ -36,7 +36,7 @@ export async function joinConversation(services: Services, principal: Principal,
   if (!isOrgMember(principal, conversation.org_id)) {
     throw fail.org_forbidden("Only members of the conversation's organization can join it");
   }
-  return insertParticipant(services, db, conversationId, principal.id, principal.type, "member", true);
+  return insertParticipant(services, db, conversationId, principal.id, principal.type, "member", toConversation(conversation));
 }
 
 export async function leaveConversation(services: Services, principal: Principal, conversationId: string): Promise<void> {
@@ -82,15 +82,15 @@ export async function addAs(
       }
     }
     const demoted = role === "owner" ? await demoteOwner(tx, conversationId) : [];
-    const joined = await insertParticipant(services, tx, conversationId, userId, userType, role, false);
+    const joined = await insertParticipant(services, tx, conversationId, userId, userType, role);
     // A join that does not take the lock may still have won the race.
     if (!joined.created) throw fail.already_participant("This principal is already a participant");
-    return { joined, demoted };
-  }).then(({ joined, demoted }) => {
+    return { joined, demoted, conversation: toConversation(conversation) };
+  }).then(({ joined, demoted, conversation }) => {
     for (const row of demoted) {
       services.domainEvents.emit({ type: "participant.updated", conversationId, participant: toParticipant(row) });
     }
-    services.domainEvents.emit({ type: "participant.added", conversationId, participant: joined.participant });
+    services.domainEvents.emit({ type: "participant.added", conversationId, participant: joined.participant, conversation });
     return joined;
   });
 }
@@ -102,7 +102,8 @@ async function insertParticipant(
   userId: string,
   userType: ParticipantType,
   role: Role,
-  emit: boolean,
+  /** Given when this insert is the whole write and announces itself; inside a transaction the caller emits. */
+  announceIn?: ConversationResource,
 ): Promise<Joined> {
   let row: ParticipantRow | undefined;
   try {
@@ -123,7 +124,7 @@ async function insertParticipant(
     return { participant: toParticipant(existing), created: false };
   }
   const participant = toParticipant(row);
-  if (emit) services.domainEvents.emit({ type: "participant.added", conversationId, participant });
+  if (announceIn) services.domainEvents.emit({ type: "participant.added", conversationId, participant, conversation: announceIn });
   return { participant, created: true };
 }
 

@@ -57,6 +57,7 @@ function llmsText(info: ReturnType<typeof describeService>): string {
     "- JSON in (camelCase), JSON out (snake_case resources). Errors: {\"error\", \"code\"} with 400/401/403/404/409/413/429/503.",
     "- Authenticate with `Authorization: Bearer <token>`, `X-API-Key`, or the `symbia_session` cookie.",
     "- Optional scope headers: X-Org-Id, X-Service-Id, X-Env, X-Data-Class (none|pii|phi|secret), X-Policy-Ref.",
+    "- Services act for their agents with X-As-User-Id (entitlement messaging:act-as); webhooks: /api/webhooks (Standard Webhooks signatures).",
     "",
     "## Endpoints",
     ...info.endpoints.map((r) => `- ${r.method} ${r.path}`),

@@ -1,0 +1,98 @@
+/**
+ * One HTTP attempt of one delivery, and what its outcome means: delivered, retry (after how long), or
+ * failed for good. No redirects, a bounded time for the whole exchange and a bounded response read.
+ */
+import { SERVICE_NAME, VERSION } from "../version";
+import { checkWebhookUrl } from "./url-guard";
+import { signatureHeader } from "./signing";
+
+/** At most this much of a response is read (and a little of it kept, for the delivery log). */
+const MAX_RESPONSE_BYTES = 64 * 1024;
+const KEPT_RESPONSE_CHARS = 500;
+
+export interface AttemptRequest {
+  url: string;
+  deliveryId: string;
+  body: string;
+  secrets: string[];
+  timeoutMs: number;
+  allowPrivate: boolean;
+}
+
+export type AttemptOutcome =
+  | { kind: "delivered"; status: number }
+  /** `retryAfterMs`: what the receiver asked for (429/503 with Retry-After). */
+  | { kind: "retry"; status?: number; error: string; retryAfterMs?: number }
+  | { kind: "failed"; status?: number; error: string }
+  /** The endpoint itself must stop: 410 Gone, or its address is no longer allowed. */
+  | { kind: "disable"; status?: number; error: string };
+
+/** Retry-After as seconds or an HTTP date, in ms from now; undefined when absent or unreadable. */
+export function retryAfterMs(value: string | null, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+async function readBounded(response: Response): Promise<string> {
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    while (total < MAX_RESPONSE_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      total += value.byteLength;
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks).subarray(0, KEPT_RESPONSE_CHARS * 4)).slice(0, KEPT_RESPONSE_CHARS);
+}
+
+export async function attemptDelivery(request: AttemptRequest): Promise<AttemptOutcome> {
+  try {
+    await checkWebhookUrl(request.url, request.allowPrivate);
+  } catch (error) {
+    return { kind: "disable", error: error instanceof Error ? error.message : "url not allowed" };
+  }
+  const now = new Date();
+  let response: Response;
+  const signal = AbortSignal.timeout(request.timeoutMs);
+  try {
+    response = await fetch(request.url, {
+      method: "POST",
+      redirect: "manual",
+      signal,
+      headers: {
+        "content-type": "application/json",
+        "user-agent": `${SERVICE_NAME}/${VERSION} webhooks`,
+        "webhook-id": request.deliveryId,
+        "webhook-timestamp": String(Math.floor(now.getTime() / 1000)),
+        "webhook-signature": signatureHeader(request.secrets, request.deliveryId, now, request.body),
+      },
+      body: request.body,
+    });
+  } catch (error) {
+    const timedOut = signal.aborted;
+    return { kind: "retry", error: timedOut ? `no answer within ${request.timeoutMs} ms` : `connection failed: ${error instanceof Error ? error.message : String(error)}` };
+  }
+  let excerpt = "";
+  try {
+    excerpt = await readBounded(response);
+  } catch {
+    // The status is what counts; a body cut short (or too slow, past the timeout) changes nothing.
+  }
+  const { status } = response;
+  const said = excerpt ? `: ${excerpt}` : "";
+  if (status >= 200 && status < 300) return { kind: "delivered", status };
+  if (status === 410) return { kind: "disable", status, error: "the endpoint answered 410 Gone" };
+  if (status === 429 || status >= 500) {
+    return { kind: "retry", status, error: `HTTP ${status}${said}`, retryAfterMs: retryAfterMs(response.headers.get("retry-after")) };
+  }
+  if (status >= 300 && status < 400) return { kind: "failed", status, error: `HTTP ${status}: redirects are not followed` };
+  return { kind: "failed", status, error: `HTTP ${status}${said}` };
+}

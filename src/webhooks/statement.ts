@@ -1,0 +1,24 @@
+/**
+ * The webhook machinery's statements, written with numbered parameters and run through Drizzle rather
+ * than `Database.query`: that path is the send's, and its metrics count hot-path statements only.
+ */
+import { sql, type SQL } from "drizzle-orm";
+import { rows, type Db } from "../db/client";
+
+/** `$n` placeholders become bound parameters; arrays must be passed as JSON (Drizzle expands arrays). */
+export function statement(text: string, params: unknown[]): SQL {
+  const parts = text.split(/\$(\d+)/);
+  const chunks: SQL[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    if (i % 2 === 0) {
+      if (parts[i]) chunks.push(sql.raw(parts[i]));
+    } else {
+      chunks.push(sql`${params[Number(parts[i]) - 1]}`);
+    }
+  }
+  return sql.join(chunks);
+}
+
+export function run<T>(db: Db, text: string, params: unknown[] = []): Promise<T[]> {
+  return rows<T>(db, statement(text, params));
+}

@@ -1,0 +1,120 @@
+/**
+ * A service acting for its agents: X-As-User-Id (REST) and ?asUserId= (WebSocket), honoured only with
+ * messaging:act-as (or its prefix form) and only for enabled principals of the caller's organisations;
+ * refused with 403 act_as_forbidden otherwise, never ignored. Messages record who acted.
+ */
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { startTestServer, uniq, type TestPrincipal, type TestServer } from "../support/server";
+import { RawSocket, groupConversation } from "../realtime/helpers";
+
+setDefaultTimeout(60_000);
+
+let server: TestServer;
+let org: string;
+let owner: TestPrincipal;
+let service: TestPrincipal;
+let agent: TestPrincipal;
+let conversationId: string;
+
+const as = (principalId: string) => ({ "x-as-user-id": principalId });
+
+beforeAll(async () => {
+  server = await startTestServer();
+  org = await server.org();
+  owner = await server.principal({ orgs: [org] });
+  service = await server.principal({ type: "service", orgs: [org], entitlements: ["messaging:act-as"] });
+  agent = await server.principal({ type: "agent", id: `assistant:${uniq()}`, orgs: [org] });
+  conversationId = await groupConversation(server, owner, [agent]);
+});
+afterAll(() => server.stop());
+
+function send(who: TestPrincipal, headers: Record<string, string>, body: unknown = { content: "hello" }) {
+  return server.request("POST", `/api/conversations/${conversationId}/messages`, { as: who, headers, body });
+}
+
+describe("acting for another principal over REST", () => {
+  test("the message is the agent's and records the service in metadata.actedBy", async () => {
+    const sent = await send(service, as(agent.id), { content: "from the agent", metadata: { k: 1 } });
+    expect(sent.status).toBe(201);
+    expect(sent.body).toMatchObject({ sender_id: agent.id, sender_type: "agent", metadata: { k: 1, actedBy: { id: service.id, type: "service" } } });
+    const me = await server.request("GET", "/api/auth/me", { as: service, headers: as(agent.id) });
+    expect(me.body).toMatchObject({ id: agent.id, type: "agent" });
+  });
+
+  test("without the entitlement the header is refused, not ignored", async () => {
+    const plain = await server.principal({ type: "service", orgs: [org] });
+    for (const who of [plain, owner]) {
+      const refused = await send(who, as(agent.id));
+      expect(refused.status).toBe(403);
+      expect(refused.body.code).toBe("act_as_forbidden");
+    }
+    const health = await server.request("GET", "/api/health", { headers: as(agent.id) });
+    expect(health.body.code).toBe("act_as_forbidden");
+  });
+
+  test("a prefix entitlement allows only ids with that prefix", async () => {
+    const limited = await server.principal({ type: "service", orgs: [org], entitlements: ["messaging:act-as:assistant:"] });
+    expect((await send(limited, as(agent.id))).status).toBe(201);
+    const other = await server.principal({ type: "agent", id: `bot:${uniq()}`, orgs: [org] });
+    await server.request("POST", `/api/conversations/${conversationId}/participants`, { as: owner, body: { userId: other.id, userType: "agent" } });
+    const refused = await send(limited, as(other.id));
+    expect([refused.status, refused.body.code]).toEqual([403, "act_as_forbidden"]);
+  });
+
+  test("only enabled principals of the caller's organisations; the same answer for unknown ones", async () => {
+    const foreign = await server.principal({ type: "agent", orgs: [await server.org()] });
+    const orgless = await server.principal({ type: "agent" });
+    const disabled = await server.principal({ type: "agent", orgs: [org] });
+    await server.admin.disableUser(disabled.id);
+    for (const target of [foreign.id, orgless.id, disabled.id, "agent:nobody"]) {
+      const refused = await send(service, as(target));
+      expect([target, refused.status, refused.body]).toEqual([target, 403, { error: "You may act only for an enabled principal of your organisations", code: "act_as_forbidden" }]);
+    }
+    const empty = await send(service, as(" "));
+    expect([empty.status, empty.body.code]).toEqual([400, "invalid_header"]);
+  });
+
+  test("the acting principal cannot use the caller's admin grant", async () => {
+    const adminService = await server.principal({ type: "service", orgs: [org], entitlements: ["messaging:act-as", "messaging:admin"] });
+    expect((await server.request("GET", "/api/admin/stats", { as: adminService })).status).toBe(200);
+    const acting = await server.request("GET", "/api/admin/stats", { as: adminService, headers: as(agent.id) });
+    expect([acting.status, acting.body.code]).toEqual([403, "admin_required"]);
+  });
+
+  test("a caller's own metadata.actedBy is dropped", async () => {
+    const sent = await send(owner, {}, { content: "claims", metadata: { actedBy: { id: "someone" }, keep: true } });
+    expect(sent.status).toBe(201);
+    expect(sent.body.metadata).toEqual({ keep: true });
+  });
+});
+
+describe("acting for another principal over the WebSocket", () => {
+  const open = (who: TestPrincipal, query: string) => new RawSocket(new WebSocket(`${server.wsUrl}?${query}`, { headers: who.headers } as any));
+
+  test("asUserId on the upgrade makes the connection the agent's", async () => {
+    const socket = open(service, `asUserId=${encodeURIComponent(agent.id)}`);
+    const ready = await socket.next("session:ready");
+    expect(ready.data.user).toEqual({ id: agent.id, type: "agent" });
+    expect(ready.data.actedBy).toEqual({ id: service.id, type: "service" });
+    expect((await socket.request("join:conversation", { conversationId })).ok).toBe(true);
+    const ack = await socket.request("message:send", { conversationId, content: "over the socket" });
+    expect(ack.data).toMatchObject({ sender_id: agent.id, metadata: { actedBy: { id: service.id, type: "service" } } });
+    socket.close();
+  });
+
+  test("without the entitlement the upgrade is refused with 403", async () => {
+    const response = await fetch(`${server.url}/api/ws?asUserId=${encodeURIComponent(agent.id)}`, {
+      headers: { ...owner.headers, connection: "upgrade", upgrade: "websocket", "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==" },
+    });
+    expect(response.status).toBe(403);
+    expect(((await response.json()) as { code: string }).code).toBe("act_as_forbidden");
+  });
+
+  test("disabling the principal acted for closes the socket", async () => {
+    const target = await server.principal({ type: "agent", orgs: [org] });
+    const socket = open(service, `asUserId=${encodeURIComponent(target.id)}`);
+    await socket.next("session:ready");
+    await server.admin.disableUser(target.id);
+    expect((await socket.closed).code).toBe(4401);
+  });
+});

@@ -1,0 +1,111 @@
+/**
+ * A connection hears about its own principal's memberships without joining anything: added to a new
+ * conversation, added to an existing one, removed. The SDK can join what it is added to by itself.
+ */
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { startTestServer, type TestServer } from "../support/server";
+import { eventually, groupConversation, openSocket, restSend, sdkClient } from "./helpers";
+
+// End-to-end tests start servers and processes: more than the runner's 5 s default.
+setDefaultTimeout(60_000);
+
+let server: TestServer;
+
+beforeAll(async () => {
+  server = await startTestServer();
+});
+afterAll(() => server.stop());
+
+describe("principal notifications", () => {
+  test("a socket connected before the conversation exists is told it was added, with the conversation and its role", async () => {
+    const [alice, agent, stranger] = await Promise.all([
+      server.principal(),
+      server.principal({ type: "agent" }),
+      server.principal(),
+    ]);
+    const [agentSocket, secondAgentSocket, aliceSocket, strangerSocket] = await Promise.all([
+      openSocket(server, agent),
+      openSocket(server, agent),
+      openSocket(server, alice),
+      openSocket(server, stranger),
+    ]);
+    const conversationId = await groupConversation(server, alice, [agent]);
+    for (const socket of [agentSocket, secondAgentSocket]) {
+      const added = await socket.next("conversation:added");
+      expect(added.data.role).toBe("member");
+      expect(added.data.conversation).toMatchObject({ id: conversationId, type: "group", name: "realtime test", created_by: alice.id });
+      expect(added.data.conversation.participants).toBeUndefined();
+    }
+    expect((await aliceSocket.next("conversation:added")).data).toMatchObject({ conversation: { id: conversationId }, role: "owner" });
+    await strangerSocket.expectNone("conversation:added", 200);
+    for (const socket of [agentSocket, secondAgentSocket, aliceSocket, strangerSocket]) socket.close();
+  });
+
+  test("an add and a removal reach only that principal's sockets, and the removed one no longer hears the topic", async () => {
+    const [alice, bob, carol] = await Promise.all([server.principal(), server.principal(), server.principal()]);
+    const conversationId = await groupConversation(server, alice, [carol]);
+    const [bobSocket, carolSocket] = await Promise.all([openSocket(server, bob), openSocket(server, carol)]);
+    const from = carolSocket.frames.length;
+    const added = await server.request("POST", `/api/conversations/${conversationId}/participants`, { as: alice, body: { userId: bob.id } });
+    expect(added.status).toBe(201);
+    expect((await bobSocket.next("conversation:added")).data).toMatchObject({ conversation: { id: conversationId }, role: "member" });
+    expect((await bobSocket.request("join:conversation", { conversationId })).ok).toBe(true);
+
+    const removed = await server.request("DELETE", `/api/conversations/${conversationId}/participants/${bob.id}`, { as: alice });
+    expect(removed.status).toBe(204);
+    expect((await bobSocket.next("conversation:removed")).data).toEqual({ conversationId });
+    await restSend(server, alice, conversationId, "after bob left");
+    await bobSocket.expectNone("message:new", 200);
+    expect(carolSocket.frames.slice(from).some((f) => f.event === "conversation:added" || f.event === "conversation:removed")).toBe(false);
+    bobSocket.close();
+    carolSocket.close();
+  });
+
+  test("deleting a conversation tells every participant, joined or not", async () => {
+    const [alice, bob] = await Promise.all([server.principal(), server.principal()]);
+    const conversationId = await groupConversation(server, alice, [bob]);
+    const [aliceSocket, bobSocket] = await Promise.all([openSocket(server, alice), openSocket(server, bob)]);
+    expect((await server.request("DELETE", `/api/conversations/${conversationId}`, { as: alice })).status).toBe(204);
+    for (const socket of [aliceSocket, bobSocket]) {
+      expect((await socket.next("conversation:removed")).data).toEqual({ conversationId });
+      socket.close();
+    }
+  });
+
+  test("joining a conversation oneself is announced to one's other sockets", async () => {
+    const org = await server.org();
+    const [alice, bob] = await Promise.all([server.principal({ orgs: [org] }), server.principal({ orgs: [org] })]);
+    const created = await server.request("POST", "/api/conversations", { as: alice, body: { type: "group", name: "open", orgId: org } });
+    expect(created.status).toBe(201);
+    const bobElsewhere = await openSocket(server, bob);
+    const joined = await server.request("POST", `/api/conversations/${created.body.id}/join`, { as: bob, headers: { "x-org-id": org } });
+    expect(joined.status).toBeLessThan(300);
+    expect((await bobElsewhere.next("conversation:added")).data.conversation.id).toBe(created.body.id);
+    bobElsewhere.close();
+  });
+
+  test("the SDK surfaces the events and, with autoJoin, joins from the start: a message sent right after the add is not missed", async () => {
+    const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
+    const client = sdkClient(server, agent).realtime({ autoJoin: true });
+    const added: string[] = [];
+    const removed: string[] = [];
+    const received: string[] = [];
+    client.on("conversation:added", (event) => added.push(event.conversation.id));
+    client.on("conversation:removed", (event) => removed.push(event.conversationId));
+    client.on("message:new", (message) => received.push(message.content));
+    await client.connect();
+    const conversationId = await groupConversation(server, alice, [agent]);
+    await restSend(server, alice, conversationId, "right away");
+    await eventually(() => received.includes("right away"), 3000, "the first message");
+    expect(added).toEqual([conversationId]);
+    expect(client.joined()).toEqual([conversationId]);
+    await restSend(server, alice, conversationId, "live");
+    await eventually(() => received.includes("live"), 3000, "the live message");
+    expect(received).toEqual(["right away", "live"]);
+
+    await server.request("DELETE", `/api/conversations/${conversationId}/participants/${agent.id}`, { as: alice });
+    await eventually(() => removed.length === 1, 3000, "the removal");
+    expect(client.joined()).toEqual([]);
+    client.close();
+  });
+});

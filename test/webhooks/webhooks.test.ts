@@ -1,0 +1,311 @@
+/**
+ * Webhook endpoints end to end: registration and management, Standard Webhooks signatures verified with
+ * the `standardwebhooks` package by a receiver on loopback, scopes (an agent's conversations, an
+ * organisation), order per conversation, retries, Retry-After, disabling on 410 and on repeated failure,
+ * test events, manual retries, secret rotation, and messages recovered from the log.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { sql } from "drizzle-orm";
+import { startTestServer, type TestPrincipal, type TestServer } from "../support/server";
+import { startWebhookReceiver, type ReceivedWebhook, type WebhookReceiver } from "../support/webhook-receiver";
+import { eventually, groupConversation, restSend } from "../realtime/helpers";
+
+setDefaultTimeout(60_000);
+
+let server: TestServer;
+let receiver: WebhookReceiver;
+
+beforeAll(async () => {
+  server = await startTestServer({
+    WEBHOOK_ALLOW_PRIVATE: "true",
+    WEBHOOK_POLL_MS: "20",
+    WEBHOOK_RETRY_BASE_MS: "50",
+    WEBHOOK_RETRY_MAX_MS: "400",
+    WEBHOOK_DISABLE_AFTER_FAILURES: "4",
+    WEBHOOK_TIMEOUT_MS: "1000",
+  });
+});
+const registered: string[] = [];
+afterAll(async () => {
+  // On a shared test database, endpoints left enabled would receive the events of later test files.
+  for (const id of registered) await server.server.services.database.db.execute(sql`delete from webhook_endpoints where id = ${id}`);
+  await server.stop();
+});
+
+beforeEach(() => {
+  receiver?.stop();
+  receiver = startWebhookReceiver();
+});
+
+async function register(who: TestPrincipal, body: Record<string, unknown> = {}) {
+  const created = await server.request("POST", "/api/webhooks", { as: who, body: { url: receiver.url, ...body } });
+  if (created.status !== 201) throw new Error(`register: ${created.status} ${JSON.stringify(created.body)}`);
+  registered.push(created.body.id);
+  return created.body as { id: string; secret: string; [key: string]: unknown };
+}
+
+const ofConversation = (conversationId: string) => (r: ReceivedWebhook) =>
+  r.status === 200 && (r.payload.data?.conversation_id === conversationId || r.payload.data?.conversationId === conversationId || r.payload.data?.id === conversationId);
+
+describe("registering", () => {
+  test("201 with a whsec_ secret shown once; listed and read without it; another principal sees nothing", async () => {
+    const agent = await server.principal({ type: "agent" });
+    const created = await register(agent, { description: "my agent", events: ["message.created", "stream.*"] });
+    expect(created.secret).toMatch(/^whsec_[A-Za-z0-9+/=]{32}$/);
+    expect(created).toMatchObject({ url: receiver.url, scope: "principal", principal_id: agent.id, events: ["message.created", "stream.*"], enabled: true, description: "my agent" });
+    const listed = await server.request("GET", "/api/webhooks", { as: agent });
+    expect(listed.body.map((w: { id: string }) => w.id)).toEqual([created.id]);
+    expect(listed.body[0].secret).toBeUndefined();
+    expect((await server.request("GET", `/api/webhooks/${created.id}`, { as: agent })).body.secret).toBeUndefined();
+    const stranger = await server.principal();
+    expect((await server.request("GET", `/api/webhooks/${created.id}`, { as: stranger })).status).toBe(404);
+    expect((await server.request("DELETE", `/api/webhooks/${created.id}`, { as: stranger })).status).toBe(404);
+    expect((await server.request("GET", "/api/webhooks", { as: stranger })).body).toEqual([]);
+  });
+
+  test("bad input is 400 with its code; organisation and installation endpoints need a system admin", async () => {
+    const user = await server.principal();
+    const bad = async (body: unknown) => (await server.request("POST", "/api/webhooks", { as: user, body })).body.code;
+    expect(await bad({ url: "ftp://example.test/x" })).toBe("invalid_webhook_url");
+    expect(await bad({ url: "not a url" })).toBe("invalid_webhook_url");
+    expect(await bad({ url: "https://user:pw@example.test/x" })).toBe("invalid_webhook_url");
+    expect(await bad({ url: receiver.url, events: ["message.sent"] })).toBe("invalid_input");
+    expect(await bad({ url: receiver.url, events: [] })).toBe("invalid_input");
+    expect(await bad({ url: receiver.url, orgId: "some-org" })).toBe("admin_required");
+    expect(await bad({ url: receiver.url, installation: true })).toBe("admin_required");
+    const orgAdmin = await server.principal({ orgs: [await server.org()], entitlements: ["messaging:admin"] });
+    const refused = await server.request("POST", "/api/webhooks", { as: orgAdmin, body: { url: receiver.url, orgId: "not-mine" } });
+    expect([refused.status, refused.body.code]).toEqual([403, "org_forbidden"]);
+    const wide = await server.request("POST", "/api/webhooks", { as: orgAdmin, body: { url: receiver.url, installation: true } });
+    expect([wide.status, wide.body.code]).toEqual([403, "admin_required"]);
+  });
+});
+
+describe("delivering an agent's conversations", () => {
+  test("signed events of its conversations in the REST shapes, without its own messages", async () => {
+    const [alice, agent, stranger] = await Promise.all([server.principal(), server.principal({ type: "agent" }), server.principal()]);
+    const endpoint = await register(agent);
+    const conversationId = await groupConversation(server, alice, [agent]);
+    const sent = await restSend(server, alice, conversationId, "hello agent");
+    await server.request("POST", `/api/conversations/${conversationId}/messages`, { as: agent, body: { content: "my own reply" } });
+    const elsewhere = await groupConversation(server, alice, [stranger]);
+    await restSend(server, alice, elsewhere, "not for the agent");
+    const [created] = await receiver.waitFor(1, (r) => r.payload.type === "message.created");
+    expect(created.payload).toEqual({ type: "message.created", timestamp: sent.created_at, data: sent });
+    expect(receiver.verify(created, endpoint.secret)).toEqual(created.payload);
+    expect(created.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(created.signature).toMatch(/^v1,[A-Za-z0-9+/=]+$/);
+    expect(created.headers["content-type"]).toBe("application/json");
+    const conversationCreated = receiver.of("conversation.created")[0];
+    expect(conversationCreated.payload.data).toMatchObject({ id: conversationId, participants: [{ user_id: alice.id }, { user_id: agent.id }] });
+    await Bun.sleep(300);
+    expect(receiver.of("message.created").map((r) => r.payload.data.content)).toEqual(["hello agent"]);
+    expect(receiver.received.every((r) => r.payload.data?.id !== elsewhere && r.payload.data?.conversation_id !== elsewhere)).toBe(true);
+  });
+
+  test("edits, deletions, control events, participants and the conversation's own changes", async () => {
+    const alice = await server.principal({ entitlements: ["cap:messaging.interrupt"] });
+    const [agent, bob] = await Promise.all([server.principal({ type: "agent" }), server.principal()]);
+    await register(agent);
+    const conversationId = await groupConversation(server, alice, [agent]);
+    const sent = await restSend(server, alice, conversationId, "draft");
+    await server.request("PATCH", `/api/conversations/${conversationId}/messages/${sent.id}`, { as: alice, body: { content: "final" } });
+    await server.request("POST", `/api/conversations/${conversationId}/control`, { as: alice, body: { event: "stream.pause", reason: "wait" } });
+    await server.request("DELETE", `/api/conversations/${conversationId}/messages/${sent.id}`, { as: alice });
+    await server.request("POST", `/api/conversations/${conversationId}/participants`, { as: alice, body: { userId: bob.id } });
+    await server.request("DELETE", `/api/conversations/${conversationId}/participants/${bob.id}`, { as: alice });
+    await server.request("PATCH", `/api/conversations/${conversationId}`, { as: alice, body: { name: "renamed" } });
+    await server.request("DELETE", `/api/conversations/${conversationId}`, { as: alice });
+    const types = ["conversation.created", "message.created", "message.updated", "stream.pause", "message.deleted", "participant.added", "participant.removed", "conversation.updated", "conversation.deleted"];
+    await receiver.waitFor(types.length);
+    expect(receiver.received.map((r) => r.payload.type)).toEqual(types);
+    expect(receiver.of("message.updated")[0].payload.data).toMatchObject({ id: sent.id, content: "final", version: 2 });
+    expect(receiver.of("stream.pause")[0].payload.data).toMatchObject({ event: "stream.pause", conversationId, reason: "wait", senderId: alice.id });
+    expect(receiver.of("message.deleted")[0].payload.data).toMatchObject({ id: sent.id, conversationId, sequence: 1 });
+    expect(receiver.of("participant.removed")[0].payload.data).toMatchObject({ user_id: bob.id, conversation_id: conversationId });
+    expect(receiver.of("conversation.updated")[0].payload.data).toMatchObject({ id: conversationId, name: "renamed" });
+    expect(receiver.of("conversation.deleted")[0].payload.data).toEqual({ id: conversationId });
+  });
+
+  test("the event filter; removed agents hear their removal and then nothing", async () => {
+    const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
+    await register(agent, { events: ["message.created", "participant.removed"] });
+    const conversationId = await groupConversation(server, alice, [agent]);
+    await restSend(server, alice, conversationId, "one");
+    await server.request("DELETE", `/api/conversations/${conversationId}/participants/${agent.id}`, { as: alice });
+    await restSend(server, alice, conversationId, "after removal");
+    await receiver.waitFor(2);
+    await Bun.sleep(200);
+    expect(receiver.received.map((r) => r.payload.type)).toEqual(["message.created", "participant.removed"]);
+  });
+});
+
+describe("order, retries and disabling", () => {
+  test("one conversation's messages arrive in sequence order, each first attempt failing with 500", async () => {
+    const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
+    await register(agent, { events: ["message.created"] });
+    const seen = new Set<string>();
+    receiver.respond = (request) => {
+      if (seen.has(request.id)) return new Response("ok");
+      seen.add(request.id);
+      return new Response("try again", { status: 500 });
+    };
+    const conversationId = await groupConversation(server, alice, [agent]);
+    for (let i = 1; i <= 10; i++) await restSend(server, alice, conversationId, `m${i}`);
+    await receiver.waitFor(10, (r) => r.status === 200, 10_000);
+    const attempts = receiver.received.map((r) => r.payload.data.sequence);
+    // Never a later message before an earlier one is delivered: each pair is (failed, delivered) of one sequence.
+    expect(attempts).toEqual(Array.from({ length: 10 }, (_, i) => [i + 1, i + 1]).flat());
+    expect(receiver.of("message.created").map((r) => r.payload.data.sequence)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+  });
+
+  test("429 with Retry-After waits at least that long; 4xx fails the delivery at once", async () => {
+    const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
+    const endpoint = await register(agent, { events: ["message.created"] });
+    receiver.respond = (_request, index) =>
+      index === 0 ? new Response("slow down", { status: 429, headers: { "retry-after": "1" } }) : index === 1 ? new Response("no", { status: 400 }) : new Response("ok");
+    const conversationId = await groupConversation(server, alice, [agent]);
+    await restSend(server, alice, conversationId, "first");
+    await restSend(server, alice, conversationId, "second");
+    await receiver.waitFor(3, () => true, 5000);
+    const [limited, retried, third] = receiver.received;
+    expect(retried.id).toBe(limited.id);
+    expect(retried.receivedAt - limited.receivedAt).toBeGreaterThanOrEqual(950);
+    expect(third.payload.data.content).toBe("second");
+    const deliveries = await server.request("GET", `/api/webhooks/${endpoint.id}/deliveries`, { as: agent });
+    expect(deliveries.body.map((d: { status: string; attempts: number; last_status: number }) => [d.status, d.attempts, d.last_status])).toEqual([
+      ["delivered", 1, 200],
+      // The retry after the 429 got a 400: failed at once, and the next message went out.
+      ["failed", 2, 400],
+    ]);
+    expect(receiver.received).toHaveLength(3);
+  });
+
+  test("410 disables the endpoint with its reason; re-enabling delivers what waited", async () => {
+    const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
+    const endpoint = await register(agent, { events: ["message.created"] });
+    receiver.respond = () => new Response("gone", { status: 410 });
+    const conversationId = await groupConversation(server, alice, [agent]);
+    await restSend(server, alice, conversationId, "to a gone endpoint");
+    await receiver.waitFor(1);
+    await eventually(async () => (await server.request("GET", `/api/webhooks/${endpoint.id}`, { as: agent })).body.enabled === false, 3000, "disabled");
+    const disabled = await server.request("GET", `/api/webhooks/${endpoint.id}`, { as: agent });
+    expect(disabled.body.disabled_reason).toBe("the endpoint answered 410 Gone");
+
+    receiver.respond = () => new Response("ok");
+    const enabled = await server.request("PATCH", `/api/webhooks/${endpoint.id}`, { as: agent, body: { enabled: true } });
+    expect(enabled.body).toMatchObject({ enabled: true, disabled_reason: null, consecutive_failures: 0 });
+    await restSend(server, alice, conversationId, "back again");
+    await receiver.waitFor(1, (r) => r.status === 200);
+    expect(receiver.of("message.created").map((r) => r.payload.data.content)).toEqual(["back again"]);
+  });
+
+  test("consecutive failures disable the endpoint with a reason", async () => {
+    const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
+    const endpoint = await register(agent, { events: ["message.created"] });
+    receiver.respond = () => new Response("broken", { status: 503 });
+    const conversationId = await groupConversation(server, alice, [agent]);
+    await restSend(server, alice, conversationId, "never delivered");
+    await eventually(async () => (await server.request("GET", `/api/webhooks/${endpoint.id}`, { as: agent })).body.enabled === false, 8000, "disabled");
+    const disabled = (await server.request("GET", `/api/webhooks/${endpoint.id}`, { as: agent })).body;
+    expect(disabled.consecutive_failures).toBe(4);
+    expect(disabled.disabled_reason).toStartWith("disabled after 4 failed attempts in a row; the last: HTTP 503");
+    expect(receiver.received.length).toBe(4);
+    const [delivery] = (await server.request("GET", `/api/webhooks/${endpoint.id}/deliveries`, { as: agent })).body;
+    expect(delivery).toMatchObject({ status: "pending", attempts: 4, last_status: 503 });
+  });
+
+  test("a connection refused is retried like a 5xx", async () => {
+    const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
+    const endpoint = await register(agent, { events: ["message.created"] });
+    const url = receiver.url;
+    receiver.stop();
+    const conversationId = await groupConversation(server, alice, [agent]);
+    await restSend(server, alice, conversationId, "while down");
+    await eventually(async () => {
+      const [delivery] = (await server.request("GET", `/api/webhooks/${endpoint.id}/deliveries`, { as: agent })).body;
+      return delivery?.attempts >= 1 && delivery.status === "pending" && /connection failed/.test(delivery.last_error ?? "");
+    }, 3000, "a failed attempt");
+    expect(url).toContain("127.0.0.1");
+  });
+});
+
+describe("test events, manual retries and rotation", () => {
+  test("a test event is signed and listed; a retry delivers it again under the same id", async () => {
+    const agent = await server.principal({ type: "agent" });
+    const endpoint = await register(agent);
+    const queued = await server.request("POST", `/api/webhooks/${endpoint.id}/test`, { as: agent });
+    expect(queued.status).toBe(202);
+    expect(queued.body).toMatchObject({ type: "webhook.test", status: "pending" });
+    const [first] = await receiver.waitFor(1);
+    expect(receiver.verify(first, endpoint.secret)).toMatchObject({ type: "webhook.test", data: { endpointId: endpoint.id } });
+    await eventually(async () => (await server.request("GET", `/api/webhooks/${endpoint.id}/deliveries`, { as: agent })).body[0]?.status === "delivered");
+    const retried = await server.request("POST", `/api/webhooks/${endpoint.id}/deliveries/${queued.body.id}/retry`, { as: agent });
+    expect([retried.status, retried.body.status]).toEqual([202, "pending"]);
+    const [, again] = await receiver.waitFor(2);
+    expect(again.id).toBe(first.id);
+    expect(first.id).toBe(queued.body.id);
+    const missing = await server.request("POST", `/api/webhooks/${endpoint.id}/deliveries/${crypto.randomUUID()}/retry`, { as: agent });
+    expect(missing.status).toBe(404);
+  });
+
+  test("after a rotation both secrets sign for a while", async () => {
+    const agent = await server.principal({ type: "agent" });
+    const endpoint = await register(agent);
+    const rotated = await server.request("PATCH", `/api/webhooks/${endpoint.id}`, { as: agent, body: { rotateSecret: true } });
+    expect(rotated.body.secret).toMatch(/^whsec_/);
+    expect(rotated.body.secret).not.toBe(endpoint.secret);
+    await server.request("POST", `/api/webhooks/${endpoint.id}/test`, { as: agent });
+    const [delivered] = await receiver.waitFor(1);
+    expect(delivered.signature.split(" ")).toHaveLength(2);
+    expect(receiver.verify(delivered, rotated.body.secret)).toBeTruthy();
+    expect(receiver.verify(delivered, endpoint.secret)).toBeTruthy();
+    expect(() => receiver.verify(delivered, "whsec_" + Buffer.from("another secret of 24 bytes").toString("base64"))).toThrow();
+  });
+
+  test("disabled by its owner, then deleted", async () => {
+    const agent = await server.principal({ type: "agent" });
+    const endpoint = await register(agent);
+    const off = await server.request("PATCH", `/api/webhooks/${endpoint.id}`, { as: agent, body: { enabled: false, events: null, description: null } });
+    expect(off.body).toMatchObject({ enabled: false, disabled_reason: "disabled by its owner", events: null, description: null });
+    expect((await server.request("DELETE", `/api/webhooks/${endpoint.id}`, { as: agent })).status).toBe(204);
+    expect((await server.request("GET", `/api/webhooks/${endpoint.id}`, { as: agent })).status).toBe(404);
+  });
+});
+
+describe("organisation endpoints and recovery", () => {
+  test("a system admin's organisation endpoint hears that organisation's conversations only", async () => {
+    const org = await server.org();
+    const admin = await server.principal({ superAdmin: true });
+    const endpoint = await register(admin, { orgId: org, events: ["message.created"] });
+    expect(endpoint).toMatchObject({ scope: "org", org_id: org, principal_id: null });
+    const member = await server.principal({ orgs: [org] });
+    const inOrg = await server.request("POST", "/api/conversations", { as: member, body: { type: "group", name: "org", orgId: org } });
+    const outside = await groupConversation(server, member);
+    await restSend(server, member, outside, "outside");
+    await restSend(server, member, inOrg.body.id, "inside");
+    await receiver.waitFor(1);
+    await Bun.sleep(200);
+    expect(receiver.of("message.created").map((r) => r.payload.data.content)).toEqual(["inside"]);
+  });
+
+  test("a message committed but never enqueued is recovered from the message log", async () => {
+    const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
+    const endpoint = await register(agent, { events: ["message.created"] });
+    const conversationId = await groupConversation(server, alice, [agent]);
+    const { db } = server.server.services.database;
+    // As if the process died between the commit and the outbox insert: written behind the listener's back.
+    const id = Bun.randomUUIDv7();
+    await db.execute(sql`update webhook_endpoints set created_at = now() - interval '1 minute', updated_at = now() - interval '1 minute' where id = ${endpoint.id}`);
+    await db.execute(sql`update participants set joined_at = now() - interval '1 minute' where conversation_id = ${conversationId}`);
+    await db.execute(sql`
+      with next as (update conversations set last_sequence = last_sequence + 1, last_message_at = now() where id = ${conversationId} returning last_sequence)
+      insert into messages (id, conversation_id, sender_id, sender_type, content, sequence, created_at)
+      select ${id}, ${conversationId}, ${alice.id}, 'user', 'lost and found', last_sequence, now() - interval '5 seconds' from next`);
+    expect(await server.server.services.webhooks.repair()).toBe(1);
+    expect(await server.server.services.webhooks.repair()).toBe(0);
+    const [recovered] = await receiver.waitFor(1);
+    expect(recovered.payload).toMatchObject({ type: "message.created", data: { id, content: "lost and found", sequence: 1, sender_id: alice.id } });
+    expect(receiver.verify(recovered, endpoint.secret)).toBeTruthy();
+  });
+});
