@@ -15,6 +15,8 @@ export const WEBHOOK_EVENT_TYPES = [
   "conversation.created",
   "conversation.updated",
   "conversation.deleted",
+  "run.started",
+  "run.ended",
 ] as const;
 
 /** Filters accept every type above, and `stream.*` for every control event. */
@@ -137,10 +139,19 @@ export function webhookEventOf(event: DomainEvent): WebhookEvent | undefined {
         members: event.participantIds,
         orgId: event.orgId,
       };
-    // Role changes and runs are not webhook events (yet).
-    case "participant.updated":
     case "run.started":
     case "run.ended":
+      return {
+        type: event.type,
+        conversationId,
+        key: `${event.type}:${event.run.id}`,
+        occurredAt: (event.type === "run.ended" ? event.run.ended_at : event.run.started_at) ?? now,
+        data: event.run,
+        actorId: event.type === "run.started" ? event.run.owner_id : undefined,
+      };
+    // Role changes are not webhook events (yet); stream deltas never are (the finished message is).
+    case "participant.updated":
+    case "message.delta":
       return undefined;
   }
 }
