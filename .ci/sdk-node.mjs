@@ -53,7 +53,8 @@ const port = await new Promise((resolve, reject) => {
   });
 });
 const baseUrl = `http://127.0.0.1:${port}`;
-const env = { ...process.env, PORT: String(port), HOST: "127.0.0.1", DATA_DIR: join(dir, "data"), DATABASE_URL: "", LOG_LEVEL: "warn" };
+// The webhook receiver example listens on loopback, which a server refuses to deliver to unless told.
+const env = { ...process.env, PORT: String(port), HOST: "127.0.0.1", DATA_DIR: join(dir, "data"), DATABASE_URL: "", LOG_LEVEL: "warn", WEBHOOK_ALLOW_PRIVATE: "true", WEBHOOK_POLL_MS: "200" };
 
 function startServer() {
   const child = spawn(binary, ["serve"], { cwd: dir, env, stdio: ["ignore", "inherit", "inherit"] });
@@ -94,6 +95,7 @@ async function stopServer(child) {
 let server = startServer();
 let echo;
 let writer;
+let receiver;
 try {
   // A cold first start creates the embedded database: seconds, more on a busy machine.
   await waitHealthy(90_000);
@@ -217,10 +219,46 @@ try {
   check((await within(10_000, "streaming agent exit", writer.exitCode_)) === 0, "streaming agent stopped");
   writer = undefined;
 
+  // The webhook receiver example: the writer agent registers an endpoint and hears messages without a socket.
+  const hookPort = await new Promise((resolve) => {
+    const probe = createServer();
+    probe.listen(0, "127.0.0.1", () => {
+      const { port: p } = probe.address();
+      probe.close(() => resolve(p));
+    });
+  });
+  const writerClient = new MessagingClient({ baseUrl, apiKey: writerKey });
+  const hook = await writerClient.createWebhook({ url: `http://127.0.0.1:${hookPort}/`, events: ["message.created"] });
+  check(hook.secret.startsWith("whsec_"), "webhook registered, secret shown once");
+  let hookOutput = "";
+  receiver = spawn(process.execPath, ["webhook-receiver.mjs"], {
+    env: { ...process.env, WEBHOOK_SECRET: hook.secret, PORT: String(hookPort) },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  receiver.exitCode_ = new Promise((resolve) => receiver.once("exit", (code) => resolve(code)));
+  receiver.stdout.on("data", (chunk) => {
+    hookOutput += chunk;
+    process.stdout.write(chunk);
+  });
+  await until(() => hookOutput.includes("webhook-receiver: listening"), "webhook receiver listening", 10_000);
+  await user.sendMessage(story.id, { content: "heard without a socket" });
+  await until(() => hookOutput.includes("message.created") && hookOutput.includes("heard without a socket"), "a verified webhook delivery", 20_000);
+  check(!hookOutput.includes("refused"), "every delivery verified with the standardwebhooks package");
+  // The server records the answer once it has read it: shortly after the receiver printed.
+  let delivered = false;
+  for (const deadline = Date.now() + 5_000; !delivered && Date.now() < deadline; await sleep(100)) {
+    delivered = (await writerClient.listWebhookDeliveries(hook.id)).some((d) => d.type === "message.created" && d.status === "delivered");
+  }
+  check(delivered, "the delivery log says delivered");
+  receiver.kill("SIGTERM");
+  check((await within(10_000, "webhook receiver exit", receiver.exitCode_)) === 0, "webhook receiver stopped");
+  receiver = undefined;
+
   userSocket.close();
   check((await stopServer(server)) === 0, "server stopped again, exit 0");
 } finally {
   echo?.kill("SIGKILL");
   writer?.kill("SIGKILL");
+  receiver?.kill("SIGKILL");
   if (server.exitCode === null) server.kill("SIGKILL");
 }

@@ -21,8 +21,8 @@ echo "sdk-node: packed $(basename "$tarball") ($(du -k "$tarball" | cut -f1) KiB
 
 mkdir "$work/project" && cd "$work/project"
 npm init -y >/dev/null
-timeout 180 npm install --no-audit --no-fund --loglevel=error "$tarball"
-cp "$repo/.ci/sdk-node.mjs" "$repo/examples/echo-agent.mjs" "$repo/examples/streaming-agent.mjs" .
+timeout 180 npm install --no-audit --no-fund --loglevel=error "$tarball" standardwebhooks@1.1.1
+cp "$repo/.ci/sdk-node.mjs" "$repo/examples/echo-agent.mjs" "$repo/examples/streaming-agent.mjs" "$repo/examples/webhook-receiver.mjs" .
 
 # A TypeScript consumer with Node's own module resolution sees the package's declarations.
 cat >consumer.ts <<'TS'

@@ -15,6 +15,7 @@ import type {
   ConversationRole,
   ConversationWithParticipants,
   CreateConversationInput,
+  CreateWebhookInput,
   EditMessageInput,
   Health,
   ListMessagesOptions,
@@ -30,6 +31,9 @@ import type {
   SendMessageInput,
   StartRunInput,
   UpdateConversationInput,
+  UpdateWebhookInput,
+  Webhook,
+  WebhookDelivery,
 } from "./types.js";
 
 /** Optional scope headers (docs/api.md): sent with every request of the client. */
@@ -192,6 +196,40 @@ export class RestClient {
 
   async deleteConversation(conversationId: string): Promise<void> {
     await this.call("DELETE", path`/api/conversations/${conversationId}`);
+  }
+
+  // Webhooks
+
+  createWebhook(input: CreateWebhookInput): Promise<Webhook & { secret: string }> {
+    return this.call("POST", "/api/webhooks", { body: input });
+  }
+
+  listWebhooks(): Promise<Webhook[]> {
+    return this.call("GET", "/api/webhooks");
+  }
+
+  getWebhook(webhookId: string): Promise<Webhook> {
+    return this.call("GET", path`/api/webhooks/${webhookId}`);
+  }
+
+  updateWebhook(webhookId: string, input: UpdateWebhookInput): Promise<Webhook> {
+    return this.call("PATCH", path`/api/webhooks/${webhookId}`, { body: input });
+  }
+
+  async deleteWebhook(webhookId: string): Promise<void> {
+    await this.call("DELETE", path`/api/webhooks/${webhookId}`);
+  }
+
+  testWebhook(webhookId: string): Promise<WebhookDelivery> {
+    return this.call("POST", path`/api/webhooks/${webhookId}/test`, { body: {} });
+  }
+
+  listWebhookDeliveries(webhookId: string, options: { status?: "pending" | "delivered" | "failed"; limit?: number } = {}): Promise<WebhookDelivery[]> {
+    return this.call("GET", path`/api/webhooks/${webhookId}/deliveries`, { query: options });
+  }
+
+  retryWebhookDelivery(webhookId: string, deliveryId: string): Promise<WebhookDelivery> {
+    return this.call("POST", path`/api/webhooks/${webhookId}/deliveries/${deliveryId}/retry`, { body: {} });
   }
 
   // Runs

@@ -218,6 +218,56 @@ export interface JoinResult {
   streams?: { messageId: string; length: number }[];
 }
 
+/** A webhook endpoint (docs/webhooks.md); `secret` only on creation and rotation. */
+export interface Webhook {
+  id: string;
+  url: string;
+  description: string | null;
+  scope: "principal" | "org" | "installation";
+  principal_id: string | null;
+  org_id: string | null;
+  events: string[] | null;
+  enabled: boolean;
+  disabled_reason: string | null;
+  consecutive_failures: number;
+  created_by: string;
+  created_at: string;
+  updated_at: string;
+  secret?: string;
+}
+
+export interface WebhookDelivery {
+  id: string;
+  endpoint_id: string;
+  conversation_id: string | null;
+  type: string;
+  status: "pending" | "delivered" | "failed";
+  attempts: number;
+  next_attempt_at: string | null;
+  last_status: number | null;
+  last_error: string | null;
+  occurred_at: string;
+  created_at: string;
+  delivered_at: string | null;
+}
+
+export interface CreateWebhookInput {
+  url: string;
+  events?: string[];
+  description?: string;
+  /** System admins: an organisation's conversations, or every conversation. */
+  orgId?: string;
+  installation?: boolean;
+}
+
+export interface UpdateWebhookInput {
+  url?: string;
+  events?: string[] | null;
+  description?: string | null;
+  enabled?: boolean;
+  rotateSecret?: true;
+}
+
 export type RunState = "active" | "paused" | "preempted" | "completed" | "failed" | "cancelled";
 
 /** One agent's (or service's) response stream in a conversation (docs/runs.md). */

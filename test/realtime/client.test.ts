@@ -14,9 +14,12 @@ import {
   type Message,
   type Participant,
   type Run,
+  type Webhook,
+  type WebhookDelivery,
   type ControlEventName,
 } from "../../src/client";
 import type { ControlEvent } from "../../src/domain/control-events";
+import type { toDelivery, toWebhook } from "../../src/modules/webhooks/service";
 import type { ControlBroadcast as ServerControlBroadcast } from "../../src/domain/control-events";
 import type { ConversationResource, MessageResource, ParticipantResource, RunResource } from "../../src/domain/resources";
 import type { JoinResult as ServerJoinResult } from "../../src/realtime/hub";
@@ -295,6 +298,10 @@ describe("types", () => {
     same<ServerControlBroadcast, ClientControlBroadcast>();
     same<JoinResult, ServerJoinResult>();
     same<Run, RunResource>();
+    same<Webhook, ReturnType<typeof toWebhook>>();
+    same<ReturnType<typeof toWebhook>, Webhook>();
+    same<WebhookDelivery, ReturnType<typeof toDelivery>>();
+    same<ReturnType<typeof toDelivery>, WebhookDelivery>();
     same<RunResource, Run>();
     // The SDK's copy of the control event names is the server's one list.
     same<ControlEventName, ControlEvent>();

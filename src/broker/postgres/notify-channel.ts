@@ -30,6 +30,8 @@ export const MAX_PAYLOAD_BYTES = 7_800;
  * PostgreSQL is per transaction (its commit, waking every listener), not per byte.
  */
 const PAYLOADS_PER_STATEMENT = 16;
+/** The longest a batch may take before its connection counts as dead (see sendWithin). */
+const SEND_TIMEOUT_MS = 3_000;
 /** Items waiting beyond this are dropped (about 8 MB of frames; PostgreSQL is not keeping up). */
 const MAX_QUEUED_ITEMS = 20_000;
 const notifyStatements: string[] = [];
@@ -60,7 +62,7 @@ export interface NotifyChannelOptions<T> {
 }
 
 export class NotifyChannel<T> {
-  private readonly sender: postgres.Sql;
+  private sender: postgres.Sql;
   private queue: string[] = [];
   private timer?: ReturnType<typeof setTimeout>;
   /** The batch being sent, if any: one at a time, and what queues meanwhile goes in the next one. */
@@ -90,7 +92,7 @@ export class NotifyChannel<T> {
       droppedQueueFull: relayItemsDropped.labels(channel, "queue_full"),
       droppedSendFailed: relayItemsDropped.labels(channel, "send_failed"),
     };
-    this.sender = postgres(options.url, { max: 1, onnotice: () => {}, connect_timeout: 5, idle_timeout: 0, backoff: reconnectBackoff });
+    this.sender = this.newSender();
   }
 
   async start(): Promise<void> {
@@ -167,7 +169,7 @@ export class NotifyChannel<T> {
       for (let from = 0; from < payloads.length; from += PAYLOADS_PER_STATEMENT) {
         const some = payloads.slice(from, from + PAYLOADS_PER_STATEMENT);
         try {
-          await this.sender.unsafe(notifyStatement(some.length), [this.options.channel, ...some.map((p) => p.payload)], { prepare: true });
+          await this.sendWithin(SEND_TIMEOUT_MS, notifyStatement(some.length), [this.options.channel, ...some.map((p) => p.payload)]);
           this.measured.sent.inc(some.reduce((n, p) => n + p.items, 0));
         } catch (error) {
           // Other instances find the gap by sequence and read it from the database; what has no sequence
@@ -182,6 +184,35 @@ export class NotifyChannel<T> {
       this.sending = undefined;
       if (this.queue.length > 0 && !this.timer && !this.stopped) this.schedule(0);
     });
+  }
+
+  private newSender(): postgres.Sql {
+    return postgres(this.options.url, { max: 1, onnotice: () => {}, connect_timeout: 5, idle_timeout: 0, backoff: reconnectBackoff });
+  }
+
+  /**
+   * A batch takes milliseconds; one that takes seconds is on a connection that died without a word (a
+   * backend killed behind a proxy, a half-open TCP connection), which would hold every later batch, and
+   * this instance's heartbeats, forever. It is abandoned, counted as dropped, and a fresh connection
+   * takes over; receivers read what was lost back by sequence.
+   */
+  private async sendWithin(ms: number, statement: string, parameters: string[]): Promise<void> {
+    const sender = this.sender;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer from PostgreSQL within ${ms} ms; reconnecting`)), ms);
+    });
+    try {
+      await Promise.race([sender.unsafe(statement, parameters, { prepare: true }), timedOut]);
+    } catch (error) {
+      if (sender === this.sender && !this.stopped && (error as Error).message.startsWith("no answer from PostgreSQL")) {
+        this.sender = this.newSender();
+        sender.end({ timeout: 0 }).catch(() => {});
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Packs encoded items into as few envelopes as fit under the payload limit, keeping their order. */

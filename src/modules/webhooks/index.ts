@@ -5,7 +5,7 @@ import { Elysia } from "elysia";
 import { authenticated } from "../../http/context";
 import type { Services } from "../../services";
 import { jsonBodyOnly } from "../shared-models";
-import { CreateWebhookBody, DeliveryParams, ListDeliveriesQuery, UpdateWebhookBody, WebhookParams } from "./model";
+import { CreateWebhookBody, DeliveryParams, ListDeliveriesQuery, UpdateWebhookBody, Webhook, WebhookDelivery, WebhookDeliveryList, WebhookList, WebhookParams } from "./model";
 import {
   createWebhook,
   deleteWebhook,
@@ -28,16 +28,18 @@ export function webhooksModule(services: Services) {
         set.status = 201;
         return created;
       },
-      { body: CreateWebhookBody, detail: { summary: "Register a webhook endpoint (201, with its secret: shown only now)" } },
+      { body: CreateWebhookBody, response: { 201: Webhook }, detail: { summary: "Register a webhook endpoint (201, with its secret: shown only now)" } },
     )
-    .get("", ({ principal }) => listWebhooks(services, principal), { detail: { summary: "Webhook endpoints you manage" } })
+    .get("", ({ principal }) => listWebhooks(services, principal), { response: { 200: WebhookList }, detail: { summary: "Webhook endpoints you manage" } })
     .get("/:id", ({ principal, params }) => getWebhook(services, principal, params.id), {
       params: WebhookParams,
+      response: { 200: Webhook },
       detail: { summary: "A webhook endpoint" },
     })
     .patch("/:id", ({ principal, params, body }) => updateWebhook(services, principal, params.id, body), {
       params: WebhookParams,
       body: UpdateWebhookBody,
+      response: { 200: Webhook },
       detail: { summary: "Change url, events, description; enable or disable; rotateSecret answers the new secret" },
     })
     .delete(
@@ -55,11 +57,12 @@ export function webhooksModule(services: Services) {
         set.status = 202;
         return delivery;
       },
-      { params: WebhookParams, detail: { summary: "Queue a signed webhook.test event (202 with the delivery)" } },
+      { params: WebhookParams, response: { 202: WebhookDelivery }, detail: { summary: "Queue a signed webhook.test event (202 with the delivery)" } },
     )
     .get("/:id/deliveries", ({ principal, params, query }) => listDeliveries(services, principal, params.id, query), {
       params: WebhookParams,
       query: ListDeliveriesQuery,
+      response: { 200: WebhookDeliveryList },
       detail: { summary: "Deliveries of the endpoint, newest first" },
     })
     .post(
@@ -69,6 +72,6 @@ export function webhooksModule(services: Services) {
         set.status = 202;
         return delivery;
       },
-      { params: DeliveryParams, detail: { summary: "Deliver again (202): a failed delivery from its first attempt, a waiting one now" } },
+      { params: DeliveryParams, response: { 202: WebhookDelivery }, detail: { summary: "Deliver again (202): a failed delivery from its first attempt, a waiting one now" } },
     );
 }

@@ -30,5 +30,51 @@ export const ListDeliveriesQuery = t.Object({
   limit: t.Optional(QueryInteger(1, 100)),
 });
 
+const DateTime = t.String({ format: "date-time" });
+const NullableString = t.Nullable(t.String());
+
+export const Webhook = t.Object(
+  {
+    id: Uuid,
+    url: t.String(),
+    description: NullableString,
+    scope: t.Union([t.Literal("principal"), t.Literal("org"), t.Literal("installation")]),
+    principal_id: NullableString,
+    org_id: NullableString,
+    events: t.Nullable(t.Array(t.String(), { description: "null: every event type" })),
+    enabled: t.Boolean(),
+    disabled_reason: NullableString,
+    consecutive_failures: t.Integer({ minimum: 0 }),
+    created_by: t.String(),
+    created_at: DateTime,
+    updated_at: DateTime,
+    /** Only on creation and on rotation. */
+    secret: t.Optional(t.String({ description: "whsec_…: shown on creation and on rotation only" })),
+  },
+  { title: "Webhook", description: "A webhook endpoint (docs/webhooks.md)" },
+);
+
+export const WebhookList = t.Array(Webhook, { description: "Webhook endpoints the caller manages" });
+
+export const WebhookDelivery = t.Object(
+  {
+    id: Uuid,
+    endpoint_id: Uuid,
+    conversation_id: t.Nullable(Uuid),
+    type: t.String(),
+    status: t.Union([t.Literal("pending"), t.Literal("delivered"), t.Literal("failed")]),
+    attempts: t.Integer({ minimum: 0 }),
+    next_attempt_at: t.Nullable(DateTime),
+    last_status: t.Nullable(t.Integer()),
+    last_error: NullableString,
+    occurred_at: DateTime,
+    created_at: DateTime,
+    delivered_at: t.Nullable(DateTime),
+  },
+  { title: "WebhookDelivery", description: "One event's delivery to one endpoint" },
+);
+
+export const WebhookDeliveryList = t.Array(WebhookDelivery, { description: "Deliveries, newest first" });
+
 export type CreateWebhookInput = typeof CreateWebhookBody.static;
 export type UpdateWebhookInput = typeof UpdateWebhookBody.static;
