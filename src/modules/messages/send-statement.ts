@@ -18,6 +18,40 @@ import type { MessageRow } from "../../db/schema";
 import type { Scope } from "../../core/scope";
 
 export const SEND_STATEMENT = `
+with next as (
+  update conversations c
+     set last_sequence = c.last_sequence + 1, last_message_at = now()
+   where c.id = $1
+     and exists (select 1 from participants p where p.conversation_id = c.id and p.user_id = $2)
+     and ($3::uuid is null or exists (select 1 from messages r where r.id = $3::uuid and r.conversation_id = c.id))
+     and ($4::uuid is null or exists (select 1 from messages r where r.id = $4::uuid and r.conversation_id = c.id))
+  returning c.last_sequence, c.org_id, (c.metadata->>'autoPreempt') is distinct from 'false' as auto_preempt
+),
+inserted as (
+  insert into messages (id, conversation_id, sender_id, sender_type, content, content_type, reply_to, org_id,
+                        run_id, trace_id, sequence, priority, interruptible, preempted_by, metadata,
+                        data_class, policy_ref, stream_state)
+  select $5, $1, $2, $6, $7, $8, $3::uuid, next.org_id, $9::text, $10, next.last_sequence, $11, $12, $4::uuid, $13::jsonb, $14, $15, $16::text
+    from next
+  returning *
+)
+select inserted.*,
+       false as run_started,
+       (select auto_preempt from next) and exists (
+         select 1 from runs r
+          where r.conversation_id = $1 and r.state = 'active' and r.interruptible and r.owner_id <> $2
+            and array_position(array['low','normal','high','critical'], r.priority) < array_position(array['low','normal','high','critical'], $11::text)
+       ) as preempts_runs
+  from inserted`;
+
+/**
+ * A message that names a run: the same, and the run's state checked under a share lock, or the run
+ * started. Kept apart so that the far more common send without a run pays for none of it (a
+ * data-modifying CTE is set up on every execution, whether it inserts or not).
+ */
+
+
+export const SEND_INTO_RUN_STATEMENT = `
 with run as (
   select r.state, r.owner_id
     from runs r
@@ -86,7 +120,12 @@ export interface SendRow {
   streamState: "streaming" | null;
 }
 
-/** The parameters of SEND_STATEMENT, in order. */
+/** The statement for a send: into a run, or not. Both take the parameters of sendParameters. */
+export function sendStatementFor(runId: string | null): string {
+  return runId === null ? SEND_STATEMENT : SEND_INTO_RUN_STATEMENT;
+}
+
+/** The parameters of SEND_STATEMENT and SEND_INTO_RUN_STATEMENT, in order. */
 export function sendParameters(row: SendRow): unknown[] {
   return [
     row.conversationId,

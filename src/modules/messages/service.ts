@@ -15,7 +15,7 @@ import { constraintName, sqlState } from "../../core/database-errors";
 import type { Scope } from "../../core/scope";
 import type { Services } from "../../services";
 import type { EditMessageInput, SendMessageInput } from "./model";
-import { SEND_STATEMENT, sendParameters, type SendOutcome } from "./send-statement";
+import { sendParameters, sendStatementFor, type SendOutcome } from "./send-statement";
 import { preemptForPriority } from "../runs/service";
 import type { StreamOrigin } from "../../domain/message-streams";
 import { isEnded } from "../../domain/run-rules";
@@ -132,7 +132,7 @@ export async function insertMessage(
   let inserted: (MessageRow & SendOutcome)[];
   try {
     inserted = await services.database.query<MessageRow & SendOutcome>(
-      SEND_STATEMENT,
+      sendStatementFor(m.runId ?? null),
       sendParameters({
         id,
         conversationId,
