@@ -12,7 +12,7 @@ export interface RetryOptions {
   maxDelayMs?: number;
 }
 
-export const DEFAULT_RETRY: Required<RetryOptions> = { attempts: 5, maxDelayMs: 10_000 };
+export const DEFAULT_RETRY: Required<RetryOptions> = { attempts: 10, maxDelayMs: 10_000 };
 
 export function retryOptions(options: RetryOptions | false | undefined): Required<RetryOptions> {
   if (options === false) return { ...DEFAULT_RETRY, attempts: 0 };
@@ -24,9 +24,10 @@ export const fallbackDelayMs = (attempt: number) => 100 * 2 ** attempt;
 
 /** The delay in an ack error: an explicit `retryAfter` (seconds) if present, else "retry in N s" in the message. */
 export function ackRetryDelayMs(error: { message?: string; retryAfter?: unknown } | undefined): number | undefined {
-  if (typeof error?.retryAfter === "number" && Number.isFinite(error.retryAfter)) return Math.max(0, error.retryAfter * 1000);
+  // At least 10 ms: a refusal rounded to "0.00 s" still means "not yet".
+  if (typeof error?.retryAfter === "number" && Number.isFinite(error.retryAfter)) return Math.max(10, error.retryAfter * 1000);
   const match = /retry in ([0-9]+(?:\.[0-9]+)?) ?s\b/.exec(error?.message ?? "");
-  return match ? Number(match[1]) * 1000 : undefined;
+  return match ? Math.max(10, Number(match[1]) * 1000) : undefined;
 }
 
 /** Retry-After as seconds (the API's form) or an HTTP date. */

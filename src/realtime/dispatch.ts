@@ -107,7 +107,8 @@ export function receiveFrame(hub: RealtimeHub, services: Services, connection: C
       return;
     }
     const ack = typeof message === "object" && message !== null ? (message as { ack?: unknown }).ack : undefined;
-    const retry = rate.retryAfterSeconds().toFixed(2);
+    // Never 0: a refused frame needs at least the next token, and a client told 0 would come straight back.
+    const retry = Math.max(0.01, Math.ceil(rate.retryAfterSeconds() * 100) / 100).toFixed(2);
     reject(connection, typeof ack === "string" || typeof ack === "number" ? ack : undefined, fail.rate_limited(`Too many frames; retry in ${retry} s`).with({ retryAfter: Number(retry) }));
     return;
   }
