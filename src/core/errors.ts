@@ -144,6 +144,11 @@ export const ERROR_CATALOGUE = {
   // 5xx: the server or what it depends on
   internal_error: { status: 500, message: "Internal server error", meaning: "A bug; the server logged it with the request id." },
   identity_unavailable: { status: 502, message: "The identity service is unavailable", meaning: "IDENTITY_URL did not answer in time." },
+  stream_unreachable: {
+    status: 503,
+    message: "The instance holding the stream did not answer",
+    meaning: "An append or finish reached an instance that does not hold the stream, and its holder did not answer in time (it may be gone: the stream then ends as interrupted); retry.",
+  },
   database_unavailable: { status: 503, message: "Database unavailable", meaning: "PostgreSQL cannot be reached; retry later." },
   shutting_down: { status: 503, message: "The server is shutting down", meaning: "Reconnect (to another instance) and retry." },
 } as const satisfies Record<string, CatalogueEntry>;

@@ -9,13 +9,18 @@
  * so a pause or cancel made on another instance reaches the stream within one interval; on this instance
  * the run listener (src/listeners.ts) applies it at once.
  *
- * The instance that created a stream holds it until it ends. A row still `streaming` that nobody holds
- * (the holder was killed) is marked `interrupted` by the sweep: at start on the embedded database (one
- * process per data directory), and on PostgreSQL for rows not written for longer than the idle timeout.
+ * The instance that created a stream holds it until it ends. The others reach it through their peers
+ * (./stream-peers.ts): appends and finishes that reach them are forwarded to the holder, and an instance
+ * where a client joins or reads a stream it does not hold keeps a mirror of it (the holder's content so
+ * far, then every relayed delta), so that what it sends meets the live deltas exactly.
+ *
+ * A row still `streaming` that nobody holds (the holder was killed) is marked `interrupted` by the sweep:
+ * at start on the embedded database (one process per data directory), and on PostgreSQL for rows not
+ * written for longer than the idle timeout.
  */
 import type { Principal } from "../auth/principal";
 import type { Config } from "../config";
-import { fail, notFound } from "../core/errors";
+import { AppError, fail, notFound } from "../core/errors";
 import type { EventBus } from "../core/event-bus";
 import type { Database } from "../db/client";
 import type { MessageRow } from "../db/schema";
@@ -24,6 +29,7 @@ import { checkContent, isStorableText } from "./limits";
 import { toMessage, type MessageResource, type RunResource } from "./resources";
 import { isEnded } from "./run-rules";
 import { describeError, log } from "../log";
+import { NO_STREAM_PEERS, type RunStateChange, type StreamAnswer, type StreamHolder, type StreamPeers, type StreamRequest } from "./stream-peers";
 
 export type StreamState = NonNullable<MessageRow["stream_state"]>;
 
@@ -51,6 +57,19 @@ export interface StreamOrigin {
 
 /** How often the periodic sweep of unheld rows runs on PostgreSQL, at most. */
 const SWEEP_EVERY_MS = 30_000;
+/** A mirror without a delta for this long is dropped (a later join asks for the content again). */
+const MIRROR_IDLE_MS = 60_000;
+/** How long a stream that ended here is remembered, so that its holder keeps answering for it. */
+const ENDED_MEMORY_MS = 60_000;
+/** After nobody answered for a stream, joins and reads do not ask again for this long. */
+const UNANSWERED_MS = 5_000;
+
+/** Another instance's stream, as this one has delivered it so far. */
+interface MirroredStream {
+  conversationId: string;
+  content: string;
+  lastDeltaAt: number;
+}
 
 const FLUSH_STATEMENT = `
 update messages m
@@ -64,8 +83,14 @@ update messages set content = $2, stream_state = $3, updated_at = now()
  where id = $1 and stream_state = 'streaming'
 returning *`;
 
-export class MessageStreams {
+export class MessageStreams implements StreamHolder {
   private readonly open = new Map<string, OpenStream>();
+  private readonly mirrors = new Map<string, MirroredStream>();
+  /** Streams that ended here lately, and when: appends to them are answered here (refused), not forwarded. */
+  private readonly endedHere = new Map<string, number>();
+  /** Streams no instance answered for, until when not to ask again. */
+  private readonly unanswered = new Map<string, number>();
+  private peers: StreamPeers = NO_STREAM_PEERS;
   private timer?: ReturnType<typeof setInterval>;
   private flushing?: Promise<void>;
   private lastSweepAt = Date.now();
@@ -80,6 +105,11 @@ export class MessageStreams {
 
   get openCount(): number {
     return this.open.size;
+  }
+
+  /** The other instances (the realtime layer connects them once a broker exists). */
+  usePeers(peers: StreamPeers): void {
+    this.peers = peers;
   }
 
   /** Refuses a new stream when the connection already holds the most it may. */
@@ -108,16 +138,26 @@ export class MessageStreams {
 
   /**
    * Appends a delta, in the order appends arrive, and publishes it at once. Synchronous once the stream is
-   * found: the content and the published deltas never disagree (joins rely on it).
+   * found: the content and the published deltas never disagree (joins rely on it). A stream held by
+   * another instance gets the append forwarded.
    */
   async append(principal: Principal, messageId: string, delta: string, conversationId?: string): Promise<{ messageId: string; length: number }> {
-    let stream = this.streamFor(principal, messageId, conversationId);
-    if (!stream) throw await this.whyNotOpen(principal, messageId, conversationId);
+    if (!this.isHeld(messageId)) {
+      if (!isStorableText(delta)) throw fail.invalid_text("delta holds a NUL character or an unpaired surrogate");
+      const value = await this.forward({ op: "append", messageId, conversationId, senderId: principal.id, delta });
+      return value as { messageId: string; length: number };
+    }
+    return this.appendAs(principal.id, messageId, delta, conversationId);
+  }
+
+  private async appendAs(senderId: string, messageId: string, delta: string, conversationId?: string): Promise<{ messageId: string; length: number }> {
+    let stream = this.streamFor(senderId, messageId, conversationId);
+    if (!stream) throw await this.whyNotOpen(senderId, messageId, conversationId);
     if (stream.paused) {
       // Paused here; the run may have resumed on another instance meanwhile (rare: look it up).
       await this.refreshRunState(stream);
-      stream = this.streamFor(principal, messageId, conversationId);
-      if (!stream) throw await this.whyNotOpen(principal, messageId, conversationId);
+      stream = this.streamFor(senderId, messageId, conversationId);
+      if (!stream) throw await this.whyNotOpen(senderId, messageId, conversationId);
       if (stream.paused) throw fail.run_paused(`Run ${stream.message.run_id} is paused; appends resume when it does`);
     }
     if (!isStorableText(delta)) throw fail.invalid_text("delta holds a NUL character or an unpaired surrogate");
@@ -143,23 +183,122 @@ export class MessageStreams {
 
   /** Ends the stream as complete; `content`, when given, replaces what was appended. */
   async finish(principal: Principal, messageId: string, content: string | undefined, conversationId?: string): Promise<{ message: MessageResource; json: string }> {
-    const stream = this.streamFor(principal, messageId, conversationId);
-    if (!stream) throw await this.whyNotOpen(principal, messageId, conversationId);
+    if (!this.isHeld(messageId)) {
+      await this.forward({ op: "finish", messageId, conversationId, senderId: principal.id, content });
+      // The holder wrote it: read it back for the answer.
+      const [row] = await this.database.query<MessageRow>("select * from messages where id = $1", [messageId]);
+      if (!row) throw notFound("Message");
+      const message = toMessage(row);
+      return { message, json: JSON.stringify(message) };
+    }
+    return this.finishAs(principal.id, messageId, content, conversationId);
+  }
+
+  private async finishAs(senderId: string, messageId: string, content: string | undefined, conversationId?: string): Promise<{ message: MessageResource; json: string }> {
+    const stream = this.streamFor(senderId, messageId, conversationId);
+    if (!stream) throw await this.whyNotOpen(senderId, messageId, conversationId);
     if (content !== undefined) checkContent(this.config, content, stream.message.content_type);
     const ended = await this.end(stream, "complete", content);
-    if (!ended) throw await this.whyNotOpen(principal, messageId, conversationId);
+    if (!ended) throw await this.whyNotOpen(senderId, messageId, conversationId);
     return ended;
   }
 
-  /** The content so far of a stream held here, merged over a row read from the database. */
-  merge(message: MessageResource): MessageResource {
-    const stream = message.stream_state === "streaming" ? this.open.get(message.id) : undefined;
-    return stream ? { ...message, content: stream.content } : message;
+  /**
+   * An append or finish for a stream not held here goes to its holder. When no instance answers, the
+   * stream is held nowhere (or its holder is unreachable): the row says why.
+   */
+  private async forward(request: Extract<StreamRequest, { op: "append" | "finish" }>): Promise<unknown> {
+    const answer = await this.peers.ask(request);
+    if (!answer) throw await this.whyNotOpen(request.senderId, request.messageId, request.conversationId, true);
+    if (!answer.ok) throw new AppError(answer.error.code, answer.error.message).with(answer.error.details ?? {});
+    return answer.value;
   }
 
-  /** Content so far of a stream held here (realtime joins read it synchronously). */
+  /** A request forwarded by another instance, for a stream held here. */
+  answer(request: Extract<StreamRequest, { op: "append" | "finish" }>): Promise<StreamAnswer> | undefined {
+    if (!this.isHeld(request.messageId)) return undefined;
+    const applied =
+      request.op === "append"
+        ? this.appendAs(request.senderId, request.messageId, request.delta, request.conversationId)
+        : this.finishAs(request.senderId, request.messageId, request.content, request.conversationId).then(({ message }) => ({ id: message.id }));
+    return applied.then(
+      (value): StreamAnswer => ({ ok: true, value }),
+      (error): StreamAnswer => {
+        if (error instanceof AppError) return { ok: false, error: { code: error.code, message: error.message, details: error.details } };
+        log.error("forwarded stream request failed", { messageId: request.messageId, ...describeError(error) });
+        return { ok: false, error: { code: "internal_error", message: "The stream request failed" } };
+      },
+    );
+  }
+
+  /** Held here, or ended here lately (this instance still answers for it). */
+  private isHeld(messageId: string): boolean {
+    return this.open.has(messageId) || this.endedHere.has(messageId);
+  }
+
+  heldContent(messageId: string): string | undefined {
+    const stream = this.open.get(messageId);
+    return stream && !stream.ending ? stream.content : undefined;
+  }
+
+  /**
+   * Makes sure the content so far of a stream held elsewhere is here (a mirror), before a join or a read
+   * uses it. Without an answer (the holder is gone) the stored content stands in.
+   */
+  async follow(messageId: string, conversationId: string): Promise<void> {
+    if (this.open.has(messageId) || this.mirrors.has(messageId)) return;
+    if ((this.unanswered.get(messageId) ?? 0) > Date.now()) return;
+    const seeded = await this.peers.snapshot({ op: "snapshot", messageId, conversationId });
+    if (!seeded) this.unanswered.set(messageId, Date.now() + UNANSWERED_MS);
+  }
+
+  mirrorSeeded(messageId: string, conversationId: string, content: string): void {
+    this.unanswered.delete(messageId);
+    this.mirrors.set(messageId, { conversationId, content, lastDeltaAt: Date.now() });
+    this.startTimer();
+  }
+
+  deltaDelivered(messageId: string, offset: number, frame: string): void {
+    const mirror = this.mirrors.get(messageId);
+    if (!mirror) return;
+    const { data } = JSON.parse(frame) as { data: { delta: string } };
+    const have = mirror.content.length;
+    mirror.lastDeltaAt = Date.now();
+    if (offset > have) {
+      // A delta went missing on the way here: this copy is no longer the stream's.
+      this.mirrors.delete(messageId);
+    } else if (offset + data.delta.length > have) {
+      mirror.content += data.delta.slice(have - offset);
+    }
+  }
+
+  forgetMirrors(): void {
+    this.mirrors.clear();
+  }
+
+  remoteRunChanged(run: RunStateChange): void {
+    for (const stream of this.open.values()) {
+      if (stream.message.run_id === run.id && stream.message.conversation_id === run.conversation_id) this.applyRunState(stream, run.state);
+    }
+  }
+
+  /** The content so far of a stream (held here or mirrored), merged over a row read from the database. */
+  merge(message: MessageResource): MessageResource {
+    if (message.stream_state !== "streaming") return message;
+    const content = this.contentOf(message.id);
+    return content === undefined ? message : { ...message, content };
+  }
+
+  /** Like `merge`, first asking the holder for the content of streams held elsewhere. */
+  async mergeFollowing(messages: MessageResource[]): Promise<MessageResource[]> {
+    const elsewhere = messages.filter((m) => m.stream_state === "streaming" && this.contentOf(m.id) === undefined);
+    if (elsewhere.length > 0) await Promise.all(elsewhere.map((m) => this.follow(m.id, m.conversation_id)));
+    return messages.map((message) => this.merge(message));
+  }
+
+  /** Content so far of a stream held or mirrored here (realtime joins read it synchronously). */
   contentOf(messageId: string): string | undefined {
-    return this.open.get(messageId)?.content;
+    return this.open.get(messageId)?.content ?? this.mirrors.get(messageId)?.content;
   }
 
   /** Streams of a conversation held here, with their content so far. */
@@ -169,12 +308,10 @@ export class MessageStreams {
     }
   }
 
-  /** A run changed state (after commit, on this instance): pause, resume, or end its streams. */
+  /** A run changed state (after commit, on this instance): pause, resume, or end its streams, wherever held. */
   runChanged(run: RunResource): void {
-    for (const stream of this.open.values()) {
-      if (stream.message.run_id !== run.id || stream.message.conversation_id !== run.conversation_id) continue;
-      this.applyRunState(stream, run.state);
-    }
+    this.remoteRunChanged(run);
+    this.peers.runChanged({ id: run.id, conversation_id: run.conversation_id, state: run.state });
   }
 
   private applyRunState(stream: OpenStream, state: RunResource["state"] | null): void {
@@ -183,26 +320,36 @@ export class MessageStreams {
     else if (isEnded(state)) void this.end(stream, endStateOf(state)).catch((error) => log.error("stream end failed", { messageId: stream.message.id, ...describeError(error) }));
   }
 
-  private streamFor(principal: Principal, messageId: string, conversationId?: string): OpenStream | undefined {
+  private streamFor(senderId: string, messageId: string, conversationId?: string): OpenStream | undefined {
     const stream = this.open.get(messageId);
     if (!stream || (conversationId && stream.message.conversation_id !== conversationId)) return undefined;
-    if (stream.message.sender_id !== principal.id) throw fail.not_sender("Only the sender appends to a streaming message");
-    if (stream.ending) return undefined;
+    if (stream.message.sender_id !== senderId) throw fail.not_sender("Only the sender appends to a streaming message");
+    if (stream.ending) {
+      // Its end is being written: refused as the ended stream will be.
+      const { ending } = stream;
+      if (ending === "cancelled") throw fail.run_ended(`Run ${stream.message.run_id} has ended (cancelled)`).with({ stream_state: ending });
+      throw fail.stream_closed(`The stream is ${ending}`).with({ stream_state: ending });
+    }
     return stream;
   }
 
-  /** Off the hot path: the message is not an open stream here; say why. */
-  private async whyNotOpen(principal: Principal, messageId: string, conversationId?: string): Promise<Error> {
+  /**
+   * Off the hot path: the message is not an open stream here; say why. `asked`: no instance answered for
+   * it either, so a row still `streaming` has no reachable holder.
+   */
+  private async whyNotOpen(senderId: string, messageId: string, conversationId?: string, asked = false): Promise<Error> {
     const [row] = await this.database.query<MessageRow & { run_state: string | null }>(
       `select m.*, (select r.state from runs r where r.conversation_id = m.conversation_id and r.id = m.run_id) as run_state
          from messages m where m.id = $1 and m.deleted_at is null`,
       [messageId],
     );
     if (!row || (conversationId && row.conversation_id !== conversationId)) return notFound("Message");
-    if (row.sender_id !== principal.id) return fail.not_sender("Only the sender appends to a streaming message");
+    if (row.sender_id !== senderId) return fail.not_sender("Only the sender appends to a streaming message");
     if (row.stream_state === null) return fail.not_streaming();
     if (row.stream_state === "streaming") {
-      return fail.conflict("The stream is held by another instance; append over the connection that holds it").with({ stream_state: row.stream_state });
+      return asked
+        ? fail.stream_unreachable().with({ stream_state: row.stream_state })
+        : fail.conflict("The stream is ending; retry").with({ stream_state: row.stream_state });
     }
     if (row.run_state && isEnded(row.run_state as RunResource["state"])) return fail.run_ended(`Run ${row.run_id} has ended (${row.run_state})`).with({ stream_state: row.stream_state });
     return fail.stream_closed(`The stream is ${row.stream_state}`).with({ stream_state: row.stream_state });
@@ -229,6 +376,7 @@ export class MessageStreams {
       this.writes++;
       const [row] = await this.database.query<MessageRow>(END_STATEMENT, [id, content ?? stream.content, state]);
       this.open.delete(id);
+      this.endedHere.set(id, Date.now());
       if (!row) return undefined;
       const message = toMessage(row);
       const json = JSON.stringify(message);
@@ -251,6 +399,7 @@ export class MessageStreams {
     if (this.flushing) return;
     this.flushing = (async () => {
       try {
+        this.pruneMirrors();
         await this.endIdle();
         await this.flush();
         if (this.database.kind === "postgres" && Date.now() - this.lastSweepAt > Math.min(SWEEP_EVERY_MS, this.config.streamIdleMs)) {
@@ -267,6 +416,12 @@ export class MessageStreams {
       }
     })();
     await this.flushing;
+  }
+
+  private pruneMirrors(now = Date.now()): void {
+    for (const [id, mirror] of this.mirrors) if (now - mirror.lastDeltaAt > MIRROR_IDLE_MS) this.mirrors.delete(id);
+    for (const [id, until] of this.unanswered) if (until < now) this.unanswered.delete(id);
+    for (const [id, at] of this.endedHere) if (now - at > ENDED_MEMORY_MS) this.endedHere.delete(id);
   }
 
   /** Streams without an append for the idle timeout end as interrupted. */

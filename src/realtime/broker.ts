@@ -10,6 +10,7 @@
  *   CLUSTER_FANOUT=off use it.
  * - `PostgresBroker` (src/broker/postgres/): LISTEN/NOTIFY on the shared PostgreSQL.
  */
+import type { StreamAnswer, StreamRequest } from "../domain/stream-peers";
 import type { PrincipalFrame, TopicFrame } from "./frames";
 import type { PresenceEntry, PresentPrincipal } from "./presence";
 import type { PresenceStatus } from "./frames";
@@ -19,6 +20,15 @@ export type FrameReference =
   | { conversationId: string; messageId: string }
   | { conversationId: string; conversation: true }
   | { conversationId: string; sequence: number; revoke?: TopicFrame["revoke"] };
+
+/**
+ * Streams held by one instance and used from another (./stream-relay.ts): a request to whichever instance
+ * holds the stream (a long text goes in parts), its answer to the asker, and a run's new state.
+ */
+export type StreamSignal =
+  | { kind: "ask"; id: string; from: string; request: StreamRequest; part?: [index: number, count: number] }
+  | { kind: "answer"; id: string; to: string; answer: StreamAnswer }
+  | { kind: "run"; conversationId: string; runId: string; state: string };
 
 /** What a broker may ask of the hub it serves. */
 export interface BrokerHub {
@@ -36,10 +46,14 @@ export interface BrokerHub {
   localPresence(): Iterable<PresenceEntry>;
   /** Presence held by another instance changed for (conversation, principal). */
   remotePresenceChanged(conversationId: string, userId: string, userType: string): void;
+  /** A stream signal another instance sent. */
+  streamSignal(signal: StreamSignal): void;
 }
 
 export interface Broker {
   readonly name: string;
+  /** This instance, as the others know it. */
+  readonly instanceId: string;
   /** Connects; from then on remote frames reach `hub`. */
   start(hub: BrokerHub): Promise<void>;
   /** A frame this instance delivered to its own sockets, for the other instances. */
@@ -54,12 +68,15 @@ export interface Broker {
   remotePresentIn(conversationId: string): PresentPrincipal[];
   /** Other instances known now (ids). */
   peers(): string[];
+  /** A stream signal for the other instances, sent after the frames published before it. */
+  signalStreams(signal: StreamSignal): void;
   stop(): Promise<void>;
 }
 
 /** A single instance: frames stay here, and nobody else holds presence. */
 export class LocalBroker implements Broker {
   readonly name = "local";
+  readonly instanceId = "local";
   async start(): Promise<void> {}
   publish(): void {}
   publishToPrincipal(): void {}
@@ -73,5 +90,6 @@ export class LocalBroker implements Broker {
   peers(): string[] {
     return [];
   }
+  signalStreams(): void {}
   async stop(): Promise<void> {}
 }

@@ -26,6 +26,21 @@ export interface TopicFrame {
   delta?: { messageId: string; offset: number; end: number };
   /** Where another instance reads the frame's content again when it is too large to relay. */
   reload?: { messageId: string } | { conversation: true };
+  /**
+   * Not for sockets: a part of a stream's content so far, sent by its holder to the instance that asked
+   * (./stream-relay.ts). It travels as a frame so that it arrives in its place among the stream's deltas.
+   */
+  streamSnapshot?: StreamSnapshotPart;
+}
+
+export interface StreamSnapshotPart {
+  /** The instance that asked, and its request. */
+  to: string;
+  id: string;
+  messageId: string;
+  index: number;
+  count: number;
+  text: string;
 }
 
 export function serverFrame(event: ServerEvent, data: unknown): string {

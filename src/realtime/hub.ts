@@ -18,7 +18,7 @@ import type { Scope } from "../core/scope";
 import type { DomainEvent } from "../domain/domain-events";
 import { log } from "../log";
 import { wsClosesOf, wsConnectionsOpen, wsConnectionsOpened, wsFramesPublished, wsSlowConsumerCloses } from "../metrics/registry";
-import { LocalBroker, type Broker, type BrokerHub, type FrameReference } from "./broker";
+import { LocalBroker, type Broker, type BrokerHub, type FrameReference, type StreamSignal } from "./broker";
 import { CLOSE, Connection, type RealtimeSocket } from "./connection";
 import {
   conversationAddedFrame,
@@ -35,6 +35,7 @@ import { Presence, type PresenceEntry } from "./presence";
 import { ReleaseLog, SequenceOrder } from "./sequence-order";
 import { effectiveHeartbeatMs } from "./socket-options";
 import type { LiveStreams, RealtimeStore } from "./store";
+import { StreamRelay } from "./stream-relay";
 import { TypingIndicators } from "./typing";
 
 export type { JoinResult } from "./join";
@@ -89,13 +90,16 @@ export class RealtimeHub implements BrokerHub {
 
   private broker: Broker = new LocalBroker();
   private readonly joinSite: JoinSite;
+  private readonly streamRelay: StreamRelay;
 
   constructor(
     readonly config: Config,
     readonly store: RealtimeStore,
-    /** Content of the streams this instance holds (none by default). */
-    streams: LiveStreams = { contentOf: () => undefined },
+    /** Content of the streams this instance holds or mirrors. */
+    private readonly streams: LiveStreams,
   ) {
+    this.streamRelay = new StreamRelay(() => this.broker, streams);
+    streams.usePeers(this.streamRelay);
     this.order = new SequenceOrder(
       (frame) => this.fanOut(frame),
       ORDER_HOLD_MS,
@@ -173,6 +177,10 @@ export class RealtimeHub implements BrokerHub {
   deliverToPrincipal(frame: PrincipalFrame): void {
     this.deliverRemoteToPrincipal(frame);
     this.broker.publishToPrincipal(frame);
+  }
+
+  streamSignal(signal: StreamSignal): void {
+    this.streamRelay.received(signal);
   }
 
   deliverRemoteToPrincipal(frame: PrincipalFrame): void {
@@ -359,6 +367,8 @@ export class RealtimeHub implements BrokerHub {
    * conversations that were deleted.
    */
   async catchUp(): Promise<void> {
+    // Deltas may have been missed with the rest: mirrors start again from their holders.
+    this.streams.forgetMirrors();
     for (const conversationId of new Set([...this.subscribers.keys(), ...this.joiners.keys()])) {
       const state = await this.store.conversationState(conversationId);
       if (!state) {
@@ -381,6 +391,9 @@ export class RealtimeHub implements BrokerHub {
 
   private fanOut(frame: TopicFrame): void {
     const { conversationId, sequence } = frame;
+    if (frame.streamSnapshot) return this.streamRelay.snapshotPart(frame.streamSnapshot, conversationId);
+    // A mirrored stream follows its relayed deltas here, where joins meet them (src/realtime/join.ts).
+    if (frame.delta) this.streams.deltaDelivered(frame.delta.messageId, frame.delta.offset, frame.frame);
     if (sequence !== undefined) this.releases.record(conversationId, sequence);
     const joiners = this.joiners.get(conversationId);
     if (joiners) {

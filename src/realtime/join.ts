@@ -79,6 +79,10 @@ export async function joinConversation(site: JoinSite, connection: Connection, c
       site.store.openRuns(conversationId),
       site.store.openStreams(conversationId),
     ]);
+    // Streams held by another instance: their content so far is brought here first (a mirror), so that
+    // it is read below in the same step as for a stream held here.
+    const elsewhere = [...openStreams, ...replay].filter((m) => m.stream_state === "streaming" && site.streams.contentOf(m.id) === undefined);
+    if (elsewhere.length > 0) await Promise.all(elsewhere.map((m) => site.streams.follow(m.id, m.conversation_id)));
     let truncated = replay.length > limit;
     if (truncated) replay = replay.slice(0, limit);
     // A message committed just before the replay query may not have gone out live yet. Were it to go out

@@ -4,6 +4,7 @@
  */
 import type { Principal } from "../auth/principal";
 import type { ConversationResource, MessageResource, RunResource } from "../domain/resources";
+import type { StreamHolder, StreamPeers } from "../domain/stream-peers";
 
 export interface RealtimeStore {
   /** May the principal watch the conversation? As a participant (with presence) or read-only. */
@@ -23,9 +24,14 @@ export interface RealtimeStore {
 }
 
 /**
- * The content so far of streams this instance holds in memory (docs/streaming.md). Read synchronously by
- * joins, in the same step that subscribes, so a replayed content and the live deltas after it meet exactly.
+ * The content so far of streams this instance holds in memory or mirrors from another instance
+ * (docs/streaming.md). Read synchronously by joins, in the same step that subscribes, so a replayed
+ * content and the live deltas after it meet exactly.
  */
-export interface LiveStreams {
+export interface LiveStreams extends StreamHolder {
   contentOf(messageId: string): string | undefined;
+  /** Brings here the content so far of a stream held elsewhere (a mirror), before a join reads it. */
+  follow(messageId: string, conversationId: string): Promise<void>;
+  /** The other instances, reached through the hub's broker. */
+  usePeers(peers: StreamPeers): void;
 }

@@ -17,7 +17,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type postgres from "postgres";
-import type { Broker, BrokerHub } from "../../realtime/broker";
+import type { Broker, BrokerHub, StreamSignal } from "../../realtime/broker";
 import { typingFrame, type PresenceStatus, type PrincipalFrame, type TopicFrame } from "../../realtime/frames";
 import type { PresenceEntry, PresentPrincipal } from "../../realtime/presence";
 import { describeError, log } from "../../log";
@@ -123,6 +123,11 @@ export class PostgresBroker implements Broker {
     return this.directory.ids();
   }
 
+  signalStreams(signal: StreamSignal): void {
+    // Always sent, alone or not: the asker waits for the holder's answer.
+    this.channel.send({ k: "s", s: signal });
+  }
+
   /** Items that could not be sent (database down, or too many waiting). */
   get droppedItems(): number {
     return this.channel.dropped;
@@ -204,6 +209,9 @@ export class PostgresBroker implements Broker {
           // (unless greeting it just told it).
           if (!isNew) this.announceAll();
           if (item.k === "hi" && item.w) this.catchUps?.request();
+          break;
+        case "s":
+          hub.streamSignal(item.s);
           break;
         case "bye":
           this.forgetPeer(origin);

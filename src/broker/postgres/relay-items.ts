@@ -3,7 +3,8 @@
  * 8,000-byte NOTIFY payload.
  */
 import type { PresenceStatus, PrincipalFrame, TopicFrame } from "../../realtime/frames";
-import type { FrameReference } from "../../realtime/broker";
+import type { FrameReference, StreamSignal } from "../../realtime/broker";
+import type { StreamSnapshotPart } from "../../realtime/frames";
 
 export type RelayItem =
   | {
@@ -17,7 +18,13 @@ export type RelayItem =
       m?: string;
       /** Reload the conversation (an update too large to inline). */
       cv?: 1;
+      /** A delta frame's stream, offset and end (receivers need not parse the frame to know them). */
+      d?: [messageId: string, offset: number, end: number];
+      /** A part of a stream's content so far, for the instance that asked (no frame for sockets). */
+      ss?: StreamSnapshotPart;
     }
+  /** A stream signal (src/realtime/stream-relay.ts). */
+  | { k: "s"; s: StreamSignal }
   /**
    * A frame for every connection of principal `u`; without `f` (too large) it is rebuilt from
    * conversation `c` with role `ro`.
@@ -41,6 +48,8 @@ export type FrameItem = Extract<RelayItem, { k: "f" }>;
  */
 export function frameItem(frame: TopicFrame, inlineLimitBytes: number): FrameItem | undefined {
   const item: FrameItem = { k: "f", c: frame.conversationId, s: frame.sequence, r: frame.revoke };
+  if (frame.delta) item.d = [frame.delta.messageId, frame.delta.offset, frame.delta.end];
+  if (frame.streamSnapshot) item.ss = frame.streamSnapshot;
   if (Buffer.byteLength(frame.frame) <= inlineLimitBytes) item.f = frame.frame;
   else if (frame.reload && "messageId" in frame.reload) item.m = frame.reload.messageId;
   else if (frame.reload) item.cv = 1;
@@ -50,7 +59,12 @@ export function frameItem(frame: TopicFrame, inlineLimitBytes: number): FrameIte
 
 /** A received frame item: the frame, or where to reload it. */
 export function frameOfItem(item: FrameItem): { frame: TopicFrame } | { reference: FrameReference } {
-  if (item.f !== undefined) return { frame: { conversationId: item.c, frame: item.f, sequence: item.s, revoke: item.r } };
+  if (item.f !== undefined) {
+    const frame: TopicFrame = { conversationId: item.c, frame: item.f, sequence: item.s, revoke: item.r };
+    if (item.d) frame.delta = { messageId: item.d[0], offset: item.d[1], end: item.d[2] };
+    if (item.ss) frame.streamSnapshot = item.ss;
+    return { frame };
+  }
   if (item.m) return { reference: { conversationId: item.c, messageId: item.m } };
   if (item.cv) return { reference: { conversationId: item.c, conversation: true } };
   return { reference: { conversationId: item.c, sequence: item.s ?? 0, revoke: item.r } };

@@ -283,11 +283,11 @@ export async function listMessages(
     .limit(limit);
   if (newestFirst) page.reverse();
   if (access.participant) await markRead(services, conversationId, principal.id);
-  // A stream held here reads with its content so far, not the last flush.
-  return page.map((row) => services.streams.merge(toMessage(row)));
+  // A stream reads with its content so far (from its holder when another instance holds it), not the last flush.
+  return services.streams.mergeFollowing(page.map(toMessage));
 }
 
-/** One live message; a stream held here with its content so far. */
+/** One live message; a stream with its content so far. */
 export async function getMessage(services: Services, principal: Principal, conversationId: string, messageId: string): Promise<MessageResource> {
   const { db } = services.database;
   await requireReader(db, principal, conversationId);
@@ -296,7 +296,8 @@ export async function getMessage(services: Services, principal: Principal, conve
     .from(messages)
     .where(and(eq(messages.id, messageId), eq(messages.conversation_id, conversationId), isNull(messages.deleted_at)));
   if (!row) throw notFound("Message");
-  return services.streams.merge(toMessage(row));
+  const [message] = await services.streams.mergeFollowing([toMessage(row)]);
+  return message!;
 }
 
 /** Loads a message for a change by `principal`, who must still participate in its conversation. */
