@@ -205,15 +205,23 @@ try {
   const runsStarted = [];
   userSocket.on("run:started", (run) => runsStarted.push(run));
   await sleep(800); // the agent notices the new conversation on its next poll
+  const texts = [];
+  userSocket.on("stream:text", (change) => change.conversationId === story.id && texts.push(change));
   const prompt = await user.sendMessage(story.id, { content: "tell me a story" });
-  await until(() => userSaw.filter((m) => m.conversation_id === story.id && m.run_id).length >= 3, "three streamed chunks", 15_000);
+  await until(() => texts.filter((t) => t.added).length >= 3, "three streamed words", 15_000);
   const run = runsStarted.find((r) => r.conversation_id === story.id);
   check(run?.owner_id === "agent:writer" && run.metadata.answering === prompt.id, "the agent answers in a run of its own");
+  const streamed = userSaw.find((m) => m.run_id === run.id && m.stream_state === "streaming");
+  check(streamed?.reply_to === prompt.id, "the answer is one streaming message replying to the prompt");
+  check(`Here is a long answer to "tell me a story"`.startsWith(texts.at(-1).text), `the answer grows word by word (${texts.at(-1).text})`);
   await user.sendControl(story.id, { event: "stream.cancel", runId: run.id });
   await until(() => writerOutput.includes(`run ${run.id} stopped (cancelled)`), "the agent stopping on cancel", 5_000);
-  const chunksAtCancel = userSaw.filter((m) => m.run_id === run.id).length;
+  await until(() => texts.at(-1)?.state === "cancelled", "the answer ending as cancelled", 5_000);
+  const textAtCancel = texts.at(-1).text;
   await sleep(500);
-  check(userSaw.filter((m) => m.run_id === run.id).length === chunksAtCancel, `no chunk after the cancel (${chunksAtCancel} before it)`);
+  check(texts.at(-1).text === textAtCancel, `no word after the cancel (${textAtCancel.split(" ").length} before it)`);
+  const stored = (await user.listMessages(story.id)).find((m) => m.id === streamed.id);
+  check(stored?.content === textAtCancel && stored.stream_state === "cancelled", "the partial answer is kept, cancelled");
   check((await user.getRun(story.id, run.id)).state === "cancelled", "the run is cancelled");
   writer.kill("SIGTERM");
   check((await within(10_000, "streaming agent exit", writer.exitCode_)) === 0, "streaming agent stopped");

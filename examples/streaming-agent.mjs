@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 /**
- * Streaming agent: answers each message in its conversations with a run, one chunk at a time, and stops
- * the moment someone pauses, preempts or cancels the run (its abort signal fires), or hands it on.
+ * Streaming agent: answers each message in its conversations with a run holding one streaming message
+ * that grows a word at a time, and stops the moment someone pauses, preempts or cancels the run (its abort
+ * signal fires), or hands it on.
  *
  *   SYMBIA_URL=http://localhost:5005 SYMBIA_API_KEY=smk_… node examples/streaming-agent.mjs
  *
  * The "model" here is a stand-in that produces a word every CHUNK_MS (default 100) and honours an
  * AbortSignal, as fetch() to a real model API does: pass `run.signal` to the model call and the call stops
- * when a person says stop. Each chunk goes into the run as a message; a paused run refuses them anyway.
+ * when a person says stop. Each word is appended to the answer (watchers see it as `message:delta`); a
+ * paused run refuses appends anyway, and a cancelled one ends the answer as `cancelled`.
  */
 import { MessagingClient, RunHandle } from "@symbia/messaging-client";
 
@@ -42,9 +44,11 @@ async function answer(message) {
   console.log(`streaming-agent: run ${run.id} started for ${message.id}`);
   let chunks = 0;
   try {
+    const reply = await run.stream({ replyTo: message.id });
     for await (const word of model(message.content, run.signal)) {
-      await run.send({ content: word, replyTo: message.id, metadata: { chunk: chunks++ } });
+      await reply.append(chunks++ === 0 ? word : ` ${word}`);
     }
+    await reply.finish();
     await run.complete();
     console.log(`streaming-agent: run ${run.id} completed after ${chunks} chunks`);
   } catch (error) {

@@ -46,6 +46,8 @@ interface OpenStream {
   connectionId?: string;
   /** The run is paused or preempted: appends are refused until it resumes. */
   paused: boolean;
+  /** When a refused append last read the run's state. */
+  runReadAt?: number;
   /** Set once the stream is ending: appends are refused from then on, while the final write runs. */
   ending?: StreamState;
 }
@@ -154,8 +156,13 @@ export class MessageStreams implements StreamHolder {
     let stream = this.streamFor(senderId, messageId, conversationId);
     if (!stream) throw await this.whyNotOpen(senderId, messageId, conversationId);
     if (stream.paused) {
-      // Paused here; the run may have resumed on another instance meanwhile (rare: look it up).
-      await this.refreshRunState(stream);
+      // A resume anywhere reaches this instance at once (./stream-peers.ts); the run is still read, at most
+      // once a flush interval, in case that signal was lost.
+      const now = Date.now();
+      if (now - (stream.runReadAt ?? 0) >= this.config.streamFlushMs) {
+        stream.runReadAt = now;
+        await this.refreshRunState(stream);
+      }
       stream = this.streamFor(senderId, messageId, conversationId);
       if (!stream) throw await this.whyNotOpen(senderId, messageId, conversationId);
       if (stream.paused) throw fail.run_paused(`Run ${stream.message.run_id} is paused; appends resume when it does`);
