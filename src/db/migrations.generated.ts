@@ -4,6 +4,7 @@ import m1 from "../../drizzle/0001_hot_counter_update.sql" with { type: "text" }
 import m2 from "../../drizzle/0002_runs.sql" with { type: "text" };
 import m3 from "../../drizzle/0003_streaming.sql" with { type: "text" };
 import m4 from "../../drizzle/0004_webhooks.sql" with { type: "text" };
+import m5 from "../../drizzle/0005_stream_holder.sql" with { type: "text" };
 
 export const MIGRATIONS: { tag: string; sql: string }[] = [
   { tag: "0000_init", sql: m0 },
@@ -11,4 +12,5 @@ export const MIGRATIONS: { tag: string; sql: string }[] = [
   { tag: "0002_runs", sql: m2 },
   { tag: "0003_streaming", sql: m3 },
   { tag: "0004_webhooks", sql: m4 },
+  { tag: "0005_stream_holder", sql: m5 },
 ];

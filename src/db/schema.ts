@@ -143,6 +143,8 @@ export const messages = pgTable("messages", {
   policy_ref: text("policy_ref"),
   /** Null for ordinary messages; a streaming message's state (docs/streaming.md). */
   stream_state: text("stream_state").$type<"streaming" | "complete" | "cancelled" | "interrupted">(),
+  /** The instance holding an open stream, so that the others end it once that instance is gone. */
+  stream_holder: text("stream_holder"),
 }, (t) => [
   uniqueIndex("messages_conversation_sequence_key").on(t.conversation_id, t.sequence),
   index("messages_conversation_created_idx").on(t.conversation_id, t.created_at),

@@ -14,9 +14,10 @@
  * where a client joins or reads a stream it does not hold keeps a mirror of it (the holder's content so
  * far, then every relayed delta), so that what it sends meets the live deltas exactly.
  *
- * A row still `streaming` that nobody holds (the holder was killed) is marked `interrupted` by the sweep:
- * at start on the embedded database (one process per data directory), and on PostgreSQL for rows not
- * written for longer than the idle timeout.
+ * A row still `streaming` that nobody holds (the holder was killed) is marked `interrupted`: at start on
+ * the embedded database (one process per data directory); on PostgreSQL as soon as the other instances
+ * notice that its holder (`stream_holder`) is gone, and by a periodic sweep of rows whose holder is not
+ * among the live instances or that were not written for longer than the idle timeout.
  */
 import type { Principal } from "../auth/principal";
 import type { Config } from "../config";
@@ -96,6 +97,7 @@ export class MessageStreams implements StreamHolder {
   private timer?: ReturnType<typeof setInterval>;
   private flushing?: Promise<void>;
   private lastSweepAt = Date.now();
+  private sweptWithPeers = false;
   /** Statements that wrote streamed content (flushes and ends), for the benchmark. */
   writes = 0;
 
@@ -124,8 +126,8 @@ export class MessageStreams implements StreamHolder {
     }
   }
 
-  /** A streaming message was just stored: hold it here from now on. */
-  opened(message: MessageResource, origin: StreamOrigin | undefined): void {
+  /** A streaming message was just stored: hold it here from now on, and say so in its row. */
+  async opened(message: MessageResource, origin: StreamOrigin | undefined): Promise<void> {
     this.open.set(message.id, {
       message,
       content: message.content,
@@ -136,6 +138,14 @@ export class MessageStreams implements StreamHolder {
       paused: false,
     });
     this.startTimer();
+    const holder = this.peers.holderId();
+    if (!holder) return;
+    try {
+      await this.database.query("update messages set stream_holder = $2 where id = $1", [message.id, holder]);
+    } catch (error) {
+      // The stream works without it; only the early end after a crash falls back to the idle sweep.
+      log.warn("stream holder not recorded", { messageId: message.id, ...describeError(error) });
+    }
   }
 
   /**
@@ -283,6 +293,26 @@ export class MessageStreams implements StreamHolder {
     this.mirrors.clear();
   }
 
+  holderGone(instanceId: string): void {
+    void this.database
+      .query<MessageRow>(
+        `update messages set stream_state = 'interrupted', updated_at = now()
+          where stream_state = 'streaming' and stream_holder = $1
+         returning *`,
+        [instanceId],
+      )
+      .then((rows) => this.announceInterrupted(rows))
+      .catch((error) => log.warn("streams of a gone instance not ended", { instanceId, ...describeError(error) }));
+  }
+
+  private announceInterrupted(rows: MessageRow[]): void {
+    for (const row of rows) {
+      const message = toMessage(row);
+      this.events.emit({ type: "message.updated", conversationId: message.conversation_id, message, json: JSON.stringify(message) });
+    }
+    if (rows.length > 0) log.info("streams interrupted", { count: rows.length });
+  }
+
   remoteRunChanged(run: RunStateChange): void {
     for (const stream of this.open.values()) {
       if (stream.message.run_id === run.id && stream.message.conversation_id === run.conversation_id) this.applyRunState(stream, run.state);
@@ -409,7 +439,10 @@ export class MessageStreams implements StreamHolder {
         this.pruneMirrors();
         await this.endIdle();
         await this.flush();
-        if (this.database.kind === "postgres" && Date.now() - this.lastSweepAt > Math.min(SWEEP_EVERY_MS, this.config.streamIdleMs)) {
+        const firstWithPeers = !this.sweptWithPeers && this.peers.liveInstances() !== undefined;
+        if (this.database.kind === "postgres" && (firstWithPeers || Date.now() - this.lastSweepAt > Math.min(SWEEP_EVERY_MS, this.config.streamIdleMs))) {
+          // The first sweep that knows the live instances ends the streams of instances that died before this one started.
+          if (firstWithPeers) this.sweptWithPeers = true;
           await this.sweepUnheld();
         }
       } catch (error) {
@@ -468,25 +501,28 @@ export class MessageStreams implements StreamHolder {
 
   /**
    * Marks `interrupted` the streaming rows nobody holds. On the embedded database at start every such row
-   * qualifies (only one process opens a data directory); on PostgreSQL, rows not written for longer than
-   * the idle timeout (a holder writes at least every flush interval while content arrives).
+   * qualifies (only one process opens a data directory). On PostgreSQL: rows whose holder is not among
+   * the live instances (once those are known; a row younger than 3 s is left alone, as its holder may
+   * have started too recently to be heard: it says so within a heartbeat), and rows not written for
+   * longer than the idle timeout (a holder writes at least every flush interval while content arrives;
+   * rows from before holders were recorded have none).
    */
   async sweepUnheld(ownsDatabase = false): Promise<number> {
     this.lastSweepAt = Date.now();
     const everything = ownsDatabase && this.database.kind === "pglite";
+    const live = this.database.kind === "postgres" ? this.peers.liveInstances() : undefined;
     const rows = await this.database.query<MessageRow>(
       `update messages set stream_state = 'interrupted', updated_at = now()
         where stream_state = 'streaming'
-          and ($1::boolean or coalesce(updated_at, created_at) < now() - make_interval(secs => $2::double precision / 1000))
+          and ($1::boolean
+               or coalesce(updated_at, created_at) < now() - make_interval(secs => $2::double precision / 1000)
+               or ($4::boolean and stream_holder is not null and stream_holder not in (select jsonb_array_elements_text($5::jsonb))
+                   and created_at < now() - interval '3 seconds'))
           and not (id = any(select jsonb_array_elements_text($3::jsonb)::uuid))
        returning *`,
-      [everything, this.config.streamIdleMs, JSON.stringify([...this.open.keys()])],
+      [everything, this.config.streamIdleMs, JSON.stringify([...this.open.keys()]), live !== undefined, JSON.stringify(live ?? [])],
     );
-    for (const row of rows) {
-      const message = toMessage(row);
-      this.events.emit({ type: "message.updated", conversationId: message.conversation_id, message, json: JSON.stringify(message) });
-    }
-    if (rows.length > 0) log.info("streams interrupted", { count: rows.length });
+    this.announceInterrupted(rows);
     return rows.length;
   }
 

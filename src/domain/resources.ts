@@ -6,7 +6,8 @@ import type { ConversationRow, MessageRow, ParticipantRow, RunRow } from "../db/
 
 type Iso<T> = { [K in keyof T]: T[K] extends Date ? string : T[K] extends Date | null ? string | null : T[K] };
 
-export type MessageResource = Iso<MessageRow>;
+/** `stream_holder` is internal: which instance holds an open stream. */
+export type MessageResource = Iso<Omit<MessageRow, "stream_holder">>;
 export type ParticipantResource = Iso<ParticipantRow>;
 export type ConversationResource = Iso<Omit<ConversationRow, "last_sequence" | "last_message_at">>;
 export type ConversationWithParticipants = ConversationResource & { participants: ParticipantResource[] };

@@ -32,6 +32,10 @@ export interface StreamPeers {
   snapshot(request: Extract<StreamRequest, { op: "snapshot" }>): Promise<boolean>;
   /** A run changed state here: its streams held elsewhere follow at once. */
   runChanged(run: RunStateChange): void;
+  /** This instance as a stream's holder, as the others know it; undefined with no other instance possible. */
+  holderId(): string | undefined;
+  /** The instances alive now (this one included), or undefined while that is not known. */
+  liveInstances(): string[] | undefined;
 }
 
 /** A single instance: nobody to ask. */
@@ -39,6 +43,8 @@ export const NO_STREAM_PEERS: StreamPeers = {
   ask: async () => undefined,
   snapshot: async () => false,
   runChanged() {},
+  holderId: () => undefined,
+  liveInstances: () => undefined,
 };
 
 /** What the instances' requests need of this instance's streams. */
@@ -55,4 +61,6 @@ export interface StreamHolder {
   forgetMirrors(): void;
   /** A run changed state on another instance. */
   remoteRunChanged(run: RunStateChange): void;
+  /** An instance is gone: the streams it held end as interrupted. */
+  holderGone(instanceId: string): void;
 }

@@ -46,6 +46,8 @@ export interface BrokerHub {
   localPresence(): Iterable<PresenceEntry>;
   /** Presence held by another instance changed for (conversation, principal). */
   remotePresenceChanged(conversationId: string, userId: string, userType: string): void;
+  /** An instance went silent (killed, cut off) or said goodbye: what it held is nobody's now. */
+  instanceGone(instanceId: string): void;
   /** A stream signal another instance sent. */
   streamSignal(signal: StreamSignal): void;
 }
@@ -68,6 +70,8 @@ export interface Broker {
   remotePresentIn(conversationId: string): PresentPrincipal[];
   /** Other instances known now (ids). */
   peers(): string[];
+  /** Other live instances, or undefined while that cannot be known (just started, reconnecting, no broker). */
+  livePeers(): string[] | undefined;
   /** A stream signal for the other instances, sent after the frames published before it. */
   signalStreams(signal: StreamSignal): void;
   stop(): Promise<void>;
@@ -89,6 +93,9 @@ export class LocalBroker implements Broker {
   }
   peers(): string[] {
     return [];
+  }
+  livePeers(): string[] | undefined {
+    return undefined;
   }
   signalStreams(): void {}
   async stop(): Promise<void> {}

@@ -342,6 +342,10 @@ export class RealtimeHub implements BrokerHub {
     return frame && { ...frame, revoke: reference.revoke };
   }
 
+  instanceGone(instanceId: string): void {
+    this.streams.holderGone(instanceId);
+  }
+
   remotePresenceChanged(conversationId: string, userId: string, userType: string): void {
     this.presence.remoteChanged(conversationId, userId, userType);
   }

@@ -83,6 +83,17 @@ export class StreamRelay implements StreamPeers {
     if (broker.peers().length > 0) broker.signalStreams({ kind: "run", conversationId: run.conversation_id, runId: run.id, state: run.state });
   }
 
+  holderId(): string | undefined {
+    const broker = this.broker();
+    return broker.name === "local" ? undefined : broker.instanceId;
+  }
+
+  liveInstances(): string[] | undefined {
+    const broker = this.broker();
+    const peers = broker.livePeers();
+    return peers && [...peers, broker.instanceId];
+  }
+
   /** A signal from another instance (the broker's hub hands it here). */
   received(signal: StreamSignal): void {
     switch (signal.kind) {

@@ -123,6 +123,10 @@ export class PostgresBroker implements Broker {
     return this.directory.ids();
   }
 
+  livePeers(): string[] | undefined {
+    return this.policy.peersKnown() ? this.directory.ids() : undefined;
+  }
+
   signalStreams(signal: StreamSignal): void {
     // Always sent, alone or not: the asker waits for the holder's answer.
     this.channel.send({ k: "s", s: signal });
@@ -164,6 +168,7 @@ export class PostgresBroker implements Broker {
     const peer = this.directory.forget(origin);
     const hub = this.hub;
     if (!peer || !hub) return;
+    hub.instanceGone(origin);
     for (const entry of peer.presence.values()) hub.remotePresenceChanged(entry.conversationId, entry.userId, entry.userType);
     // Its typing indicators would never expire otherwise: expiring them was its job.
     for (const typist of peer.typing.values()) {

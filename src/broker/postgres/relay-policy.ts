@@ -32,6 +32,14 @@ export class RelayPolicy {
     return this.peerCount() === 0 && Date.now() >= this.relayUntil && this.msSinceOwnEcho() < this.expiryMs;
   }
 
+  /**
+   * Whether every live instance has been heard: listening for longer than the expiry (every instance
+   * heartbeats well within it) and hearing its own heartbeats.
+   */
+  peersKnown(): boolean {
+    return Date.now() >= this.relayUntil && this.msSinceOwnEcho() < this.expiryMs;
+  }
+
   /** Whether a frame with (or without) a sequence goes out now; remembers what it left out. */
   shouldRelay(sequenced: boolean): boolean {
     if (sequenced && this.alone()) {

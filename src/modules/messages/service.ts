@@ -91,7 +91,7 @@ export async function sendMessage(
   });
   if (stored.replayed) return stored;
   const { message, outcome } = stored;
-  if (streaming) services.streams.opened(message, origin);
+  if (streaming) await services.streams.opened(message, origin);
   if (outcome?.run_started) services.domainEvents.emit({ type: "run.started", conversationId, run: implicitRun(message) });
   services.domainEvents.emit({ type: "message.created", conversationId, message, json: stored.json });
   // Rare: the message outranks someone's active run. The preemption follows it in the sequence.
