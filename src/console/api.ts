@@ -27,7 +27,12 @@ export function errorText(error: unknown): string {
 
 export const isSystemAdmin = (user: PrincipalInfo) => user.isSuperAdmin || user.entitlements.includes("messaging:admin");
 
-/** How a principal is named on the page: you, or their id (names and emails of others are not in the API). */
-export const nameOf = (id: string, self: PrincipalInfo) => (id === self.id ? "you" : id);
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * How a principal is named in the timeline: you, or their id (the API has no names or emails of others),
+ * a user's UUID cut to its first eight characters. The participants list shows whole ids.
+ */
+export const nameOf = (id: string, self: PrincipalInfo) => (id === self.id ? "you" : UUID.test(id) ? `${id.slice(0, 8)}…` : id);
 
 export const timeOf = (iso: string) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });

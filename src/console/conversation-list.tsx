@@ -57,9 +57,11 @@ export function ConversationList({ socket, user, selectedId }: { socket: Realtim
     return () => ((current = false), offs.forEach((off) => off()));
   }, [socket]);
 
-  // Opening a conversation reads it (and it stays read once left).
+  // An open conversation is read, and so is what arrived while it was open, once it is left.
   useEffect(() => {
-    if (selectedId) setConversations((list) => list.map((c) => (c.id === selectedId ? { ...c, unread_count: 0 } : c)));
+    const read = () => setConversations((list) => list.map((c) => (c.id === selectedId ? { ...c, unread_count: 0 } : c)));
+    if (selectedId) read();
+    return () => selectedId && read();
   }, [selectedId]);
 
   return (

@@ -307,9 +307,7 @@ function Participants({ snapshot, user, role, act }: { snapshot: ConversationSna
           return (
             <li key={p.id}>
               <span class={`presence ${presence}`} aria-hidden="true" />
-              <span class="who" title={p.user_id}>
-                {nameOf(p.user_id, user)}
-              </span>
+              <span class="who">{p.user_id === user.id ? "you" : p.user_id}</span>
               <span class="meta">
                 {p.user_type} · {p.role} · {presence}
               </span>

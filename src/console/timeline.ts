@@ -69,8 +69,8 @@ export function describeControl(control: ControlInfo): string {
   if (target) parts.push(`to ${target}`);
   if (control.priority && control.event === "stream.priority") parts.push(`to ${control.priority}`);
   if (control.from && control.to && control.from !== control.to) parts.push(`(${control.from} → ${control.to})`);
-  if (control.reason) parts.push(`: ${control.reason}`);
-  return parts.join(" ");
+  const text = parts.join(" ");
+  return control.reason ? `${text}: ${control.reason}` : text;
 }
 
 /** Messages by id, in sequence order; a later copy (an edit, a stream's end) replaces an earlier one. */
