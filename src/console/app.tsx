@@ -116,13 +116,15 @@ function Console({ user, onSignedOut }: { user: PrincipalInfo; onSignedOut: (why
           )}
         </nav>
         <ConnectionState socket={socket} />
-        <span class="whoami" title={user.id}>
-          Signed in as <strong>{user.name ?? user.email ?? user.id}</strong>
-          {user.isSuperAdmin ? " (super admin)" : ""}
-        </span>
-        <button type="button" onClick={signOut}>
-          Sign out
-        </button>
+        <div class="session">
+          <span title={user.id}>
+            Signed in as <strong>{user.name ?? user.email ?? user.id}</strong>
+            {user.isSuperAdmin ? " (super admin)" : ""}
+          </span>
+          <button type="button" onClick={signOut}>
+            Sign out
+          </button>
+        </div>
       </header>
       <div class="panes">
         <aside class="list-pane">

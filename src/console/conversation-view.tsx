@@ -306,8 +306,10 @@ function Participants({ snapshot, user, role, act }: { snapshot: ConversationSna
           const presence = snapshot.presence[p.user_id] ?? "offline";
           return (
             <li key={p.id}>
-              <span class={`presence ${presence}`} aria-hidden="true" />
-              <span class="who">{p.user_id === user.id ? "you" : p.user_id}</span>
+              <span class="who">
+                <span class={`presence ${presence}`} aria-hidden="true" />
+                {p.user_id === user.id ? "you" : p.user_id}
+              </span>
               <span class="meta">
                 {p.user_type} · {p.role} · {presence}
               </span>

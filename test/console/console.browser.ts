@@ -101,6 +101,22 @@ async function until<T>(what: string, read: () => Promise<T>, accept: (value: T)
   }
 }
 
+/**
+ * Read in the page (as text: this file is not compiled with the DOM's types): the bytes of the page and
+ * everything it loaded, and the console's own mark of its first view taking input.
+ */
+const FIRST_LOAD_FIGURES = `(() => {
+  const navigation = performance.getEntriesByType("navigation")[0];
+  const resources = performance.getEntriesByType("resource");
+  const interactive = performance.getEntriesByName("console:interactive")[0];
+  return {
+    bytes: navigation.transferSize + resources.reduce((total, r) => total + r.transferSize, 0),
+    decodedBytes: navigation.decodedBodySize + resources.reduce((total, r) => total + r.decodedBodySize, 0),
+    requests: 1 + resources.length,
+    interactiveMs: interactive?.startTime,
+  };
+})()`;
+
 async function screenshot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), animations: "disabled", caret: "hide" });
 }
@@ -154,17 +170,7 @@ describe("the web console", () => {
     expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
     expect(html).not.toMatch(/<style|style="/);
 
-    const figures = await page.evaluate(() => {
-      const navigation = performance.getEntriesByType("navigation")[0] as PerformanceNavigationTiming;
-      const resources = performance.getEntriesByType("resource") as PerformanceResourceTiming[];
-      const interactive = performance.getEntriesByName("console:interactive")[0];
-      return {
-        bytes: navigation.transferSize + resources.reduce((total, r) => total + r.transferSize, 0),
-        decodedBytes: navigation.decodedBodySize + resources.reduce((total, r) => total + r.decodedBodySize, 0),
-        requests: 1 + resources.length,
-        interactiveMs: interactive?.startTime,
-      };
-    });
+    const figures = await page.evaluate<{ bytes: number; decodedBytes: number; requests: number; interactiveMs?: number }>(FIRST_LOAD_FIGURES);
     console.log(
       `console first load: ${figures.requests} requests, ${(figures.bytes / 1024).toFixed(1)} KiB transferred ` +
         `(${(figures.decodedBytes / 1024).toFixed(1)} KiB decoded), interactive after ${figures.interactiveMs?.toFixed(0)} ms ` +
@@ -388,11 +394,11 @@ describe("the web console", () => {
     await bob.getByRole("link", { name: /Launch plan/ }).waitFor();
     expect(await bob.getByRole("region", { name: "Messages" }).count()).toBe(0);
     // Nothing wider than the screen.
-    expect(await bob.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width);
+    expect(await bob.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(PHONE.width);
     await screenshot(bob, "conversations-360");
     await bob.getByRole("link", { name: /Launch plan/ }).click();
     await bob.getByLabel("Message", { exact: true }).waitFor();
-    expect(await bob.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width);
+    expect(await bob.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(PHONE.width);
   });
 
   test("keyboard only: Bob writes, tabs to Send and presses it, and Enter in the composer sends too", async () => {
@@ -400,7 +406,7 @@ describe("the web console", () => {
     await bob.getByLabel("Message", { exact: true }).focus();
     await bob.keyboard.type("Sent with Tab and Enter");
     await bob.keyboard.press("Tab");
-    expect(await bob.evaluate(() => document.activeElement?.textContent)).toBe("Send");
+    expect(await bob.evaluate<string | undefined>("document.activeElement?.textContent")).toBe("Send");
     await bob.keyboard.press("Enter");
     await timeline(bob).getByText("Sent with Tab and Enter").waitFor({ timeout: WAIT_MS });
     await bob.getByLabel("Message", { exact: true }).focus();
@@ -414,6 +420,15 @@ describe("the web console", () => {
     await bob.getByRole("button", { name: "Sign in" }).waitFor({ timeout: WAIT_MS });
     await bob.reload();
     await bob.getByRole("button", { name: "Sign in" }).waitFor({ timeout: WAIT_MS });
+  });
+
+  test("a session ended elsewhere (logged out with its token) brings the sign-in form back, saying so", async () => {
+    const session = (await aliceContext.cookies(base)).find((cookie) => cookie.name === "symbia_session");
+    expect(session?.httpOnly).toBe(true);
+    const logout = await fetch(`${base}/api/auth/logout`, { method: "POST", headers: { authorization: `Bearer ${session!.value}` } });
+    expect(((await logout.json()) as { revoked?: boolean }).revoked).toBe(true);
+    await alice.getByRole("alert").getByText("Your session has ended; sign in again.").waitFor({ timeout: WAIT_MS });
+    await alice.getByRole("button", { name: "Sign in" }).waitFor();
     expect(violations).toEqual([]);
   });
 });

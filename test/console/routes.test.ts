@@ -46,7 +46,7 @@ describe("GET /console", () => {
   });
 
   test("is not an API route: neither in the OpenAPI document nor in bootstrap", async () => {
-    const document = await (await fetch(t.url + "/docs/openapi.json")).json();
+    const document = (await (await fetch(t.url + "/docs/openapi.json")).json()) as { paths: Record<string, unknown> };
     expect(Object.keys(document.paths).filter((path) => path.startsWith("/console"))).toEqual([]);
     const bootstrap = (await t.request("GET", "/api/bootstrap")).body;
     expect(bootstrap.endpoints.filter((e: { path: string }) => e.path.startsWith("/console"))).toEqual([]);
