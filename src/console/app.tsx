@@ -153,7 +153,8 @@ function ConnectionState({ socket }: { socket: RealtimeClient }) {
       socket.on("reconnecting", ({ attempt }) => setConnection({ state: "reconnecting", detail: `attempt ${attempt}` })),
       socket.on("resumed", (joined) => {
         replayed += joined.replayed;
-        setConnection({ state: "live", detail: `resumed, ${replayed} missed ${replayed === 1 ? "message" : "messages"} caught up` });
+        const missed = replayed === 0 ? "nothing missed" : `${replayed} missed ${replayed === 1 ? "message" : "messages"} caught up`;
+        setConnection({ state: "live", detail: `resumed, ${missed}` });
       }),
     ];
     return () => offs.forEach((off) => off());

@@ -1,8 +1,8 @@
 /**
  * The conversations you take part in, newest activity first, with unread counts; a form to start one.
  * Every listed conversation is joined on the socket, so the list moves and counts live; after a
- * reconnect the SDK replays what each missed, and the list is read again (notifications of being added
- * or removed are not replayed).
+ * reconnect the SDK replays what each missed, and the list is read again for the conversations joined or
+ * left meanwhile (notifications of being added or removed are not replayed).
  */
 import { useEffect, useState } from "preact/hooks";
 import type { ConversationSummary, ParticipantType, PrincipalInfo, RealtimeClient } from "../client/index.ts";
@@ -21,7 +21,9 @@ export function ConversationList({ socket, user, selectedId }: { socket: Realtim
       try {
         const list = await client.listConversations({ limit: LISTED });
         if (!current) return;
-        setConversations(list);
+        // A conversation already listed keeps its count: the live frames (and the replay after a
+        // reconnect) have kept it exact, and a count read now could include some of them twice.
+        setConversations((known) => list.map((c) => ({ ...c, unread_count: known.find((k) => k.id === c.id)?.unread_count ?? c.unread_count })));
         setError(undefined);
         await socket.connect();
         await Promise.all(list.filter((c) => !socket.joined().includes(c.id)).map((c) => socket.join(c.id).catch(() => {})));

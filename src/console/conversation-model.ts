@@ -84,6 +84,8 @@ export class ConversationModel {
 
   private async load(): Promise<void> {
     try {
+      // Opened straight from a link, the view may start before the shell's connect() has run.
+      await this.socket.connect();
       const joined = await this.socket.join(this.id);
       const [conversation, page, runs] = await Promise.all([
         this.client.getConversation(this.id),

@@ -157,6 +157,8 @@ describe("the web console", () => {
   test("first load: the page and its assets come from the executable, fast and small", async () => {
     const context = await newContext();
     const page = await context.newPage();
+    // The browser's own start (a renderer process for this site) is not the console's load.
+    await page.goto(`${base}/api/health`);
     const started = performance.now();
     const response = await page.goto(`${base}/console`);
     await page.getByLabel("Email").waitFor();
@@ -330,6 +332,7 @@ describe("the web console", () => {
     await timeline(bob).getByText("token002", { exact: false }).waitFor({ timeout: WAIT_MS });
     await screenshot(alice, "conversation");
     await bob.setViewportSize(PHONE);
+    await timeline(bob).getByRole("listitem").filter({ has: bob.locator("[data-stream-state]") }).scrollIntoViewIfNeeded();
     await screenshot(bob, "conversation-360");
     await bob.setViewportSize(DESKTOP);
 
@@ -399,6 +402,9 @@ describe("the web console", () => {
     await bob.getByRole("link", { name: /Launch plan/ }).click();
     await bob.getByLabel("Message", { exact: true }).waitFor();
     expect(await bob.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(PHONE.width);
+    // Reloaded on the conversation's own address, it opens there again.
+    await bob.reload();
+    await timeline(bob).getByText("Missed three").waitFor({ timeout: WAIT_MS });
   });
 
   test("keyboard only: Bob writes, tabs to Send and presses it, and Enter in the composer sends too", async () => {
