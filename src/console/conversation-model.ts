@@ -72,8 +72,8 @@ export class ConversationModel {
     for (const off of this.detach.splice(0)) off();
   }
 
-  /** Shows an error from an action of the page (a refused send, a refused button). */
-  fail(error: unknown): void {
+  /** The outcome of an action of the page: its error in words (a refused send, a refused button), or none. */
+  report(error?: unknown): void {
     this.error = error === undefined ? undefined : errorText(error);
     this.changed();
   }

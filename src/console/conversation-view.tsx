@@ -41,7 +41,7 @@ export function ConversationView({ id, socket, user }: { id: string; socket: Rea
       </p>
     );
   }
-  const act = (action: Promise<unknown>) => action.then(() => model.fail(undefined), (failure) => model.fail(failure));
+  const act = (action: Promise<unknown>) => action.then(() => model.report(), (failure) => model.report(failure));
   return (
     <div class="conversation">
       <header class="conversation-head">
@@ -216,6 +216,8 @@ function Composer(props: {
     setText("");
     const sent = editing ? socket.edit(editing.id, { content }) : socket.send(conversationId, { content, ...(replyTo && { replyTo: replyTo.id }) });
     props.onDone();
+    // Refused or lost: the text comes back to be sent again (the error says why).
+    sent.catch(() => setText((now) => now || content));
     await props.act(sent);
   };
   return (

@@ -206,9 +206,22 @@ describe("the web console", () => {
     expect(await alice.getByRole("link", { name: "Admin" }).count()).toBe(1);
   });
 
+  test("a refused create says why in words", async () => {
+    await alice.getByRole("button", { name: "New conversation" }).click();
+    await alice.getByRole("button", { name: "Another participant" }).click();
+    await alice.getByLabel("Participant id").nth(0).fill(bobId);
+    await alice.getByLabel("Participant id").nth(1).fill("someone-else");
+    await alice.getByLabel(/^Type/).selectOption("private");
+    await alice.getByRole("button", { name: "Create" }).click();
+    await alice.getByRole("alert").getByText("A private conversation holds at most two participants").waitFor({ timeout: WAIT_MS });
+    // Closing the form drops what was in it.
+    await alice.getByRole("button", { name: "New conversation" }).click();
+    expect(await alice.getByRole("form", { name: "New conversation" }).count()).toBe(0);
+  });
+
   test("Alice creates a conversation with Bob, who sees it and its first message live", async () => {
     await alice.getByRole("button", { name: "New conversation" }).click();
-    await alice.getByLabel("Name").fill("Launch plan");
+    await alice.getByLabel("Name", { exact: true }).fill("Launch plan");
     await alice.getByLabel("Participant id").fill(bobId);
     await alice.getByRole("button", { name: "Create" }).click();
     await alice.getByRole("heading", { name: "Launch plan" }).waitFor({ timeout: WAIT_MS });
