@@ -1,7 +1,7 @@
 /**
  * Conversations: create, read, update, delete, list. No HTTP here; REST and the WebSocket call these.
  */
-import { and, count, desc, eq, inArray, sql } from "drizzle-orm";
+import { and, count, desc, eq, sql } from "drizzle-orm";
 import { isOrgMember, type Principal } from "../../auth/principal";
 import { conversations, messages, participants, type ParticipantRow } from "../../db/schema";
 import { requireParticipant, requireReader } from "../../domain/access";
