@@ -42,6 +42,16 @@ export const RULES: Rule[] = [
     forbidden: /^src\/(?!client\/)/,
     why: "the SDK ships on its own: it imports nothing of the server",
   },
+  {
+    files: /^src\/console\//,
+    forbidden: /^src\/(?!console\/|client\/)|^(?!src\/|preact$)/,
+    why: "the console is browser code: it talks to the server through the SDK only, and runs on Preact alone",
+  },
+  {
+    files: /^src\/(?!console\/)/,
+    forbidden: /^src\/console\//,
+    why: "the server bundles the console by path (src/modules/console/build-bundle.ts), it never imports it",
+  },
 ];
 
 const IMPORT = /(?:^|[\s;])(?:import|export)\s+(?:type\s+)?(?:[^'"`;]*?\s+from\s+)?["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;

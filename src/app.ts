@@ -16,6 +16,7 @@ import { log } from "./log";
 import { adminModule } from "./modules/admin";
 import { authModule } from "./modules/auth";
 import { controlModule } from "./modules/control";
+import { consoleModule } from "./modules/console";
 import { conversationsModule } from "./modules/conversations";
 import { docsModule } from "./modules/docs";
 import { messagesModule } from "./modules/messages";
@@ -95,6 +96,7 @@ export function createApp(services: Services, realtime: RealtimeHub = createReal
       });
     })
     .use(docsModule(services, () => whole!))
+    .use(consoleModule())
     .use(requestContext)
     .use(systemModule(services, () => routeList, { client: CLIENT_EVENTS, server: SERVER_EVENTS }))
     .use(authModule(services))
@@ -109,7 +111,7 @@ export function createApp(services: Services, realtime: RealtimeHub = createReal
 
   whole = app;
   routeList = app.routes
-    .filter((r) => (!r.path.startsWith("/docs") || r.path === "/docs/llms.txt") && r.path !== "/api/ws/")
+    .filter((r) => (!r.path.startsWith("/docs") || r.path === "/docs/llms.txt") && !r.path.startsWith("/console") && r.path !== "/api/ws/")
     .map((r) => ({ method: r.method, path: r.path }));
   return app;
 }

@@ -13,6 +13,7 @@ import type {
   Bootstrap,
   Conversation,
   ConversationRole,
+  ConversationSummary,
   ConversationWithParticipants,
   CreateConversationInput,
   CreateWebhookInput,
@@ -178,7 +179,7 @@ export class RestClient {
 
   // Conversations
 
-  listConversations(options: { orgId?: string; limit?: number; offset?: number } = {}): Promise<Conversation[]> {
+  listConversations(options: { orgId?: string; limit?: number; offset?: number } = {}): Promise<ConversationSummary[]> {
     return this.call("GET", "/api/conversations", { query: options });
   }
 

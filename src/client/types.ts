@@ -39,6 +39,12 @@ export interface Participant {
   last_read_at: string | null;
 }
 
+/** A conversation in the caller's list: when they last read it, and how many of others' messages came since (up to 100). */
+export interface ConversationSummary extends Conversation {
+  last_read_at: string | null;
+  unread_count: number;
+}
+
 export interface ConversationWithParticipants extends Conversation {
   participants: Participant[];
 }

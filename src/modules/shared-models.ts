@@ -224,3 +224,16 @@ export const RunList = t.Array(Run, { description: "Runs, newest first" });
 
 export const ConversationList = t.Array(Conversation, { description: "Conversations, newest activity first" });
 
+export const ConversationSummary = t.Composite(
+  [
+    Conversation,
+    t.Object({
+      last_read_at: t.Nullable(DateTime),
+      unread_count: t.Integer({ minimum: 0, maximum: 100, description: "Others' messages since last_read_at, counted up to 100" }),
+    }),
+  ],
+  { title: "ConversationSummary", description: "A conversation as its participant lists it" },
+);
+
+export const ConversationSummaryList = t.Array(ConversationSummary, { description: "Conversations, newest activity first" });
+

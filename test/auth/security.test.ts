@@ -21,7 +21,7 @@ beforeAll(async () => {
 afterAll(() => t.stop());
 
 const PUBLIC_ROUTES = new Set(["/api/health", "/api/bootstrap", "/api/auth/login", "/api/auth/logout", "/api/auth/session"]);
-const isPublic = (path: string) => PUBLIC_ROUTES.has(path) || path === "/docs" || path.startsWith("/docs/");
+const isPublic = (path: string) => PUBLIC_ROUTES.has(path) || /^\/(docs|console)(\/|$)/.test(path);
 
 /** A concrete URL for a route pattern: path parameters become random UUIDs, wildcards a word. */
 function concretePath(pattern: string): string {
@@ -54,7 +54,7 @@ describe("every non-public route needs a credential", () => {
   });
 
   test("public routes answer without credentials", async () => {
-    for (const path of ["/api/health", "/api/bootstrap", "/api/auth/session", "/docs/openapi.json"]) {
+    for (const path of ["/api/health", "/api/bootstrap", "/api/auth/session", "/docs/openapi.json", "/console"]) {
       expect((await fetch(t.url + path)).status).toBe(200);
     }
   });

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startTestServer, type TestPrincipal, type TestServer } from "../support/server";
-import { UNKNOWN_ID, createConversation, expectError, expectStatus, sendMessage } from "./fixtures";
+import { UNKNOWN_ID, createConversation, expectError, expectStatus, listMessages, sendMessage } from "./fixtures";
 import { useEndToEndTimeout } from "../support/timeout";
 
 useEndToEndTimeout();
@@ -148,6 +148,49 @@ describe("GET /api/conversations", () => {
 
     res = await t.request("GET", "/api/conversations?limit=1&offset=1", { as: me });
     expect(res.body.map((c: any) => c.id)).toEqual([second.id]);
+  });
+
+  test("each carries the caller's last_read_at and unread count: others' messages since, without control events or deleted ones", async () => {
+    const me = await t.principal();
+    const other = await t.principal({ entitlements: ["cap:messaging.interrupt"] });
+    const conversation = await createConversation(t, me, { members: [other] });
+    const summary = async () => {
+      const res = await t.request("GET", "/api/conversations", { as: me });
+      expectStatus(res, 200);
+      return res.body.find((c: any) => c.id === conversation.id);
+    };
+    expect(await summary()).toMatchObject({ last_read_at: null, unread_count: 0 });
+
+    await sendMessage(t, other, conversation.id, { content: "one" });
+    const deleted = await sendMessage(t, other, conversation.id, { content: "two" });
+    await sendMessage(t, other, conversation.id, { content: "three" });
+    await sendMessage(t, me, conversation.id, { content: "mine" });
+    expectStatus(await t.request("DELETE", `/api/conversations/${conversation.id}/messages/${deleted.id}`, { as: other }), 204);
+    expectStatus(await t.request("POST", `/api/conversations/${conversation.id}/control`, { as: other, body: { event: "stream.pause" } }), 201);
+    expect(await summary()).toMatchObject({ last_read_at: null, unread_count: 2 });
+    // The other participant counts the caller's message only.
+    const theirs = (await t.request("GET", "/api/conversations", { as: other })).body.find((c: any) => c.id === conversation.id);
+    expect(theirs.unread_count).toBe(1);
+
+    // Reading marks last_read_at; what comes after it is unread again.
+    await listMessages(t, me, conversation.id);
+    const read = await summary();
+    expect(read.last_read_at).toMatch(ISO);
+    expect(read.unread_count).toBe(0);
+    await Bun.sleep(5);
+    await sendMessage(t, other, conversation.id, { content: "four" });
+    expect(await summary()).toMatchObject({ last_read_at: read.last_read_at, unread_count: 1 });
+  });
+
+  test("unread counts stop at 100", async () => {
+    const me = await t.principal();
+    const other = await t.principal();
+    const conversation = await createConversation(t, me, { members: [other] });
+    for (let batch = 0; batch < 101; batch += 20) {
+      await Promise.all(Array.from({ length: Math.min(20, 101 - batch) }, () => sendMessage(t, other, conversation.id)));
+    }
+    const res = await t.request("GET", "/api/conversations", { as: me });
+    expect(res.body.find((c: any) => c.id === conversation.id).unread_count).toBe(100);
   });
 
   test("orgId filters; an org the caller is not in is 403", async () => {

@@ -30,6 +30,8 @@ describe("security headers", () => {
       ["GET", "/docs", {}],
       ["GET", "/docs/openapi.json", {}],
       ["GET", "/docs/assets/swagger-ui.css", {}],
+      ["GET", "/console", {}],
+      ["GET", "/console/assets/nope.js", {}],
       ["GET", "/api/conversations", { ...user.headers, "x-env": "bogus" }],
     ];
     const missing: string[] = [];
@@ -43,9 +45,11 @@ describe("security headers", () => {
     expect(missing).toEqual([]);
   });
 
-  test("the HTML page forbids framing in its CSP too", async () => {
-    const res = await fetch(t.url + "/docs");
-    expect(res.headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
+  test("the HTML pages forbid framing in their CSP too", async () => {
+    for (const path of ["/docs", "/console"]) {
+      const res = await fetch(t.url + path);
+      expect(res.headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
+    }
   });
 });
 

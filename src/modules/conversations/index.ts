@@ -5,7 +5,7 @@ import { Elysia } from "elysia";
 import { authenticated } from "../../http/context";
 import { setOffsetPageHeaders } from "../../http/paging";
 import type { Services } from "../../services";
-import { Conversation, queryIntegers, ConversationList, ConversationParams, ConversationWithParticipants, jsonBodyOnly } from "../shared-models";
+import { Conversation, queryIntegers, ConversationParams, ConversationSummaryList, ConversationWithParticipants, jsonBodyOnly } from "../shared-models";
 import { CreateConversationBody, ListConversationsQuery, UpdateConversationBody } from "./model";
 import {
   createConversation,
@@ -29,10 +29,12 @@ export function conversationsModule(services: Services) {
       {
       query: ListConversationsQuery,
       transform: queryIntegers(ListConversationsQuery),
-      response: { 200: ConversationList },
+      response: { 200: ConversationSummaryList },
       detail: {
         summary: "Conversations the caller participates in, newest activity first",
-        description: "One page (`limit` 1..500, default 100, from `offset`); `Link: rel=\"next\"` names the next page and `X-Total-Count` the total.",
+        description:
+          "One page (`limit` 1..500, default 100, from `offset`); `Link: rel=\"next\"` names the next page and `X-Total-Count` the total. " +
+          "Each carries the caller's `last_read_at` and `unread_count`: others' messages since then (control events and deleted messages left out), counted up to 100.",
       },
     })
     .post(

@@ -1,9 +1,9 @@
 /**
  * Conversations: create, read, update, delete, list. No HTTP here; REST and the WebSocket call these.
  */
-import { and, count, desc, eq, inArray, sql } from "drizzle-orm";
+import { and, count, desc, eq, sql } from "drizzle-orm";
 import { isOrgMember, type Principal } from "../../auth/principal";
-import { conversations, participants, type ParticipantRow } from "../../db/schema";
+import { conversations, messages, participants, type ParticipantRow } from "../../db/schema";
 import { requireParticipant, requireReader } from "../../domain/access";
 import { checkMetadata } from "../../domain/limits";
 import {
@@ -99,25 +99,48 @@ export async function getConversation(
   return { ...toConversation(conversation), participants: rows.map(toParticipant) };
 }
 
+/** Unread messages are counted up to this many: a list shows "100+" rather than scanning a long backlog. */
+export const UNREAD_COUNT_LIMIT = 100;
+
+/** A conversation as its participant lists it: with when they last read it and how much came since. */
+export type ConversationSummary = ConversationResource & { last_read_at: string | null; unread_count: number };
+
 export async function listConversations(
   services: Services,
   principal: Principal,
   options: { orgId?: string; limit?: number; offset?: number },
   scope: Scope,
-): Promise<{ items: ConversationResource[]; limit: number; offset: number; total: number }> {
+): Promise<{ items: ConversationSummary[]; limit: number; offset: number; total: number }> {
   const orgId = resolveOrg(principal, options.orgId, scope);
-  const mine = services.database.db
-    .select({ id: participants.conversation_id })
-    .from(participants)
-    .where(eq(participants.user_id, principal.id));
-  const where = and(inArray(conversations.id, mine), orgId ? eq(conversations.org_id, orgId) : undefined);
+  const { db } = services.database;
+  const mine = and(eq(participants.conversation_id, conversations.id), eq(participants.user_id, principal.id));
+  const where = orgId ? eq(conversations.org_id, orgId) : undefined;
+  // Others' messages (not control events, not deleted) after the reader's last read, through the
+  // (conversation_id, created_at) index, stopping at the limit.
+  const unread = sql<number>`(select count(*) from (select 1 from ${messages} m
+    where m.conversation_id = ${conversations.id} and m.deleted_at is null and m.sender_id <> ${principal.id}
+      and m.content_type <> 'event'
+      and (${participants.last_read_at} is null or m.created_at > ${participants.last_read_at})
+    limit ${UNREAD_COUNT_LIMIT}) as unread)`.mapWith(Number);
   const limit = options.limit ?? 100;
   const offset = options.offset ?? 0;
   const [rows, [{ total }]] = await Promise.all([
-    services.database.db.select().from(conversations).where(where).orderBy(...byLatestActivity).limit(limit).offset(offset),
-    services.database.db.select({ total: count() }).from(conversations).where(where),
+    db
+      .select({ conversation: conversations, lastReadAt: participants.last_read_at, unread })
+      .from(conversations)
+      .innerJoin(participants, mine)
+      .where(where)
+      .orderBy(...byLatestActivity)
+      .limit(limit)
+      .offset(offset),
+    db.select({ total: count() }).from(conversations).innerJoin(participants, mine).where(where),
   ]);
-  return { items: rows.map(toConversation), limit, offset, total: Number(total) };
+  const items = rows.map((row) => ({
+    ...toConversation(row.conversation),
+    last_read_at: row.lastReadAt ? new Date(row.lastReadAt).toISOString() : null,
+    unread_count: row.unread,
+  }));
+  return { items, limit, offset, total: Number(total) };
 }
 
 export async function updateConversation(

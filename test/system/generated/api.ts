@@ -114,7 +114,7 @@ export interface paths {
         };
         /**
          * Conversations the caller participates in, newest activity first
-         * @description One page (`limit` 1..500, default 100, from `offset`); `Link: rel="next"` names the next page and `X-Total-Count` the total.
+         * @description One page (`limit` 1..500, default 100, from `offset`); `Link: rel="next"` names the next page and `X-Total-Count` the total. Each carries the caller's `last_read_at` and `unread_count`: others' messages since then (control events and deleted messages left out), counted up to 100.
          */
         get: operations["getApiConversations"];
         put?: never;
@@ -718,6 +718,29 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /** @description A conversation as its participant lists it */
+        ConversationSummary: {
+            /** Format: uuid */
+            id: string;
+            /** @enum {string} */
+            type: "private" | "group";
+            name: string | null;
+            description: string | null;
+            org_id: string | null;
+            created_by: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /** @description Free-form JSON object */
+            metadata: {
+                [key: string]: unknown;
+            };
+            /** Format: date-time */
+            last_read_at: string | null;
+            /** @description Others' messages since last_read_at, counted up to 100 */
+            unread_count: number;
+        };
         /** @description A conversation with its participants */
         ConversationWithParticipants: {
             /** Format: uuid */
@@ -1230,7 +1253,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Conversation"][];
+                    "application/json": components["schemas"]["ConversationSummary"][];
                 };
             };
             400: components["responses"]["BadRequest"];
