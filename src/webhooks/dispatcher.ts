@@ -16,7 +16,7 @@ import type { WebhookConfig } from "../config";
 import type { Database } from "../db/client";
 import type { MessageRow } from "../db/schema";
 import { controlBroadcastOf } from "../domain/control-events";
-import { toMessage } from "../domain/resources";
+import { runStartedBy, toMessage } from "../domain/resources";
 import { describeError, log } from "../log";
 import { attemptDelivery, type AttemptOutcome } from "./attempt";
 import { run } from "./statement";
@@ -223,7 +223,7 @@ export class WebhookDispatcher {
     await this.record(delivery, token, outcome, true);
   }
 
-  /** A stored payload, or (for rows the repair enqueued) the message as the log holds it now. */
+  /** A stored payload, or (for rows the repair enqueued) what the message in the log says: itself, its control event, or the run it started. */
   private async dataOf(delivery: ClaimedDelivery): Promise<unknown> {
     if (delivery.payload !== null && delivery.payload !== undefined) {
       return typeof delivery.payload === "string" ? JSON.parse(delivery.payload) : delivery.payload;
@@ -232,7 +232,9 @@ export class WebhookDispatcher {
     const [row] = await run<MessageRow>(this.database.db, "select * from messages where id = $1", [delivery.message_id]);
     if (!row) return undefined;
     const message = toMessage(row);
-    return delivery.event_type === "message.created" ? message : controlBroadcastOf(message);
+    if (delivery.event_type === "message.created") return message;
+    if (delivery.event_type === "run.started") return runStartedBy(message);
+    return controlBroadcastOf(message);
   }
 
   private async record(delivery: ClaimedDelivery, token: string, outcome: AttemptOutcome, counts: boolean): Promise<void> {

@@ -3,7 +3,7 @@
  * than `Database.query`: that path is the send's, and its metrics count hot-path statements only.
  */
 import { sql, type SQL } from "drizzle-orm";
-import { rows, type Db } from "../db/client";
+import { rows, type Executor } from "../db/client";
 
 /** `$n` placeholders become bound parameters; arrays must be passed as JSON (Drizzle expands arrays). */
 export function statement(text: string, params: unknown[]): SQL {
@@ -19,6 +19,7 @@ export function statement(text: string, params: unknown[]): SQL {
   return sql.join(chunks);
 }
 
-export function run<T>(db: Db, text: string, params: unknown[] = []): Promise<T[]> {
+/** On the pool, or inside a write's transaction. */
+export function run<T>(db: Executor, text: string, params: unknown[] = []): Promise<T[]> {
   return rows<T>(db, statement(text, params));
 }
