@@ -1,7 +1,8 @@
 /**
  * Webhook deliveries outlive a server killed with SIGKILL, on the data it restarts on (the embedded
  * database's directory, or PostgreSQL): an event whose write was answered 2xx is delivered after the
- * restart, signed (verified with the `standardwebhooks` package).
+ * restart, signed (verified with the `standardwebhooks` package), in order per conversation, and a
+ * duplicate carries the `webhook-id` of the first attempt.
  *
  * On PostgreSQL the servers get a database of their own, so that the test can lock the outbox table
  * from outside: a row left to the moment after commit could then not be written before the kill.
@@ -129,6 +130,55 @@ test("kill -9 right after a participant was added: participant.added is delivere
     await boot();
     const [delivered] = await again.waitFor(1, (r) => r.status === 200 && r.payload.data.user_id === member.id, 30_000);
     expect(again.verify(delivered, secret)).toMatchObject({ type: "participant.added", data: { conversation_id: conversationId, user_id: member.id } });
+  } finally {
+    again.stop();
+    await started.pop()?.stop(5000);
+  }
+});
+
+test("kill -9 right after 200 sends while the receiver is down: all 200 arrive after the restart, in order, signed", async () => {
+  const first = await boot();
+  const receiver = startWebhookReceiver();
+  const { member, owner, secret, conversationId } = await setUp(first, receiver, ["message.created"]);
+  const joined = await call(first, owner, "POST", `/api/conversations/${conversationId}/participants`, { userId: member.id, userType: "service" });
+  expect(joined.status).toBe(201);
+  const receiverDown = down(receiver);
+
+  // Four sends in flight at a time: answers from different pooled connections may come back out of order.
+  const path = `/api/conversations/${conversationId}/messages`;
+  let next = 1;
+  const sent: string[] = [];
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (next <= 200) {
+        const n = next++;
+        const result = await call(first, member, "POST", path, { content: `m${n}` });
+        if (result.status !== 201) throw new Error(`send ${n}: ${result.status} ${JSON.stringify(result.body)}`);
+        sent.push(result.body.id);
+      }
+    }),
+  );
+  await killHard(first);
+
+  const again = receiverDown.back();
+  try {
+    await boot();
+    const ours = (r: ReceivedWebhook) => r.payload.data?.conversation_id === conversationId;
+    const delivered = (r: ReceivedWebhook) => ours(r) && r.status === 200;
+    const deadline = Date.now() + 60_000;
+    while (new Set(again.received.filter(delivered).map((r) => r.payload.data.id)).size < 200 && Date.now() < deadline) await Bun.sleep(50);
+    await Bun.sleep(300);
+    const requests = again.received.filter(ours);
+    for (const request of requests) expect(again.verify(request, secret)).toEqual(request.payload);
+    const arrived = requests.filter(delivered);
+    expect(new Set(arrived.map((r) => r.payload.data.id))).toEqual(new Set(sent));
+    // A duplicate is the same delivery again: one webhook-id per message.
+    const ids = new Map<string, Set<string>>();
+    for (const request of requests) ids.set(request.payload.data.id, (ids.get(request.payload.data.id) ?? new Set()).add(request.id));
+    expect([...ids.values()].filter((set) => set.size !== 1)).toEqual([]);
+    // In sequence order; a duplicate can only repeat the one before it.
+    const sequences = arrived.map((r) => r.payload.data.sequence as number).filter((s, i, all) => i === 0 || s !== all[i - 1]);
+    expect(sequences).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
   } finally {
     again.stop();
     await started.pop()?.stop(5000);
