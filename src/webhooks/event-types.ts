@@ -156,7 +156,8 @@ export function webhookEventOf(event: DomainEvent): WebhookEvent | undefined {
         key: `run.started:${conversationId}:${event.run.id}`,
         occurredAt: event.run.started_at,
         data: event.run,
-        messageId: event.startedBy,
+        messageId: event.startedBy?.messageId,
+        sequence: event.startedBy?.sequence,
         actorId: event.run.owner_id,
       };
     case "run.ended":

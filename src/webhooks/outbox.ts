@@ -20,12 +20,16 @@
  */
 import type { Database, Executor } from "../db/client";
 import type { DomainEvent } from "../domain/domain-events";
-import { log } from "../log";
-import { run } from "./statement";
+import { Batcher } from "../core/batcher";
+import { SequenceOrder } from "../core/sequence-order";
+import { describeError, log } from "../log";
+import { run, runPrepared } from "./statement";
 import { recoverableFromLog, webhookEventOf, type WebhookEvent } from "./event-types";
 
 /** How far back the repair looks for messages that were never enqueued. */
 const REPAIR_WINDOW_SECONDS = 600;
+/** A transition's catch-up looks this far back: its predecessors were enqueued or committed moments ago. */
+const CATCH_UP_WINDOW_SECONDS = 60;
 /** The repair leaves the newest messages to the listener, which enqueues them within milliseconds. */
 export const REPAIR_GRACE_SECONDS = 2;
 /** How often an instance re-reads whether any endpoint is enabled. */
@@ -74,7 +78,9 @@ function enqueuedRow(event: WebhookEvent, n: number) {
 /**
  * Recent messages and control events an enabled endpoint should have and does not, and the runs that
  * messages started (before the message, as the listener enqueues them; their run row was written by the
- * same statement, with the same `now()`). Keys as in ./event-types.ts.
+ * same statement, with the same `now()`). Keys as in ./event-types.ts. $1: how far back; $2: the newest
+ * seconds left to the listener (null: none); $3: null, or only these conversations, below these
+ * sequences (a JSON array of {conversation_id, below}).
  */
 const REPAIR = `
 insert into webhook_deliveries (endpoint_id, conversation_id, event_type, event_key, message_id, sequence, occurred_at)
@@ -83,10 +89,12 @@ select e.id, m.conversation_id, t.type, t.key, m.id, m.sequence, m.created_at
   join conversations c
     on c.last_message_at > now() - make_interval(secs => $1)
    and (e.scope = 'installation' or (e.scope = 'org' and c.org_id = e.org_id) or e.scope = 'principal')
+   and ($3::jsonb is null or c.id in (select v.conversation_id from jsonb_to_recordset($3::jsonb) as v(conversation_id uuid, below int)))
   join messages m
     on m.conversation_id = c.id
    and m.created_at > greatest(e.created_at, e.updated_at, now() - make_interval(secs => $1))
-   and m.created_at < now() - make_interval(secs => $2)
+   and ($2::double precision is null or m.created_at < now() - make_interval(secs => $2::double precision))
+   and ($3::jsonb is null or m.sequence < (select v.below from jsonb_to_recordset($3::jsonb) as v(conversation_id uuid, below int) where v.conversation_id = c.id))
   cross join lateral (
     select 0 as rank, 'run.started' as type, 'run.started:' || m.conversation_id || ':' || m.run_id as key
      where m.run_id is not null and m.content_type <> 'event'
@@ -104,16 +112,39 @@ select e.id, m.conversation_id, t.type, t.key, m.id, m.sequence, m.created_at
 on conflict (endpoint_id, event_key) do nothing
 returning endpoint_id`;
 
+/** How long an event waits for a missing predecessor of its conversation (as the realtime hub does). */
+const ORDER_HOLD_MS = 50;
+/** A conversation with nothing sent for this long is forgotten by the ordering stage. */
+const ORDER_IDLE_MS = 60_000;
+
+/** A sequence used by an event written with its write (a run transition's control event): not waited for. */
+interface WrittenSequence {
+  conversationId: string;
+  sequence: number;
+  written: true;
+}
+
 export class WebhookOutbox {
   /** Whether any endpoint is enabled; while false the listener costs nothing. */
   private active = false;
   /** Bumped by `markActive`, so that a refresh read before it cannot turn `active` off again. */
   private activations = 0;
-  /** Inserts run one after another, so that rows of one instance are numbered in emit (commit) order. */
-  private tail: Promise<void> = Promise.resolve();
+  /**
+   * The inserts after commit: one statement for every event emitted while the previous one ran, one
+   * statement at a time, so that rows of one instance are numbered in emit order.
+   */
+  private readonly afterCommit = new Batcher<WebhookEvent>((events) => this.insertAfterCommit(events));
+  /**
+   * Before the batches: the events of a conversation in sequence order. Sequences are handed out in
+   * commit order, but the answers of two sends on different pooled connections can be read in the other
+   * order, and the later one's event would be enqueued (and delivered) first.
+   */
+  private readonly order = new SequenceOrder<WebhookEvent | WrittenSequence>((item) => {
+    if (!("written" in item)) void this.afterCommit.add(item);
+  }, ORDER_HOLD_MS);
   private readonly wakers = new Set<() => void>();
-  /** Events whose rows were written in their write's transaction, and whether it inserted any. */
-  private readonly written = new WeakMap<DomainEvent, boolean>();
+  /** Events whose rows were written in their write's transaction: whether it inserted any, the sequence it used. */
+  private readonly written = new WeakMap<DomainEvent, { inserted: boolean; sequence?: number }>();
   private notDurableCount = 0;
 
   constructor(private readonly database: Database) {}
@@ -135,14 +166,24 @@ export class WebhookOutbox {
    * enabled the statement matches none and inserts nothing.
    */
   async enqueueWithWrite(events: readonly DomainEvent[], tx: Executor): Promise<void> {
-    const batch: WebhookEvent[] = [];
-    for (const event of events) {
-      const webhookEvent = webhookEventOf(event);
-      if (webhookEvent) batch.push(webhookEvent);
+    const batch = events.map(webhookEventOf);
+    const rows = batch.filter((e) => e !== undefined);
+    let inserted = false;
+    if (rows.length > 0) {
+      // A write that takes sequences (a run transition) comes after every message below them, whose rows
+      // may still be on their way (enqueued after their commit): those rows go first, from the log.
+      const below = new Map<string, number>();
+      for (const { conversationId, sequence } of rows) {
+        if (sequence !== undefined) below.set(conversationId, Math.min(sequence, below.get(conversationId) ?? sequence));
+      }
+      if (below.size > 0) {
+        const filter = JSON.stringify([...below].map(([conversation_id, sequence]) => ({ conversation_id, below: sequence })));
+        inserted = (await run(tx, REPAIR, [CATCH_UP_WINDOW_SECONDS, null, filter])).length > 0;
+      }
+      inserted = (await this.insert(tx, rows)) > 0 || inserted;
     }
-    const inserted = batch.length > 0 ? await this.insert(tx, batch) : 0;
     // Marked even without a webhook event, so that the listener after commit never enqueues them again.
-    for (const event of events) this.written.set(event, inserted > 0);
+    events.forEach((event, i) => this.written.set(event, { inserted, sequence: batch[i]?.sequence }));
   }
 
   /** The deferred listener of domain events, after commit. */
@@ -150,21 +191,29 @@ export class WebhookOutbox {
     const written = this.written.get(event);
     if (written !== undefined) {
       // Committed now, so the dispatcher can take the rows; and some endpoint is enabled after all.
-      if (written) {
+      if (written.inserted) {
         this.markActive();
         this.wake();
       }
+      // Its sequence is not one the events after it should wait for.
+      if (this.active && written.sequence !== undefined) this.order.push({ conversationId: event.conversationId, sequence: written.sequence, written: true });
       return;
     }
     if (!this.active) return;
     const webhookEvent = webhookEventOf(event);
     if (!webhookEvent) return;
     if (!recoverableFromLog(event)) this.notDurable(event);
-    const run = this.tail.then(async () => {
-      if ((await this.insert(this.database.db, [webhookEvent])) > 0) this.wake();
-    });
-    this.tail = run.catch(() => {});
-    return run;
+    this.order.push(webhookEvent);
+  }
+
+  private async insertAfterCommit(events: WebhookEvent[]): Promise<void> {
+    try {
+      const inserted = await runPrepared<{ endpoint_id: string }>(this.database, ENQUEUE, [JSON.stringify(events.map(enqueuedRow))]);
+      if (inserted.length > 0) this.wake();
+    } catch (error) {
+      // Logged once for the batch; its messages are recovered from the log by the next repair.
+      log.warn("webhook deliveries not enqueued", { events: events.length, ...describeError(error) });
+    }
   }
 
   /** A webhook event emitted outside its write's transaction: delivered, but lost if the process dies now. */
@@ -179,9 +228,10 @@ export class WebhookOutbox {
     return this.notDurableCount;
   }
 
-  /** Waits for the inserts queued so far (tests, shutdown). */
+  /** Enqueues what is held and waits for the inserts queued so far (tests, shutdown). */
   async settled(): Promise<void> {
-    await this.tail;
+    this.order.releaseAll();
+    await this.afterCommit.settled();
   }
 
   private async insert(executor: Executor, events: WebhookEvent[]): Promise<number> {
@@ -189,11 +239,15 @@ export class WebhookOutbox {
     return inserted.length;
   }
 
-  /** Enqueues recent messages that were committed but never enqueued (a process killed in between). */
-  async repair(): Promise<number> {
+  /**
+   * Enqueues recent messages that were committed but never enqueued (a process killed in between).
+   * `graceSeconds`: the newest messages are left to the listener, which enqueues them in order; null
+   * before this process serves anything (at start), when none of them is this process's to enqueue.
+   */
+  async repair(graceSeconds: number | null = REPAIR_GRACE_SECONDS): Promise<number> {
     await this.refresh();
     if (!this.active) return 0;
-    const inserted = await run<{ endpoint_id: string }>(this.database.db, REPAIR, [REPAIR_WINDOW_SECONDS, REPAIR_GRACE_SECONDS]);
+    const inserted = await run<{ endpoint_id: string }>(this.database.db, REPAIR, [REPAIR_WINDOW_SECONDS, graceSeconds, null]);
     if (inserted.length > 0) {
       log.info("webhook deliveries recovered from the message log", { deliveries: inserted.length });
       this.wake();
@@ -202,6 +256,7 @@ export class WebhookOutbox {
   }
 
   async refresh(): Promise<void> {
+    this.order.prune(Date.now(), ORDER_IDLE_MS);
     const activations = this.activations;
     const [row] = await run<{ active: boolean }>(this.database.db, "select exists (select 1 from webhook_endpoints where enabled) as active");
     if (activations === this.activations) this.active = Boolean(row?.active);

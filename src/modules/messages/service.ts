@@ -93,7 +93,7 @@ export async function sendMessage(
   if (stored.replayed) return stored;
   const { message, outcome } = stored;
   if (streaming) services.streams.opened(message, origin);
-  if (outcome?.run_started) services.domainEvents.emit({ type: "run.started", conversationId, run: runStartedBy(message), startedBy: message.id });
+  if (outcome?.run_started) services.domainEvents.emit({ type: "run.started", conversationId, run: runStartedBy(message), startedBy: { messageId: message.id, sequence: message.sequence } });
   services.domainEvents.emit({ type: "message.created", conversationId, message, json: stored.json });
   // Rare: the message outranks someone's active run. The preemption follows it in the sequence.
   if (outcome?.preempts_runs) await preemptForPriority(services, message);
