@@ -219,6 +219,33 @@ describe("order, retries and disabling", () => {
     expect(receiver.of("message.created").map((r) => r.payload.data.sequence)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
   });
 
+  test("rows taken together behind a pair's first: a failure among them holds back the rest, and attempts count right", async () => {
+    const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
+    const endpoint = await register(agent, { events: ["message.created"] });
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let failedOnce = false;
+    receiver.respond = async (request) => {
+      const content = request.payload.data.content;
+      // The first waits until the others are queued behind it: they are then taken as one batch.
+      if (content === "m1") await held;
+      if (content === "m4" && !failedOnce) {
+        failedOnce = true;
+        return new Response("once", { status: 500 });
+      }
+      return new Response("ok");
+    };
+    const conversationId = await groupConversation(server, alice, [agent]);
+    for (let i = 1; i <= 6; i++) await restSend(server, alice, conversationId, `m${i}`);
+    await receiver.waitFor(1);
+    release();
+    await receiver.waitFor(6, (r) => r.status === 200, 10_000);
+    expect(receiver.received.map((r) => `${r.payload.data.content} ${r.status}`)).toEqual(["m1 200", "m2 200", "m3 200", "m4 500", "m4 200", "m5 200", "m6 200"]);
+    await eventually(async () => (await server.request("GET", `/api/webhooks/${endpoint.id}/deliveries?status=pending`, { as: agent })).body.length === 0);
+    const deliveries = (await server.request("GET", `/api/webhooks/${endpoint.id}/deliveries`, { as: agent })).body as { status: string; attempts: number }[];
+    expect(deliveries.map((d) => [d.status, d.attempts])).toEqual([["delivered", 1], ["delivered", 1], ["delivered", 2], ["delivered", 1], ["delivered", 1], ["delivered", 1]]);
+  });
+
   test("429 with Retry-After waits at least that long; 4xx fails the delivery at once", async () => {
     const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
     const endpoint = await register(agent, { events: ["message.created"] });
