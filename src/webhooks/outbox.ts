@@ -10,10 +10,11 @@
  *   the write one statement, also while no endpoint is enabled (it then matches no endpoint): a flag
  *   read every few seconds could miss an endpoint just enabled on another instance, and the event with it.
  * - Recovered from the log. The send statement's events (messages, control events, a run a message
- *   started) are enqueued after commit by the deferred listener, so that a send stays one statement and
- *   costs nothing while no endpoint is enabled. A process killed between the commit and that insert
- *   loses the rows but not the events: `repair()` (at start and every minute, on every instance) enqueues
- *   recent messages an endpoint should have and does not, reading their payload from the log at delivery.
+ *   started) are enqueued after commit by the deferred listener, in sequence order per conversation and
+ *   batched, so that a send stays one statement and costs nothing while no endpoint is enabled. A process
+ *   killed between the commit and that insert loses the rows but not the events: `repair()` (at start
+ *   before serving, and every minute, on every instance) enqueues recent messages an endpoint should have
+ *   and does not, reading their payload from the log at delivery.
  *
  * Keys (./event-types.ts) make every insert idempotent, so the listener, the repair and other instances
  * never deliver an event twice.
