@@ -5,7 +5,9 @@
  *
  * The bus (src/core/event-bus.ts) guarantees that a listener cannot fail or delay the write: a throw is
  * logged and counted under the listener's name. Inline listeners run inside the write's call, in commit
- * order; use them only for what must happen before the caller continues. docs/events.md lists the events.
+ * order; use them only for what must happen before the caller continues. Write listeners run inside the
+ * write's transaction (src/domain/announced-write.ts): only for what must be exactly as durable as the
+ * write, since their failure fails it. docs/events.md lists the events.
  */
 import { CONTROL_EVENTS } from "./domain/control-events";
 import type { DomainEvent } from "./domain/domain-events";
@@ -41,7 +43,10 @@ export function registerListeners(services: Services, hub: RealtimeHub): () => v
     ),
     // Inline for the same reason: a client told it was added may join at once and must find the topic's frames in order.
     services.domainEvents.on("principal notifications", (event) => hub.notifyPrincipals(event), { inline: true }),
-    // Deferred: a send never waits for the outbox, and with no endpoint enabled it costs nothing at all.
+    // In the write's transaction: an event committed is an event enqueued, even if the process dies at once.
+    services.domainEvents.onWrite("webhook outbox", (events, tx) => services.webhooks.enqueueWithWrite(events, tx)),
+    // Deferred, for the send statement's events (recovered from the message log after a crash): a send
+    // never waits for the outbox, and with no endpoint enabled it costs nothing at all.
     services.domainEvents.on("webhook outbox", (event) => services.webhooks.handle(event)),
     closeOnAuthChanges(hub, services.identity, services.authChanges),
     services.domainEvents.on("metrics", countDomainEvents()),

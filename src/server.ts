@@ -56,6 +56,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     await identityDirectory.ensureBootstrapAdmin(config);
     const authRelay = await startAuthRelay(database, services.authChanges, { listen: true });
     cleanups.push(() => authRelay.stop());
+    // Webhook events a killed process committed but never enqueued, before anything newer is: in order.
+    await services.webhooks.repair(null).catch((error) => log.warn("webhook outbox repair failed", describeError(error)));
     await options.beforeListen?.(services);
     const realtime = createRealtimeHub(services);
     cleanups.push(() => realtime.shutdown(0));

@@ -7,7 +7,7 @@ import { LocalIdentity } from "./auth/local-identity";
 import type { IdentityProvider } from "./auth/identity";
 import { RemoteIdentity } from "./auth/remote-identity";
 import type { Config } from "./config";
-import type { Database } from "./db/client";
+import type { Database, Tx } from "./db/client";
 import type { DomainEvent } from "./domain/domain-events";
 import { EventBus } from "./core/event-bus";
 import { MessageStreams } from "./domain/message-streams";
@@ -19,8 +19,11 @@ export interface Services {
   identity: IdentityProvider;
   /** Credential and principal changes: caches and open sockets react to them. */
   authChanges: EventBus<AuthChange>;
-  /** Committed writes of the messaging domain: the realtime hub publishes them. */
-  domainEvents: EventBus<DomainEvent>;
+  /**
+   * Committed writes of the messaging domain: the realtime hub publishes them. Its write listeners get
+   * them inside the write's transaction (src/domain/announced-write.ts).
+   */
+  domainEvents: EventBus<DomainEvent, Tx>;
   /** Streaming messages held by this instance (docs/streaming.md). */
   streams: MessageStreams;
   /** Where domain events become webhook deliveries (src/webhooks/). */
@@ -32,7 +35,7 @@ export function createServices(config: Config, database: Database): Services {
   const identity = config.identityUrl
     ? new RemoteIdentity(config, authChanges)
     : new LocalIdentity(database.db, config, authChanges);
-  const domainEvents = new EventBus<DomainEvent>("domain events", (event) => ({ event: event.type, conversationId: event.conversationId }));
+  const domainEvents = new EventBus<DomainEvent, Tx>("domain events", (event) => ({ event: event.type, conversationId: event.conversationId }));
   return {
     config,
     database,

@@ -10,10 +10,19 @@
  * - Inline listeners run inside `emit`, in registration order. Only what must happen before the write's
  *   caller continues belongs there (delivering a frame in commit order, emptying a credential cache), and
  *   it must stay short.
+ *
+ * Write listeners are the exception to "after commit": the writer hands them the events of its write,
+ * with its transaction (`W`), before it commits (`written`). What they write commits or rolls back with
+ * the write, so nothing is lost between the commit and a listener (a process killed in that instant);
+ * in exchange a failure fails the write. Use them only for what must be exactly as durable as the write
+ * (the webhook outbox), with one statement for all the events of a write.
  */
 import { describeError, log } from "../log";
 
 export type Listener<T> = (event: T) => void | Promise<void>;
+
+/** Runs inside the write's transaction, with every event of the write; a throw rolls the write back. */
+export type WriteListener<T, W> = (events: readonly T[], write: W) => Promise<void>;
 
 export interface ListenerOptions {
   inline?: boolean;
@@ -26,8 +35,9 @@ interface Registration<T> {
   failures: number;
 }
 
-export class EventBus<T extends object> {
+export class EventBus<T extends object, W = never> {
   private readonly registrations: Registration<T>[] = [];
+  private readonly writeListeners: { name: string; listener: WriteListener<T, W> }[] = [];
   private queue: T[] = [];
   private draining = false;
 
@@ -44,6 +54,32 @@ export class EventBus<T extends object> {
       const index = this.registrations.indexOf(registration);
       if (index >= 0) this.registrations.splice(index, 1);
     };
+  }
+
+  /** A listener of the write itself (see above); registered in one place with the others. */
+  onWrite(name: string, listener: WriteListener<T, W>): () => void {
+    const registration = { name, listener };
+    this.writeListeners.push(registration);
+    return () => {
+      const index = this.writeListeners.indexOf(registration);
+      if (index >= 0) this.writeListeners.splice(index, 1);
+    };
+  }
+
+  /**
+   * Called by the writer inside its transaction, before commit, with the events it will emit once
+   * committed. Awaited, and unlike `emit` it throws what a listener threw (the write must not commit).
+   */
+  async written(events: readonly T[], write: W): Promise<void> {
+    if (events.length === 0) return;
+    for (const { name, listener } of this.writeListeners) {
+      try {
+        await listener(events, write);
+      } catch (error) {
+        log.error("write listener failed: the write is rolled back", { bus: this.busName, listener: name, ...this.describe(events[0]), ...describeError(error) });
+        throw error;
+      }
+    }
   }
 
   emit(event: T): void {

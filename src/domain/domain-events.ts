@@ -20,7 +20,8 @@ export type DomainEvent =
     }
   /** `run`: the run after the transition, when the event applied to one. */
   | { type: "control.sent"; conversationId: string; message: MessageResource; control: ControlBroadcast; run?: RunResource }
-  | { type: "run.started"; conversationId: string; run: RunResource }
+  /** `startedBy`: the message that started the run by naming it (the send statement wrote both). */
+  | { type: "run.started"; conversationId: string; run: RunResource; startedBy?: { messageId: string; sequence: number } }
   | { type: "run.ended"; conversationId: string; run: RunResource }
   /** `conversation`: the conversation the participant was added to, as it stood then. */
   | { type: "participant.added"; conversationId: string; participant: ParticipantResource; conversation: ConversationResource }

@@ -23,8 +23,10 @@ import type { Principal } from "../auth/principal";
 import type { Config } from "../config";
 import { AppError, fail, notFound } from "../core/errors";
 import type { EventBus } from "../core/event-bus";
-import type { Database } from "../db/client";
+import { sql, type SQL } from "drizzle-orm";
+import { rows, type Database, type Tx } from "../db/client";
 import type { MessageRow } from "../db/schema";
+import { writeAndAnnounce, type AnnouncingWriter } from "./announced-write";
 import type { DomainEvent } from "./domain-events";
 import { checkContent, isStorableText } from "./limits";
 import { toMessage, type MessageResource, type RunResource } from "./resources";
@@ -81,9 +83,10 @@ update messages m
  where m.id = v.id and m.stream_state = 'streaming'
 returning m.id, (select r.state from runs r where r.conversation_id = m.conversation_id and r.id = m.run_id) as run_state`;
 
-const END_STATEMENT = `
-update messages set content = $2, stream_state = $3, updated_at = now()
- where id = $1 and stream_state = 'streaming'
+/** A stream's end; in a transaction with what its `message.updated` makes durable (./announced-write.ts). */
+const endStatement = (id: string, content: string, state: StreamState) => sql`
+update messages set content = ${content}, stream_state = ${state}, updated_at = now()
+ where id = ${id} and stream_state = 'streaming'
 returning *`;
 
 export class MessageStreams implements StreamHolder {
@@ -101,11 +104,16 @@ export class MessageStreams implements StreamHolder {
   /** Statements that wrote streamed content (flushes and ends), for the benchmark. */
   writes = 0;
 
+  /** Ends and sweeps are written with their `message.updated` (./announced-write.ts). */
+  private readonly writer: AnnouncingWriter;
+
   constructor(
     private readonly config: Config,
     private readonly database: Database,
-    private readonly events: EventBus<DomainEvent>,
-  ) {}
+    private readonly events: EventBus<DomainEvent, Tx>,
+  ) {
+    this.writer = { database, domainEvents: events };
+  }
 
   get openCount(): number {
     return this.open.size;
@@ -294,23 +302,9 @@ export class MessageStreams implements StreamHolder {
   }
 
   holderGone(instanceId: string): void {
-    void this.database
-      .query<MessageRow>(
-        `update messages set stream_state = 'interrupted', updated_at = now()
-          where stream_state = 'streaming' and stream_holder = $1
-         returning *`,
-        [instanceId],
-      )
-      .then((rows) => this.announceInterrupted(rows))
-      .catch((error) => log.warn("streams of a gone instance not ended", { instanceId, ...describeError(error) }));
-  }
-
-  private announceInterrupted(rows: MessageRow[]): void {
-    for (const row of rows) {
-      const message = toMessage(row);
-      this.events.emit({ type: "message.updated", conversationId: message.conversation_id, message, json: JSON.stringify(message) });
-    }
-    if (rows.length > 0) log.info("streams interrupted", { count: rows.length });
+    this.interruptWhere(sql`stream_holder = ${instanceId}`).catch((error) =>
+      log.warn("streams of a gone instance not ended", { instanceId, ...describeError(error) }),
+    );
   }
 
   remoteRunChanged(run: RunStateChange): void {
@@ -411,14 +405,17 @@ export class MessageStreams implements StreamHolder {
     const id = stream.message.id;
     try {
       this.writes++;
-      const [row] = await this.database.query<MessageRow>(END_STATEMENT, [id, content ?? stream.content, state]);
+      const ended = await writeAndAnnounce(this.writer, async (tx, announce) => {
+        const [row] = await rows<MessageRow>(tx, endStatement(id, content ?? stream.content, state));
+        if (!row) return undefined;
+        const message = toMessage(row);
+        const json = JSON.stringify(message);
+        announce({ type: "message.updated", conversationId: message.conversation_id, message, json });
+        return { message, json };
+      });
       this.open.delete(id);
       this.endedHere.set(id, Date.now());
-      if (!row) return undefined;
-      const message = toMessage(row);
-      const json = JSON.stringify(message);
-      this.events.emit({ type: "message.updated", conversationId: message.conversation_id, message, json });
-      return { message, json };
+      return ended;
     } catch (error) {
       // Not written: the stream stays open (its content is still here) and the next end or flush retries.
       stream.ending = undefined;
@@ -511,19 +508,36 @@ export class MessageStreams implements StreamHolder {
     this.lastSweepAt = Date.now();
     const everything = ownsDatabase && this.database.kind === "pglite";
     const live = this.database.kind === "postgres" ? this.peers.liveInstances() : undefined;
-    const rows = await this.database.query<MessageRow>(
-      `update messages set stream_state = 'interrupted', updated_at = now()
-        where stream_state = 'streaming'
-          and ($1::boolean
-               or coalesce(updated_at, created_at) < now() - make_interval(secs => $2::double precision / 1000)
-               or ($4::boolean and stream_holder is not null and stream_holder not in (select jsonb_array_elements_text($5::jsonb))
-                   and created_at < now() - interval '3 seconds'))
-          and not (id = any(select jsonb_array_elements_text($3::jsonb)::uuid))
-       returning *`,
-      [everything, this.config.streamIdleMs, JSON.stringify([...this.open.keys()]), live !== undefined, JSON.stringify(live ?? [])],
+    const held = JSON.stringify([...this.open.keys()]);
+    const holderKnown = live !== undefined;
+    const liveJson = JSON.stringify(live ?? []);
+    return this.interruptWhere(
+      sql`(${everything}::boolean
+           or coalesce(updated_at, created_at) < now() - make_interval(secs => ${this.config.streamIdleMs}::double precision / 1000)
+           or (${holderKnown}::boolean and stream_holder is not null
+               and stream_holder not in (select jsonb_array_elements_text(${liveJson}::jsonb))
+               and created_at < now() - interval '3 seconds'))
+          and not (id = any(select jsonb_array_elements_text(${held}::jsonb)::uuid))`,
     );
-    this.announceInterrupted(rows);
-    return rows.length;
+  }
+
+  /** Ends as interrupted the streaming rows that match, announcing each (durably: ./announced-write.ts). */
+  private async interruptWhere(condition: SQL): Promise<number> {
+    const swept = await writeAndAnnounce(this.writer, async (tx, announce) => {
+      const found = await rows<MessageRow>(
+        tx,
+        sql`update messages set stream_state = 'interrupted', updated_at = now()
+             where stream_state = 'streaming' and ${condition}
+            returning *`,
+      );
+      for (const row of found) {
+        const message = toMessage(row);
+        announce({ type: "message.updated", conversationId: message.conversation_id, message, json: JSON.stringify(message) });
+      }
+      return found.length;
+    });
+    if (swept > 0) log.info("streams interrupted", { count: swept });
+    return swept;
   }
 
   /** At shutdown: every held stream is written and ends as interrupted (its holder is going away). */

@@ -90,3 +90,25 @@ export function toRun(row: RunRow): RunResource {
     metadata: object(row.metadata),
   };
 }
+
+/**
+ * The run a message started by naming it: what the send statement inserted (the same `now()` for both
+ * rows), without reading it back.
+ */
+export function runStartedBy(message: MessageResource): RunResource {
+  return {
+    id: message.run_id!,
+    conversation_id: message.conversation_id,
+    owner_id: message.sender_id,
+    owner_type: message.sender_type,
+    state: "active",
+    priority: message.priority,
+    interruptible: message.interruptible,
+    started_at: message.created_at,
+    updated_at: message.created_at,
+    ended_at: null,
+    end_reason: null,
+    preempted_by: null,
+    metadata: {},
+  };
+}

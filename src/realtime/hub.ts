@@ -32,7 +32,7 @@ import {
 } from "./frames";
 import { joinConversation, type JoinResult, type JoinSite } from "./join";
 import { Presence, type PresenceEntry } from "./presence";
-import { ReleaseLog, SequenceOrder } from "./sequence-order";
+import { ReleaseLog, SequenceOrder } from "../core/sequence-order";
 import { effectiveHeartbeatMs } from "./socket-options";
 import type { LiveStreams, RealtimeStore } from "./store";
 import { StreamRelay } from "./stream-relay";
@@ -76,7 +76,7 @@ export class RealtimeHub implements BrokerHub {
   private readonly byPrincipal = new Map<string, Set<Connection>>();
   private readonly subscribers = new Map<string, Set<Connection>>();
   private readonly joiners = new Map<string, Set<Connection>>();
-  private readonly order: SequenceOrder;
+  private readonly order: SequenceOrder<TopicFrame>;
   private readonly releases = new ReleaseLog();
   /** Bytes published per topic since its subscribers' buffers were last checked. */
   private readonly publishedBytes = new Map<string, number>();
@@ -100,7 +100,7 @@ export class RealtimeHub implements BrokerHub {
   ) {
     this.streamRelay = new StreamRelay(() => this.broker, streams);
     streams.usePeers(this.streamRelay);
-    this.order = new SequenceOrder(
+    this.order = new SequenceOrder<TopicFrame>(
       (frame) => this.fanOut(frame),
       ORDER_HOLD_MS,
       (conversationId, after, upTo) => this.framesFromDatabase(conversationId, after, upTo),

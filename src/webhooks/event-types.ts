@@ -44,6 +44,15 @@ export interface WebhookEvent {
   orgId?: string | null;
 }
 
+/**
+ * Events the message log can give back after a crash (the outbox's repair): those of the send statement,
+ * enqueued after commit so that a send stays one statement. Every other webhook event is written in its
+ * write's transaction (src/domain/announced-write.ts).
+ */
+export function recoverableFromLog(event: DomainEvent): boolean {
+  return event.type === "message.created" || event.type === "control.sent" || (event.type === "run.started" && event.startedBy !== undefined);
+}
+
 export function webhookEventOf(event: DomainEvent): WebhookEvent | undefined {
   const { conversationId } = event;
   const now = new Date().toISOString();
@@ -139,15 +148,25 @@ export function webhookEventOf(event: DomainEvent): WebhookEvent | undefined {
         members: event.participantIds,
         orgId: event.orgId,
       };
+    // Run ids are unique per conversation only.
     case "run.started":
+      return {
+        type: event.type,
+        conversationId,
+        key: `run.started:${conversationId}:${event.run.id}`,
+        occurredAt: event.run.started_at,
+        data: event.run,
+        messageId: event.startedBy?.messageId,
+        sequence: event.startedBy?.sequence,
+        actorId: event.run.owner_id,
+      };
     case "run.ended":
       return {
         type: event.type,
         conversationId,
-        key: `${event.type}:${event.run.id}`,
-        occurredAt: (event.type === "run.ended" ? event.run.ended_at : event.run.started_at) ?? now,
+        key: `run.ended:${conversationId}:${event.run.id}`,
+        occurredAt: event.run.ended_at ?? now,
         data: event.run,
-        actorId: event.type === "run.started" ? event.run.owner_id : undefined,
       };
     // Role changes are not webhook events (yet); stream deltas never are (the finished message is).
     case "participant.updated":

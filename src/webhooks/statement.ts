@@ -1,9 +1,12 @@
 /**
  * The webhook machinery's statements, written with numbered parameters and run through Drizzle rather
  * than `Database.query`: that path is the send's, and its metrics count hot-path statements only.
+ * Those the dispatcher and the outbox run continuously under load are prepared on PostgreSQL
+ * (`runPrepared`): parsed and planned once per connection, where planning the claim cost more than
+ * running it.
  */
 import { sql, type SQL } from "drizzle-orm";
-import { rows, type Db } from "../db/client";
+import { rows, type Database, type Executor } from "../db/client";
 
 /** `$n` placeholders become bound parameters; arrays must be passed as JSON (Drizzle expands arrays). */
 export function statement(text: string, params: unknown[]): SQL {
@@ -19,6 +22,13 @@ export function statement(text: string, params: unknown[]): SQL {
   return sql.join(chunks);
 }
 
-export function run<T>(db: Db, text: string, params: unknown[] = []): Promise<T[]> {
+/** On the pool, or inside a write's transaction. */
+export function run<T>(db: Executor, text: string, params: unknown[] = []): Promise<T[]> {
   return rows<T>(db, statement(text, params));
+}
+
+/** The same, as a named prepared statement on PostgreSQL; on the embedded database as `run`. */
+export async function runPrepared<T>(database: Database, text: string, params: unknown[] = []): Promise<T[]> {
+  if (!database.pg) return run<T>(database.db, text, params);
+  return (await database.pg.unsafe(text, params as never[], { prepare: true })) as unknown as T[];
 }

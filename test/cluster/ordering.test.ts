@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import type { TopicFrame } from "../../src/realtime/frames";
-import { SequenceOrder } from "../../src/realtime/sequence-order";
+import { SequenceOrder } from "../../src/core/sequence-order";
 import { useEndToEndTimeout } from "../support/timeout";
 
 useEndToEndTimeout();
@@ -15,7 +15,7 @@ const frame = (sequence: number): TopicFrame => ({ conversationId, frame: `f${se
 describe("SequenceOrder across instances", () => {
   test("a conversation tracked from its join: a local frame that overtakes another instance's earlier one waits for it", () => {
     const out: string[] = [];
-    const order = new SequenceOrder((f) => out.push(f.frame), 1_000);
+    const order = new SequenceOrder<TopicFrame>((f) => out.push(f.frame), 1_000);
     order.track(conversationId, 0);
     order.push(frame(2)); // local, committed after the remote 1 whose notification is still on its way
     expect(out).toEqual([]);
@@ -25,7 +25,7 @@ describe("SequenceOrder across instances", () => {
 
   test("tracking does not move a conversation already tracked", () => {
     const out: string[] = [];
-    const order = new SequenceOrder((f) => out.push(f.frame), 1_000);
+    const order = new SequenceOrder<TopicFrame>((f) => out.push(f.frame), 1_000);
     order.push(frame(5));
     order.track(conversationId, 0);
     order.push(frame(6));
@@ -36,7 +36,7 @@ describe("SequenceOrder across instances", () => {
     const out: string[] = [];
     let finishRead!: () => void;
     const reads: [number, number][] = [];
-    const order = new SequenceOrder(
+    const order = new SequenceOrder<TopicFrame>(
       (f) => out.push(f.frame),
       10,
       async (_id, after, upTo) => {
@@ -61,7 +61,7 @@ describe("SequenceOrder across instances", () => {
 
   test("a later gap that does not close is read in turn", async () => {
     const out: string[] = [];
-    const order = new SequenceOrder((f) => out.push(f.frame), 10, async (_id, after, upTo) => {
+    const order = new SequenceOrder<TopicFrame>((f) => out.push(f.frame), 10, async (_id, after, upTo) => {
       const found: TopicFrame[] = [];
       for (let s = after + 1; s <= upTo; s++) found.push(frame(s));
       return found;
@@ -76,7 +76,7 @@ describe("SequenceOrder across instances", () => {
 
   test("a watched conversation is not pruned, so its starting point is kept", () => {
     const out: string[] = [];
-    const order = new SequenceOrder((f) => out.push(f.frame), 1_000);
+    const order = new SequenceOrder<TopicFrame>((f) => out.push(f.frame), 1_000);
     order.track(conversationId, 7, 0);
     order.prune(120_000, 60_000, (id) => id === conversationId);
     order.push(frame(9));

@@ -61,4 +61,27 @@ describe("EventBus", () => {
     bus.emit({ n: 2 });
     expect(seen).toEqual([1]);
   });
+
+  test("write listeners get all the events of a write with its context, awaited; their failure is the write's", async () => {
+    const bus = new EventBus<{ n: number }, string>("test");
+    const seen: string[] = [];
+    bus.onWrite("outbox", async (events, tx) => {
+      await Bun.sleep(5);
+      seen.push(`${tx}: ${events.map((e) => e.n).join(",")}`);
+    });
+    bus.on("deferred", (e) => void seen.push(`deferred ${e.n}`));
+    await bus.written([{ n: 1 }, { n: 2 }], "tx1");
+    // Nothing is emitted by `written`: the writer emits once it has committed.
+    await Bun.sleep(5);
+    expect(seen).toEqual(["tx1: 1,2"]);
+    await bus.written([], "tx2");
+    expect(seen).toEqual(["tx1: 1,2"]);
+    const off = bus.onWrite("fails", async () => {
+      throw new Error("disk full");
+    });
+    await expect(bus.written([{ n: 3 }], "tx3")).rejects.toThrow("disk full");
+    off();
+    await bus.written([{ n: 4 }], "tx4");
+    expect(seen).toEqual(["tx1: 1,2", "tx3: 3", "tx4: 4"]);
+  });
 });

@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import type { TopicFrame } from "../../src/realtime/frames";
-import { ReleaseLog, SequenceOrder, type GapFiller } from "../../src/realtime/sequence-order";
+import { ReleaseLog, SequenceOrder, type GapFiller } from "../../src/core/sequence-order";
 import { eventually } from "./helpers";
 
 const conversationId = "0190d3c4-0000-7000-8000-000000000001";
@@ -22,7 +22,7 @@ function deferredFill() {
   const asked: [number, number][] = [];
   let answer: ((frames: TopicFrame[]) => void) | undefined;
   let fail: ((error: Error) => void) | undefined;
-  const fill: GapFiller = (_conversation, after, upTo) => {
+  const fill: GapFiller<TopicFrame> = (_conversation, after, upTo) => {
     asked.push([after, upTo]);
     return new Promise<TopicFrame[]>((resolve, reject) => {
       answer = resolve;
@@ -40,14 +40,14 @@ function deferredFill() {
 describe("SequenceOrder", () => {
   test("frames in order pass at once", () => {
     const out: string[] = [];
-    const order = new SequenceOrder((f) => out.push(f.frame));
+    const order = new SequenceOrder<TopicFrame>((f) => out.push(f.frame));
     for (const s of [3, 4, 5]) order.push(frame(s));
     expect(out).toEqual(["f3", "f4", "f5"]);
   });
 
   test("a frame ahead of its predecessor waits for it; unsequenced frames queue behind", () => {
     const out: string[] = [];
-    const order = new SequenceOrder((f) => out.push(f.frame));
+    const order = new SequenceOrder<TopicFrame>((f) => out.push(f.frame));
     order.push(frame(1));
     order.push(frame(3));
     order.push(frame(undefined, "edit"));
@@ -58,7 +58,7 @@ describe("SequenceOrder", () => {
 
   test("a gap that never fills is given up after the hold", async () => {
     const out: string[] = [];
-    const order = new SequenceOrder((f) => out.push(f.frame), 20);
+    const order = new SequenceOrder<TopicFrame>((f) => out.push(f.frame), 20);
     order.push(frame(1));
     order.push(frame(4));
     order.push(frame(3));
@@ -71,7 +71,7 @@ describe("SequenceOrder", () => {
 
   test("forget releases what is held; idle conversations are pruned", () => {
     const out: string[] = [];
-    const order = new SequenceOrder((f) => out.push(f.frame));
+    const order = new SequenceOrder<TopicFrame>((f) => out.push(f.frame));
     order.push(frame(1));
     order.push(frame(3));
     order.forget(conversationId);
@@ -85,7 +85,7 @@ describe("SequenceOrder", () => {
 
   test("an unsequenced frame of an untracked conversation passes at once and starts no state", () => {
     const out: string[] = [];
-    const order = new SequenceOrder((f) => out.push(f.frame));
+    const order = new SequenceOrder<TopicFrame>((f) => out.push(f.frame));
     order.push(frame(undefined, "typing"));
     expect(out).toEqual(["typing"]);
     expect(order.releasedUpTo(conversationId)).toBeUndefined();
@@ -93,7 +93,7 @@ describe("SequenceOrder", () => {
 
   test("the first sequenced frame is the starting point; releasedUpTo follows what went out", () => {
     const out: string[] = [];
-    const order = new SequenceOrder((f) => out.push(f.frame), 60_000);
+    const order = new SequenceOrder<TopicFrame>((f) => out.push(f.frame), 60_000);
     order.push(frame(7));
     expect(order.releasedUpTo(conversationId)).toBe(7);
     order.push(frame(9));
@@ -105,7 +105,7 @@ describe("SequenceOrder", () => {
 
   test("track sets the starting point, so that a lower sequence arriving later is not overtaken", () => {
     const out: string[] = [];
-    const order = new SequenceOrder((f) => out.push(f.frame), 60_000);
+    const order = new SequenceOrder<TopicFrame>((f) => out.push(f.frame), 60_000);
     // Untracked, the first frame seen is the start and a lower one arriving after it goes out behind it.
     order.push(frame(5, "f5", other));
     order.push(frame(4, "f4", other));
@@ -128,7 +128,7 @@ describe("SequenceOrder", () => {
     const log = new ReleaseLog();
     const out: string[] = [];
     const asked: [number, number][] = [];
-    const order = new SequenceOrder(
+    const order = new SequenceOrder<TopicFrame>(
       (f) => {
         out.push(f.frame);
         if (f.sequence !== undefined) log.record(f.conversationId, f.sequence);
@@ -154,7 +154,7 @@ describe("SequenceOrder", () => {
 
   test("what a read returns that is already released or already held goes out once", async () => {
     const out: string[] = [];
-    const order = new SequenceOrder((f) => out.push(f.frame), 10, async () => [frame(1, "f1 again"), frame(2, "f2 read"), frame(3, "f3 read")]);
+    const order = new SequenceOrder<TopicFrame>((f) => out.push(f.frame), 10, async () => [frame(1, "f1 again"), frame(2, "f2 read"), frame(3, "f3 read")]);
     order.push(frame(1));
     order.push(frame(3));
     await eventually(() => out.length === 3, 3000, "the gap read");
@@ -165,7 +165,7 @@ describe("SequenceOrder", () => {
   test("a read that does not close the gap releases past it: what the database lacks is not waited for", async () => {
     const out: string[] = [];
     const reads = deferredFill();
-    const order = new SequenceOrder((f) => out.push(f.frame), 10, reads.fill);
+    const order = new SequenceOrder<TopicFrame>((f) => out.push(f.frame), 10, reads.fill);
     order.push(frame(1));
     order.push(frame(4));
     await eventually(() => reads.asked.length === 1, 3000, "the gap read");
@@ -180,7 +180,7 @@ describe("SequenceOrder", () => {
   test("a failed read releases what is held rather than holding it forever", async () => {
     const out: string[] = [];
     const reads = deferredFill();
-    const order = new SequenceOrder((f) => out.push(f.frame), 10, reads.fill);
+    const order = new SequenceOrder<TopicFrame>((f) => out.push(f.frame), 10, reads.fill);
     order.push(frame(1));
     order.push(frame(3));
     order.push(frame(undefined, "edit"));
@@ -196,7 +196,7 @@ describe("SequenceOrder", () => {
   test("frames beyond another gap that arrive during a read wait for a hold and a read of their own", async () => {
     const out: string[] = [];
     const reads = deferredFill();
-    const order = new SequenceOrder((f) => out.push(f.frame), 10, reads.fill);
+    const order = new SequenceOrder<TopicFrame>((f) => out.push(f.frame), 10, reads.fill);
     order.push(frame(1));
     order.push(frame(3));
     await eventually(() => reads.asked.length === 1, 3000, "the first read");
@@ -218,7 +218,7 @@ describe("SequenceOrder", () => {
   test("a conversation forgotten during a read: the read's frames are dropped", async () => {
     const out: string[] = [];
     const reads = deferredFill();
-    const order = new SequenceOrder((f) => out.push(f.frame), 10, reads.fill);
+    const order = new SequenceOrder<TopicFrame>((f) => out.push(f.frame), 10, reads.fill);
     order.push(frame(1));
     order.push(frame(3));
     await eventually(() => reads.asked.length === 1, 3000, "the gap read");
@@ -232,7 +232,7 @@ describe("SequenceOrder", () => {
 
   test("releasing a frame may end the conversation: nothing held goes out twice", () => {
     const out: string[] = [];
-    const order: SequenceOrder = new SequenceOrder((f) => {
+    const order: SequenceOrder<TopicFrame> = new SequenceOrder<TopicFrame>((f) => {
       out.push(f.frame);
       if (f.frame === "f2") order.forget(conversationId);
     }, 60_000);
@@ -249,7 +249,7 @@ describe("SequenceOrder", () => {
 
   test("prune spares conversations still watched and those holding frames", () => {
     const out: string[] = [];
-    const order = new SequenceOrder((f) => out.push(f.frame), 60_000);
+    const order = new SequenceOrder<TopicFrame>((f) => out.push(f.frame), 60_000);
     order.push(frame(10), 0);
     order.push(frame(1, "o1", other), 0);
     order.push(frame(3, "o3", other), 0);

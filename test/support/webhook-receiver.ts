@@ -30,7 +30,8 @@ export interface WebhookReceiver {
   stop(): void;
 }
 
-export function startWebhookReceiver(): WebhookReceiver {
+/** `port`: to come back where a stopped receiver was (endpoints keep their URL). */
+export function startWebhookReceiver(options: { port?: number } = {}): WebhookReceiver {
   const receiver: WebhookReceiver = {
     url: "",
     received: [],
@@ -61,7 +62,7 @@ export function startWebhookReceiver(): WebhookReceiver {
     },
   };
   const server = Bun.serve({
-    port: 0,
+    port: options.port ?? 0,
     hostname: "127.0.0.1",
     async fetch(request) {
       const body = await request.text();

@@ -3,6 +3,8 @@
  * and an outbox that costs nothing while no endpoint is enabled.
  */
 import { describe, expect, test } from "bun:test";
+import type { SQL } from "drizzle-orm";
+import { PgDialect } from "drizzle-orm/pg-core";
 import { loadConfig } from "../../src/config";
 import type { Database } from "../../src/db/client";
 import { retryAfterMs } from "../../src/webhooks/attempt";
@@ -76,5 +78,49 @@ describe("the outbox without endpoints", () => {
     for (let i = 0; i < 1000; i++) outbox.handle({ type: "message.created", conversationId: "c", message, json: "{}" });
     await outbox.settled();
     expect(queries).toHaveLength(1);
+  });
+});
+
+describe("the outbox after commit", () => {
+  /** An outbox on a database that records the events of every ENQUEUE and says some endpoint is enabled. */
+  function recordingOutbox() {
+    const batches: string[][] = [];
+    const database = {
+      db: {
+        async execute(query: SQL) {
+          const { sql: text, params } = new PgDialect().sqlToQuery(query);
+          if (/insert into webhook_deliveries/.test(text)) batches.push((JSON.parse(params[0] as string) as { key: string }[]).map((r) => r.key));
+          return [{ active: true }];
+        },
+      },
+    } as unknown as Database;
+    return { outbox: new WebhookOutbox(database), batches };
+  }
+  const sent = (conversationId: string, sequence: number) => ({
+    type: "message.created" as const,
+    conversationId,
+    json: "{}",
+    message: { id: `${conversationId}-${sequence}`, sequence, sender_id: "u", created_at: new Date().toISOString(), org_id: null } as never,
+  });
+
+  test("events read out of order are enqueued in sequence order, in one statement per turn", async () => {
+    const { outbox, batches } = recordingOutbox();
+    await outbox.refresh();
+    for (const [conversation, sequence] of [["a", 1], ["a", 3], ["b", 7], ["a", 2], ["a", 4]] as const) outbox.handle(sent(conversation, sequence));
+    await outbox.settled();
+    expect(batches).toEqual([["message.created:a-1", "message.created:b-7", "message.created:a-2", "message.created:a-3", "message.created:a-4"]]);
+  });
+
+  test("a missing predecessor is waited for briefly, then the event goes anyway", async () => {
+    const { outbox, batches } = recordingOutbox();
+    await outbox.refresh();
+    outbox.handle(sent("c", 1));
+    await Bun.sleep(5);
+    // 2 went through another instance: 3 waits for it, then goes.
+    outbox.handle(sent("c", 3));
+    await Bun.sleep(5);
+    expect(batches.flat()).toEqual(["message.created:c-1"]);
+    await Bun.sleep(100);
+    expect(batches.flat()).toEqual(["message.created:c-1", "message.created:c-3"]);
   });
 });

@@ -125,6 +125,66 @@ describe("delivering an agent's conversations", () => {
     expect(receiver.of("participant.removed")[0].payload.data).toMatchObject({ user_id: bob.id, conversation_id: conversationId });
     expect(receiver.of("conversation.updated")[0].payload.data).toMatchObject({ id: conversationId, name: "renamed" });
     expect(receiver.of("conversation.deleted")[0].payload.data).toEqual({ id: conversationId });
+    // Every one of them was written with its write, none left to the moment after commit.
+    expect(server.server.services.webhooks.notDurableEvents).toBe(0);
+  });
+
+  test("runs: started by its owner or by a message, ended by its owner or by a cancel", async () => {
+    const alice = await server.principal({ entitlements: ["cap:messaging.interrupt"] });
+    const agent = await server.principal({ type: "agent" });
+    await register(agent, { events: ["run.started", "run.ended", "stream.*", "message.created"] });
+    const conversationId = await groupConversation(server, alice, [agent]);
+    const base = `/api/conversations/${conversationId}`;
+    expect((await server.request("POST", `${base}/runs`, { as: alice, body: { runId: "r1" } })).status).toBe(201);
+    expect((await server.request("POST", `${base}/runs/r1/complete`, { as: alice })).status).toBe(200);
+    const sent = await server.request("POST", `${base}/messages`, { as: alice, body: { content: "starts r2", runId: "r2" } });
+    expect(sent.status).toBe(201);
+    expect((await server.request("POST", `${base}/control`, { as: alice, body: { event: "stream.cancel", runId: "r2" } })).status).toBe(201);
+    const types = ["run.started", "run.ended", "run.started", "message.created", "stream.cancel", "run.ended"];
+    await receiver.waitFor(types.length, ofConversation(conversationId));
+    expect(receiver.received.map((r) => r.payload.type)).toEqual(types);
+    expect(receiver.received.map((r) => r.payload.data.id ?? r.payload.data.runId)).toEqual(["r1", "r1", "r2", sent.body.id, "r2", "r2"]);
+    expect(receiver.received[1].payload.data).toMatchObject({ state: "completed" });
+    expect(receiver.received[2].payload.data).toMatchObject({ state: "active", owner_id: alice.id, started_at: sent.body.created_at });
+    expect(receiver.received[5].payload.data).toMatchObject({ state: "cancelled" });
+    expect(server.server.services.webhooks.notDurableEvents).toBe(0);
+  });
+
+  test("the rows commit with the write or not at all", async () => {
+    const [alice, agent, bob, carol] = await Promise.all([server.principal(), server.principal({ type: "agent" }), server.principal(), server.principal()]);
+    const endpoint = await register(agent, { events: ["participant.added"] });
+    const conversationId = await groupConversation(server, alice, [agent]);
+    const path = `/api/conversations/${conversationId}/participants`;
+    const { services } = server.server;
+    const rowsOf = async () => {
+      const result = await services.database.db.execute(sql`select event_key from webhook_deliveries where endpoint_id = ${endpoint.id} order by position`);
+      return (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as { event_key: string }[];
+    };
+    // A write listener after the outbox fails: the outbox's insert is rolled back with the participant.
+    const off = services.domainEvents.onWrite("fails after the outbox", async () => {
+      throw new Error("injected");
+    });
+    let refused;
+    try {
+      refused = await server.request("POST", path, { as: alice, body: { userId: bob.id } });
+    } finally {
+      off();
+    }
+    expect(refused.status).toBe(500);
+    expect(await rowsOf()).toEqual([]);
+    const participants = await server.request("GET", `/api/conversations/${conversationId}`, { as: alice });
+    expect(participants.body.participants.map((p: { user_id: string }) => p.user_id)).not.toContain(bob.id);
+
+    const added = await server.request("POST", path, { as: alice, body: { userId: carol.id } });
+    expect(added.status).toBe(201);
+    // Committed with the write, by the time its 201 arrives.
+    expect(await rowsOf()).toEqual([{ event_key: `participant.added:${added.body.id}` }]);
+    const duplicate = await server.request("POST", path, { as: alice, body: { userId: carol.id } });
+    expect(duplicate.body.code).toBe("already_participant");
+    const [delivered] = await receiver.waitFor(1);
+    expect(delivered.payload.data).toMatchObject({ user_id: carol.id });
+    await Bun.sleep(100);
+    expect(receiver.received).toHaveLength(1);
   });
 
   test("the event filter; removed agents hear their removal and then nothing", async () => {
@@ -157,6 +217,33 @@ describe("order, retries and disabling", () => {
     // Never a later message before an earlier one is delivered: each pair is (failed, delivered) of one sequence.
     expect(attempts).toEqual(Array.from({ length: 10 }, (_, i) => [i + 1, i + 1]).flat());
     expect(receiver.of("message.created").map((r) => r.payload.data.sequence)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+  });
+
+  test("rows taken together behind a pair's first: a failure among them holds back the rest, and attempts count right", async () => {
+    const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
+    const endpoint = await register(agent, { events: ["message.created"] });
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let failedOnce = false;
+    receiver.respond = async (request) => {
+      const content = request.payload.data.content;
+      // The first waits until the others are queued behind it: they are then taken as one batch.
+      if (content === "m1") await held;
+      if (content === "m4" && !failedOnce) {
+        failedOnce = true;
+        return new Response("once", { status: 500 });
+      }
+      return new Response("ok");
+    };
+    const conversationId = await groupConversation(server, alice, [agent]);
+    for (let i = 1; i <= 6; i++) await restSend(server, alice, conversationId, `m${i}`);
+    await receiver.waitFor(1);
+    release();
+    await receiver.waitFor(6, (r) => r.status === 200, 10_000);
+    expect(receiver.received.map((r) => `${r.payload.data.content} ${r.status}`)).toEqual(["m1 200", "m2 200", "m3 200", "m4 500", "m4 200", "m5 200", "m6 200"]);
+    await eventually(async () => (await server.request("GET", `/api/webhooks/${endpoint.id}/deliveries?status=pending`, { as: agent })).body.length === 0);
+    const deliveries = (await server.request("GET", `/api/webhooks/${endpoint.id}/deliveries`, { as: agent })).body as { status: string; attempts: number }[];
+    expect(deliveries.map((d) => [d.status, d.attempts])).toEqual([["delivered", 1], ["delivered", 1], ["delivered", 2], ["delivered", 1], ["delivered", 1], ["delivered", 1]]);
   });
 
   test("429 with Retry-After waits at least that long; 4xx fails the delivery at once", async () => {
@@ -307,5 +394,28 @@ describe("organisation endpoints and recovery", () => {
     const [recovered] = await receiver.waitFor(1);
     expect(recovered.payload).toMatchObject({ type: "message.created", data: { id, content: "lost and found", sequence: 1, sender_id: alice.id } });
     expect(receiver.verify(recovered, endpoint.secret)).toBeTruthy();
+  });
+
+  test("a run a message started is recovered from the log too, before the message", async () => {
+    const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
+    const endpoint = await register(agent, { events: ["message.created", "run.started"] });
+    const conversationId = await groupConversation(server, alice, [agent]);
+    const { db } = server.server.services.database;
+    await db.execute(sql`update webhook_endpoints set created_at = now() - interval '1 minute', updated_at = now() - interval '1 minute' where id = ${endpoint.id}`);
+    await db.execute(sql`update participants set joined_at = now() - interval '1 minute' where conversation_id = ${conversationId}`);
+    // What the send statement writes for a message naming a new run, behind the listener's back.
+    const id = Bun.randomUUIDv7();
+    await db.execute(sql`
+      with next as (update conversations set last_sequence = last_sequence + 1, last_message_at = now() where id = ${conversationId} returning last_sequence),
+      started as (insert into runs (conversation_id, id, owner_id, owner_type, state, priority, interruptible, started_at, updated_at)
+                  values (${conversationId}, 'lost-run', ${alice.id}, 'user', 'active', 'normal', true, now() - interval '5 seconds', now() - interval '5 seconds'))
+      insert into messages (id, conversation_id, sender_id, sender_type, content, sequence, run_id, created_at)
+      select ${id}, ${conversationId}, ${alice.id}, 'user', 'in a lost run', last_sequence, 'lost-run', now() - interval '5 seconds' from next`);
+    expect(await server.server.services.webhooks.repair()).toBe(2);
+    expect(await server.server.services.webhooks.repair()).toBe(0);
+    const [run, message] = await receiver.waitFor(2);
+    expect(run.payload).toMatchObject({ type: "run.started", data: { id: "lost-run", conversation_id: conversationId, owner_id: alice.id, state: "active" } });
+    expect(run.payload.data.started_at).toBe(message.payload.data.created_at);
+    expect(message.payload).toMatchObject({ type: "message.created", data: { id, run_id: "lost-run" } });
   });
 });

@@ -12,7 +12,7 @@ import { fail } from "../../core/errors";
 import type { Scope } from "../../core/scope";
 import type { Services } from "../../services";
 import { insertMessage, type StoredMessage } from "../messages/service";
-import { applyControl, emitTransition } from "../runs/service";
+import { applyControl } from "../runs/service";
 import { PRIORITIES, type RunPriority } from "../../domain/run-rules";
 import type { SendControlInput } from "./model";
 
@@ -85,7 +85,6 @@ export async function sendControl(
     participant,
   );
   if (transitions.length > 0) {
-    for (const applied of transitions) emitTransition(services, applied);
     const { message } = transitions[0];
     return { message, json: JSON.stringify(message), replayed: false, broadcast: controlBroadcastOf(message) };
   }

@@ -12,7 +12,8 @@ import {
   type ConversationResource,
   type ConversationWithParticipants,
 } from "../../domain/resources";
-import { fail } from "../../core/errors";
+import { fail, notFound } from "../../core/errors";
+import { writeAndAnnounce } from "../../domain/announced-write";
 import type { Scope } from "../../core/scope";
 import type { Services } from "../../services";
 import type { CreateConversationInput, UpdateConversationInput } from "./model";
@@ -54,7 +55,7 @@ export async function createConversation(
     throw fail.too_many_participants("A private conversation holds at most two participants");
   }
 
-  const created = await services.database.db.transaction(async (tx) => {
+  return writeAndAnnounce(services, async (tx, announce) => {
     const [conversation] = await tx
       .insert(conversations)
       .values({
@@ -78,10 +79,10 @@ export async function createConversation(
         })),
       ])
       .returning();
-    return { ...toConversation(conversation), participants: rows.map(toParticipant) };
+    const created = { ...toConversation(conversation), participants: rows.map(toParticipant) };
+    announce({ type: "conversation.created", conversationId: created.id, conversation: created });
+    return created;
   });
-  services.domainEvents.emit({ type: "conversation.created", conversationId: created.id, conversation: created });
-  return created;
 }
 
 export async function getConversation(
@@ -159,10 +160,13 @@ export async function updateConversation(
   if (input.description !== undefined) changes.description = input.description;
   if (input.metadata !== undefined) changes.metadata = input.metadata;
   if (conversation.type === "group" && changes.name === null) throw fail.name_required("A group conversation needs a name");
-  const [updated] = await db.update(conversations).set(changes).where(eq(conversations.id, conversationId)).returning();
-  const resource = toConversation(updated);
-  services.domainEvents.emit({ type: "conversation.updated", conversationId, conversation: resource });
-  return resource;
+  return writeAndAnnounce(services, async (tx, announce) => {
+    const [updated] = await tx.update(conversations).set(changes).where(eq(conversations.id, conversationId)).returning();
+    if (!updated) throw notFound("Conversation");
+    const resource = toConversation(updated);
+    announce({ type: "conversation.updated", conversationId, conversation: resource });
+    return resource;
+  });
 }
 
 export async function deleteConversation(services: Services, principal: Principal, conversationId: string): Promise<void> {
@@ -173,21 +177,14 @@ export async function deleteConversation(services: Services, principal: Principa
 
 /** Deletes a conversation with its participants and messages (cascade) and announces it. */
 export async function removeConversation(services: Services, conversationId: string): Promise<void> {
-  const { deleted, members } = await services.database.db.transaction(async (tx) => {
+  await writeAndAnnounce(services, async (tx, announce) => {
     // Who took part, read before the cascade removes them: listeners (webhooks) tell them too.
     const members = await tx.select({ user_id: participants.user_id }).from(participants).where(eq(participants.conversation_id, conversationId));
     const deleted = await tx
       .delete(conversations)
       .where(eq(conversations.id, conversationId))
       .returning({ id: conversations.id, org_id: conversations.org_id });
-    return { deleted, members };
+    if (deleted.length === 0) return;
+    announce({ type: "conversation.deleted", conversationId, orgId: deleted[0].org_id ?? null, participantIds: members.map((m) => m.user_id) });
   });
-  if (deleted.length > 0) {
-    services.domainEvents.emit({
-      type: "conversation.deleted",
-      conversationId,
-      orgId: deleted[0].org_id ?? null,
-      participantIds: members.map((m) => m.user_id),
-    });
-  }
 }

@@ -9,7 +9,7 @@ import type { Principal } from "../../auth/principal";
 import { messages, messageVersions, participants, runs, type MessageRow } from "../../db/schema";
 import { requireParticipant, requireReader } from "../../domain/access";
 import { checkContent, checkMetadata, normaliseContentType } from "../../domain/limits";
-import { toMessage, type MessageResource, type RunResource } from "../../domain/resources";
+import { runStartedBy, toMessage, type MessageResource } from "../../domain/resources";
 import { AppError, fail, notFound } from "../../core/errors";
 import { constraintName, sqlState } from "../../core/database-errors";
 import type { Scope } from "../../core/scope";
@@ -17,6 +17,7 @@ import type { Services } from "../../services";
 import type { EditMessageInput, SendMessageInput } from "./model";
 import { sendParameters, sendStatementFor, type SendOutcome } from "./send-statement";
 import { preemptForPriority } from "../runs/service";
+import { writeAndAnnounce } from "../../domain/announced-write";
 import type { StreamOrigin } from "../../domain/message-streams";
 import { isEnded } from "../../domain/run-rules";
 
@@ -92,31 +93,13 @@ export async function sendMessage(
   if (stored.replayed) return stored;
   const { message, outcome } = stored;
   if (streaming) await services.streams.opened(message, origin);
-  if (outcome?.run_started) services.domainEvents.emit({ type: "run.started", conversationId, run: implicitRun(message) });
+  if (outcome?.run_started) services.domainEvents.emit({ type: "run.started", conversationId, run: runStartedBy(message), startedBy: { messageId: message.id, sequence: message.sequence } });
   services.domainEvents.emit({ type: "message.created", conversationId, message, json: stored.json });
   // Rare: the message outranks someone's active run. The preemption follows it in the sequence.
   if (outcome?.preempts_runs) await preemptForPriority(services, message);
   return stored;
 }
 
-/** The run a message started by naming it: what the send statement inserted, without reading it back. */
-function implicitRun(message: MessageResource): RunResource {
-  return {
-    id: message.run_id!,
-    conversation_id: message.conversation_id,
-    owner_id: message.sender_id,
-    owner_type: message.sender_type,
-    state: "active",
-    priority: message.priority,
-    interruptible: message.interruptible,
-    started_at: message.created_at,
-    updated_at: message.created_at,
-    ended_at: null,
-    end_reason: null,
-    preempted_by: null,
-    metadata: {},
-  };
-}
 
 /** The one-statement insert shared by messages and control events. Emits nothing. */
 export async function insertMessage(
@@ -322,7 +305,7 @@ export async function editMessage(
   const contentType = input.contentType === undefined ? row.content_type : normaliseContentType(input.contentType);
   checkContent(services.config, input.content, contentType);
 
-  const updated = await services.database.db.transaction(async (tx) => {
+  return writeAndAnnounce(services, async (tx, announce) => {
     // Lock the row so two concurrent edits each record the version they replaced.
     const [current] = await tx.select().from(messages).where(eq(messages.id, row.id)).for("update");
     if (!current || current.deleted_at) throw fail.message_deleted("A deleted message cannot be edited");
@@ -339,12 +322,11 @@ export async function editMessage(
       .set({ content: input.content, content_type: contentType, version: current.version + 1, updated_at: new Date() })
       .where(eq(messages.id, current.id))
       .returning();
-    return next;
+    const message = toMessage(next);
+    const json = JSON.stringify(message);
+    announce({ type: "message.updated", conversationId: message.conversation_id, message, json });
+    return { message, json, replayed: false };
   });
-  const message = toMessage(updated);
-  const json = JSON.stringify(message);
-  services.domainEvents.emit({ type: "message.updated", conversationId: message.conversation_id, message, json });
-  return { message, json, replayed: false };
 }
 
 export async function deleteMessage(
@@ -356,20 +338,22 @@ export async function deleteMessage(
   if (row.sender_id !== principal.id && participant.role === "member") {
     throw fail.not_allowed("Only the sender, an owner or an admin can delete a message");
   }
-  const [deleted] = await services.database.db
-    .update(messages)
-    .set({ deleted_at: new Date() })
-    .where(and(eq(messages.id, row.id), isNull(messages.deleted_at)))
-    .returning({ deleted_at: messages.deleted_at });
-  if (!deleted) throw notFound("Message");
-  const result = {
-    id: row.id,
-    conversationId: row.conversation_id,
-    sequence: Number(row.sequence),
-    deletedAt: deleted.deleted_at!.toISOString(),
-  };
-  services.domainEvents.emit({ type: "message.deleted", conversationId: row.conversation_id, message: result });
-  return result;
+  return writeAndAnnounce(services, async (tx, announce) => {
+    const [deleted] = await tx
+      .update(messages)
+      .set({ deleted_at: new Date() })
+      .where(and(eq(messages.id, row.id), isNull(messages.deleted_at)))
+      .returning({ deleted_at: messages.deleted_at });
+    if (!deleted) throw notFound("Message");
+    const result = {
+      id: row.id,
+      conversationId: row.conversation_id,
+      sequence: Number(row.sequence),
+      deletedAt: deleted.deleted_at!.toISOString(),
+    };
+    announce({ type: "message.deleted", conversationId: row.conversation_id, message: result });
+    return result;
+  });
 }
 
 export interface MessageVersion {

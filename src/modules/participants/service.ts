@@ -10,6 +10,7 @@ import { findParticipant, loadConversation, requireParticipant } from "../../dom
 import { toConversation, toParticipant, type ConversationResource, type ParticipantResource } from "../../domain/resources";
 import { fail, notFound } from "../../core/errors";
 import { sqlState } from "../../core/database-errors";
+import { writeAndAnnounce } from "../../domain/announced-write";
 import type { Services } from "../../services";
 import { PRIVATE_CONVERSATION_LIMIT } from "../conversations/service";
 
@@ -36,7 +37,11 @@ export async function joinConversation(services: Services, principal: Principal,
   if (!isOrgMember(principal, conversation.org_id)) {
     throw fail.org_forbidden("Only members of the conversation's organization can join it");
   }
-  return insertParticipant(services, db, conversationId, principal.id, principal.type, "member", toConversation(conversation));
+  return writeAndAnnounce(services, async (tx, announce) => {
+    const joined = await insertParticipant(tx, conversationId, principal.id, principal.type, "member");
+    if (joined.created) announce({ type: "participant.added", conversationId, participant: joined.participant, conversation: toConversation(conversation) });
+    return joined;
+  });
 }
 
 export async function leaveConversation(services: Services, principal: Principal, conversationId: string): Promise<void> {
@@ -66,8 +71,7 @@ export async function addAs(
   userType: ParticipantType,
   role: Role,
 ): Promise<Joined> {
-  const { db } = services.database;
-  return db.transaction(async (tx) => {
+  return writeAndAnnounce(services, async (tx, announce) => {
     // Adds to one conversation take turns on its row, so that the duplicate check and the private limit
     // hold under concurrency (two adds could otherwise both see one participant and both insert).
     const [conversation] = await tx.select().from(conversations).where(eq(conversations.id, conversationId)).for("update");
@@ -82,28 +86,22 @@ export async function addAs(
       }
     }
     const demoted = role === "owner" ? await demoteOwner(tx, conversationId) : [];
-    const joined = await insertParticipant(services, tx, conversationId, userId, userType, role);
+    const joined = await insertParticipant(tx, conversationId, userId, userType, role);
     // A join that does not take the lock may still have won the race.
     if (!joined.created) throw fail.already_participant("This principal is already a participant");
-    return { joined, demoted, conversation: toConversation(conversation) };
-  }).then(({ joined, demoted, conversation }) => {
-    for (const row of demoted) {
-      services.domainEvents.emit({ type: "participant.updated", conversationId, participant: toParticipant(row) });
-    }
-    services.domainEvents.emit({ type: "participant.added", conversationId, participant: joined.participant, conversation });
+    for (const row of demoted) announce({ type: "participant.updated", conversationId, participant: toParticipant(row) });
+    announce({ type: "participant.added", conversationId, participant: joined.participant, conversation: toConversation(conversation) });
     return joined;
   });
 }
 
+/** Inserts the row inside the caller's transaction; the caller announces it. */
 async function insertParticipant(
-  services: Services,
   db: Executor,
   conversationId: string,
   userId: string,
   userType: ParticipantType,
   role: Role,
-  /** Given when this insert is the whole write and announces itself; inside a transaction the caller emits. */
-  announceIn?: ConversationResource,
 ): Promise<Joined> {
   let row: ParticipantRow | undefined;
   try {
@@ -123,9 +121,7 @@ async function insertParticipant(
     if (!existing) throw fail.already_participant("This principal is already a participant");
     return { participant: toParticipant(existing), created: false };
   }
-  const participant = toParticipant(row);
-  if (announceIn) services.domainEvents.emit({ type: "participant.added", conversationId, participant, conversation: announceIn });
-  return { participant, created: true };
+  return { participant: toParticipant(row), created: true };
 }
 
 /** The previous owner becomes an admin; the rows are returned so that the change is announced too. */
@@ -165,12 +161,10 @@ export async function removeParticipantAsAdmin(services: Services, conversationI
 }
 
 async function deleteParticipant(services: Services, target: ParticipantRow): Promise<void> {
-  const deleted = await services.database.db.delete(participants).where(eq(participants.id, target.id)).returning();
-  if (deleted.length === 0) throw notFound("Participant");
-  services.domainEvents.emit({
-    type: "participant.removed",
-    conversationId: target.conversation_id,
-    participant: toParticipant(deleted[0]),
+  await writeAndAnnounce(services, async (tx, announce) => {
+    const deleted = await tx.delete(participants).where(eq(participants.id, target.id)).returning();
+    if (deleted.length === 0) throw notFound("Participant");
+    announce({ type: "participant.removed", conversationId: target.conversation_id, participant: toParticipant(deleted[0]) });
   });
 }
 
@@ -190,7 +184,7 @@ export async function changeRole(
   if (userId === principal.id) {
     throw fail.invalid_role_change("The owner changes their own role by transferring ownership to someone else");
   }
-  const changed = await db.transaction(async (tx) => {
+  return writeAndAnnounce(services, async (tx, announce) => {
     const target = await findParticipant(tx, conversationId, userId);
     if (!target) throw notFound("Participant");
     const updates: ParticipantRow[] = [];
@@ -204,10 +198,7 @@ export async function changeRole(
       );
     }
     const [updated] = await tx.update(participants).set({ role }).where(eq(participants.id, target.id)).returning();
-    return { updated, others: updates };
+    for (const row of [...updates, updated]) announce({ type: "participant.updated", conversationId, participant: toParticipant(row) });
+    return toParticipant(updated);
   });
-  for (const row of [...changed.others, changed.updated]) {
-    services.domainEvents.emit({ type: "participant.updated", conversationId, participant: toParticipant(row) });
-  }
-  return toParticipant(changed.updated);
 }

@@ -28,6 +28,7 @@ import {
   type RunState,
 } from "../../domain/run-rules";
 import type { Services } from "../../services";
+import { writeAndAnnounce, type Announce } from "../../domain/announced-write";
 
 export interface StartRunInput {
   runId?: string;
@@ -50,9 +51,9 @@ export type RunWithTransitions = RunResource & { transitions: Transition[] };
 
 export async function startRun(services: Services, principal: Principal, conversationId: string, input: StartRunInput): Promise<RunResource> {
   checkMetadata(services.config, input.metadata);
-  const { db } = services.database;
-  await requireParticipant(db, principal, conversationId);
-  const [row] = await db
+  await requireParticipant(services.database.db, principal, conversationId);
+  return writeAndAnnounce(services, async (tx, announce) => {
+    const [row] = await tx
     .insert(runs)
     .values({
       conversation_id: conversationId,
@@ -66,16 +67,11 @@ export async function startRun(services: Services, principal: Principal, convers
     })
     .onConflictDoNothing()
     .returning();
-  if (!row) throw fail.run_exists();
-  const run = toRun(row);
-  services.domainEvents.emit({ type: "run.started", conversationId, run });
-  return run;
-}
-
-/** A run started by a message that named it (the send statement inserted the row). */
-export async function announceImplicitRun(services: Services, conversationId: string, runId: string): Promise<void> {
-  const [row] = await services.database.db.select().from(runs).where(and(eq(runs.conversation_id, conversationId), eq(runs.id, runId)));
-  if (row) services.domainEvents.emit({ type: "run.started", conversationId, run: toRun(row) });
+    if (!row) throw fail.run_exists();
+    const run = toRun(row);
+    announce({ type: "run.started", conversationId, run });
+    return run;
+  });
 }
 
 const STATE_FILTERS: Record<string, RunState[]> = {
@@ -140,7 +136,7 @@ export async function endRun(
 ): Promise<RunResource> {
   const { db } = services.database;
   await requireParticipant(db, principal, conversationId);
-  const ended = await db.transaction(async (tx) => {
+  return writeAndAnnounce(services, async (tx, announce) => {
     const [row] = await tx.select().from(runs).where(and(eq(runs.conversation_id, conversationId), eq(runs.id, runId))).for("update");
     if (!row) throw notFound("Run");
     if (row.owner_id !== principal.id) throw fail.forbidden("Only the run's owner ends it");
@@ -151,11 +147,10 @@ export async function endRun(
       .set({ state: outcome, ended_at: now, updated_at: now, end_reason: reason ?? outcome })
       .where(and(eq(runs.conversation_id, conversationId), eq(runs.id, runId)))
       .returning();
-    return updated;
+    const run = toRun(updated);
+    announce({ type: "run.ended", conversationId, run });
+    return run;
   });
-  const run = toRun(ended);
-  services.domainEvents.emit({ type: "run.ended", conversationId, run });
-  return run;
 }
 
 export interface ControlRequest {
@@ -190,7 +185,7 @@ export async function applyControl(
   participant: { role: "owner" | "admin" | "member" },
 ): Promise<AppliedTransition[]> {
   if (request.preemptedBy) await requireMessageOf(services, conversationId, request.preemptedBy, "preemptedBy");
-  const applied = await services.database.db.transaction(async (tx) => {
+  return writeAndAnnounce(services, async (tx, announce) => {
     const candidates = await tx
       .select()
       .from(runs)
@@ -224,11 +219,10 @@ export async function applyControl(
         if (to && mayControlRun(principal, request.event, run, participant.role)) targets.push({ run, to });
       }
     }
-    const results: { message: MessageRow; run: RunRow }[] = [];
-    for (const { run, to } of targets) results.push(await transition(tx, run, to, request, principal, scope));
+    const results: AppliedTransition[] = [];
+    for (const { run, to } of targets) results.push(announceTransition(announce, await transition(tx, run, to, request, principal, scope)));
     return results;
   });
-  return applied.map(({ message, run }) => ({ message: toMessage(message), run: toRun(run) }));
 }
 
 async function requireMessageOf(services: Services, conversationId: string, messageId: string, field: string): Promise<void> {
@@ -330,29 +324,29 @@ async function storeControlMessage(
 export async function preemptForPriority(services: Services, message: MessageResource): Promise<AppliedTransition[]> {
   const conversationId = message.conversation_id;
   const rank = priorityRank(message.priority);
-  const applied = await services.database.db.transaction(async (tx) => {
+  return writeAndAnnounce(services, async (tx, announce) => {
     const active = await tx
       .select()
       .from(runs)
       .where(and(eq(runs.conversation_id, conversationId), eq(runs.state, "active"), eq(runs.interruptible, true)))
       .orderBy(asc(runs.id))
       .for("update");
-    const results: { message: MessageRow; run: RunRow }[] = [];
+    const results: AppliedTransition[] = [];
     for (const run of active) {
       if (run.owner_id === message.sender_id || priorityRank(run.priority) >= rank) continue;
       const request: ControlRequest = { event: "stream.preempt", runId: run.id, preemptedBy: message.id, reason: "priority" };
-      results.push(await transition(tx, run, "preempted", request, SERVER_SENDER, {}));
+      results.push(announceTransition(announce, await transition(tx, run, "preempted", request, SERVER_SENDER, {})));
     }
     return results;
   });
-  const transitions = applied.map(({ message: m, run }) => ({ message: toMessage(m), run: toRun(run) }));
-  for (const t of transitions) emitTransition(services, t);
-  return transitions;
 }
 
-/** After commit: the control event, and run:ended when the transition ended the run. */
-export function emitTransition(services: Services, { message, run }: AppliedTransition): void {
+/** A stored transition announces its control event, and run.ended when it ended the run. */
+function announceTransition(announce: Announce, stored: { message: MessageRow; run: RunRow }): AppliedTransition {
+  const message = toMessage(stored.message);
+  const run = toRun(stored.run);
   const conversationId = message.conversation_id;
-  services.domainEvents.emit({ type: "control.sent", conversationId, message, control: controlBroadcastOf(message), run });
-  if (isEnded(run.state)) services.domainEvents.emit({ type: "run.ended", conversationId, run });
+  announce({ type: "control.sent", conversationId, message, control: controlBroadcastOf(message), run });
+  if (isEnded(run.state)) announce({ type: "run.ended", conversationId, run });
+  return { message, run };
 }

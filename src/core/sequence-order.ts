@@ -1,6 +1,6 @@
 /**
- * Keeps the frames of a conversation in sequence order on their way to sockets, and remembers which
- * sequences went out recently.
+ * Keeps the frames of a conversation in sequence order on their way to sockets (and the webhook outbox's
+ * events on their way to the outbox), and remembers which sequences went out recently.
  *
  * The database hands out sequences in commit order, but the `emit` that follows a commit runs when the
  * driver's answer is processed, and answers from different pool connections can be processed in another
@@ -15,13 +15,17 @@
  * released) and is dropped when idle. Frames without a sequence queue behind held ones, so an edit never
  * overtakes the message it edits.
  */
-import type { TopicFrame } from "./frames";
+/** What the stage orders: anything of a conversation, with its sequence when it has one. */
+export interface Sequenced {
+  conversationId: string;
+  sequence?: number;
+}
 
-interface ConversationOrder {
+interface ConversationOrder<F extends Sequenced> {
   conversationId: string;
   /** Every sequence up to this one has been released (or given up on). */
   released: number;
-  held: TopicFrame[];
+  held: F[];
   timer?: ReturnType<typeof setTimeout>;
   /** A read of the missing sequences from the database is under way. */
   filling?: boolean;
@@ -29,15 +33,15 @@ interface ConversationOrder {
 }
 
 /** Reads the frames of sequences after `after` up to `upTo` (inclusive) from the database. */
-export type GapFiller = (conversationId: string, after: number, upTo: number) => Promise<TopicFrame[]>;
+export type GapFiller<F extends Sequenced> = (conversationId: string, after: number, upTo: number) => Promise<F[]>;
 
-export class SequenceOrder {
-  private readonly conversations = new Map<string, ConversationOrder>();
+export class SequenceOrder<F extends Sequenced> {
+  private readonly conversations = new Map<string, ConversationOrder<F>>();
 
   constructor(
-    private readonly release: (frame: TopicFrame) => void,
+    private readonly release: (frame: F) => void,
     private readonly holdMs = 50,
-    private readonly fill?: GapFiller,
+    private readonly fill?: GapFiller<F>,
     /** Whether a sequence already went out: a frame read to fill a gap may also arrive live later. */
     private readonly alreadyReleased?: (conversationId: string, sequence: number) => boolean,
   ) {}
@@ -56,7 +60,7 @@ export class SequenceOrder {
     if (!this.conversations.has(conversationId)) this.conversations.set(conversationId, { conversationId, released, held: [], lastActivity: now });
   }
 
-  push(frame: TopicFrame, now = Date.now()): void {
+  push(frame: F, now = Date.now()): void {
     if (frame.sequence !== undefined && this.alreadyReleased?.(frame.conversationId, frame.sequence)) return;
     let order = this.conversations.get(frame.conversationId);
     if (!order) {
@@ -75,7 +79,7 @@ export class SequenceOrder {
   }
 
   /** Frames still held wait for their predecessors, for at most the hold, then the gap is read. */
-  private holdRest(order: ConversationOrder): void {
+  private holdRest(order: ConversationOrder<F>): void {
     if (order.held.length > 0 && !order.timer && !order.filling) {
       order.timer = setTimeout(() => {
         order.timer = undefined;
@@ -88,7 +92,7 @@ export class SequenceOrder {
    * The gap outlasted the hold: read the missing sequences, then release in order what the read closed.
    * Frames that arrived meanwhile beyond another gap keep waiting for theirs (a hold, then a read).
    */
-  private async fillThenFlush(order: ConversationOrder): Promise<void> {
+  private async fillThenFlush(order: ConversationOrder<F>): Promise<void> {
     const firstHeld = Math.min(...order.held.filter((f) => f.sequence !== undefined).map((f) => f.sequence!));
     if (this.fill && Number.isFinite(firstHeld) && firstHeld > order.released + 1) {
       order.filling = true;
@@ -125,6 +129,11 @@ export class SequenceOrder {
     this.flush(order, true);
   }
 
+  /** Releases everything held, in order as far as it goes, and forgets every conversation (shutdown). */
+  releaseAll(): void {
+    for (const conversationId of [...this.conversations.keys()]) this.forget(conversationId);
+  }
+
   /**
    * Drops conversations idle for `idleMs` with nothing held, keeping memory proportional to activity;
    * `keep` spares those still watched, whose starting point could not be known again.
@@ -141,9 +150,9 @@ export class SequenceOrder {
    * were read from the database: one missing there is not waited for. The state is settled before
    * anything is released, because releasing a frame may end the conversation (and forget it).
    */
-  private flush(order: ConversationOrder, force: boolean, readThrough = 0): void {
+  private flush(order: ConversationOrder<F>, force: boolean, readThrough = 0): void {
     const sequenced = order.held.filter((f) => f.sequence !== undefined).sort((a, b) => a.sequence! - b.sequence!);
-    const ready: TopicFrame[] = [];
+    const ready: F[] = [];
     for (const frame of sequenced) {
       if (!force && frame.sequence! > Math.max(order.released, readThrough) + 1) break;
       order.released = Math.max(order.released, frame.sequence!);
