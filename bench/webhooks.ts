@@ -21,7 +21,9 @@
  * "bench"). The server runs as `bun run src/main.ts serve`, or as the compiled executable with
  * SERVER=binary (dist/symbia-messaging) or BINARY=<path>. Settings: DURATION (s, 10), WARMUP (s, 2),
  * CONCURRENCY (32), CONVERSATIONS (100), POOL (the server's connections, 32), ROUNDS (pairs of rounds, 2),
- * BACKLOG (5000), and PROFILE=<dir> to have the server write a CPU profile (.cpuprofile) there when it stops.
+ * BACKLOG (5000), DB_CPUS and APP_CPUS (e.g. 0 and 1: PostgreSQL pinned to cores of its own, everything else
+ * to the others; bench/lib/cpu-placement.ts), and PROFILE=<dir> to have the server write a CPU profile
+ * (.cpuprofile) there when it stops.
  */
 import { existsSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -31,6 +33,7 @@ import { formatSessionToken, hashSecret, newSecret } from "../src/auth/secrets";
 import { ACTIVE_REFRESH_MS } from "../src/webhooks/outbox";
 import { REPOSITORY, productCommand, startServer, tempDir, type ServerProcess } from "../test/support/harness";
 import { recreateBenchDatabase } from "./lib/bench-database";
+import { placeOnCpus } from "./lib/cpu-placement";
 import { cpuMs } from "./lib/proc-stats";
 
 const CONTENT = "benchmark message: a short line of text, like most chat messages";
@@ -268,8 +271,13 @@ async function main(): Promise<void> {
 
   log(`recreating ${new URL(databaseUrl).pathname.slice(1)} and starting the server`);
   await recreateBenchDatabase(databaseUrl);
-  const server = await startProduct(databaseUrl, pool);
   const sql = postgres(databaseUrl, { max: 2, onnotice: () => {} });
+  // DB_CPUS and APP_CPUS: PostgreSQL on cores of its own, as on a machine of its own (server, receiver and
+  // load generators share the others).
+  const placement =
+    process.env.DB_CPUS && process.env.APP_CPUS ? await placeOnCpus(sql, process.env.DB_CPUS, process.env.APP_CPUS) : undefined;
+  if (placement) log(placement.describe);
+  const server = await startProduct(databaseUrl, pool);
   const hooks = await startReceiver();
   const rounds: Round[] = [];
   let backlogResult: { deliveries: number; ms: number; rate: number } | undefined;
@@ -365,6 +373,7 @@ async function main(): Promise<void> {
     for (const problem of problems) log(`FAILED: ${problem}`);
   } finally {
     hooks.stop();
+    placement?.restore();
     await sql.end({ timeout: 5 });
     await server.stop(15_000);
   }
