@@ -31,8 +31,15 @@ export interface Config {
   replayLimit: number;
   typingTtlMs: number;
   heartbeatMs: number;
+  /** Frames per second and burst of a connection of a person (a user's session or key). */
   wsRateLimitPerSecond: number;
   wsRateLimitBurst: number;
+  /**
+   * The same for a connection of an agent or a service (or of a service acting for a user): they send in
+   * bursts (a service relaying a queue, an agent answering many conversations), so their budget is larger.
+   */
+  wsServiceRateLimitPerSecond: number;
+  wsServiceRateLimitBurst: number;
   wsBackpressureBytes: number;
   sessionTtlMs: number;
   cookieSecure: boolean;
@@ -221,6 +228,8 @@ export function loadConfig(env: Env = process.env): Config {
     heartbeatMs: integer(env, "HEARTBEAT_MS", 30 * SECOND, 1 * SECOND, 600 * SECOND),
     wsRateLimitPerSecond: integer(env, "WS_RATE_LIMIT", 50, 1, 100_000),
     wsRateLimitBurst: integer(env, "WS_RATE_BURST", 100, 1, 100_000),
+    wsServiceRateLimitPerSecond: integer(env, "WS_SERVICE_RATE_LIMIT", 1000, 1, 1_000_000),
+    wsServiceRateLimitBurst: integer(env, "WS_SERVICE_RATE_BURST", 2000, 1, 1_000_000),
     wsBackpressureBytes: integer(env, "WS_BACKPRESSURE_BYTES", 4 * 1024 * KIB, 16 * KIB, 1024 * 1024 * KIB),
     sessionTtlMs: integer(env, "SESSION_TTL_HOURS", 7 * 24, 1, 24 * 365) * 3600 * SECOND,
     cookieSecure: boolean(env, "COOKIE_SECURE", false),

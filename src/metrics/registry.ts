@@ -128,7 +128,7 @@ export const wsFramesReceived = define.counter({
 
 export const wsFramesRateLimited = define.counter({
   name: "symbia_ws_frames_rate_limited_total",
-  help: "Client frames refused with rate_limited (over WS_RATE_LIMIT / WS_RATE_BURST).",
+  help: "Client frames refused with rate_limited (over the connection's frame or append budget).",
 });
 
 export const wsFramesPublished = define.counter({

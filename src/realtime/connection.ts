@@ -5,7 +5,7 @@ import type { Credentials } from "../auth/identity";
 import type { Principal } from "../auth/principal";
 import type { Scope } from "../core/scope";
 import type { TopicFrame } from "./frames";
-import { FrameRateLimit } from "./rate-limit";
+import { FrameRateLimit, type FrameBudget } from "./rate-limit";
 
 /** Close codes the server uses (docs/protocol.md, Close codes). */
 export const CLOSE = {
@@ -65,8 +65,8 @@ export class Connection {
     readonly credentials: Credentials,
     readonly scope: Scope,
     readonly requestId: string,
-    rate: { perSecond: number; burst: number },
-    appendRate: { perSecond: number; burst: number } = rate,
+    rate: FrameBudget,
+    appendRate: FrameBudget = rate,
   ) {
     this.rate = new FrameRateLimit(rate.perSecond, rate.burst);
     this.appendRate = new FrameRateLimit(appendRate.perSecond, appendRate.burst);

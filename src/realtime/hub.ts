@@ -32,6 +32,7 @@ import {
 } from "./frames";
 import { joinConversation, type JoinResult, type JoinSite } from "./join";
 import { Presence, type PresenceEntry } from "./presence";
+import { frameBudgetsFor } from "./rate-limit";
 import { ReleaseLog, SequenceOrder } from "./sequence-order";
 import { effectiveHeartbeatMs } from "./socket-options";
 import type { LiveStreams, RealtimeStore } from "./store";
@@ -236,14 +237,15 @@ export class RealtimeHub implements BrokerHub {
     }
     const { config } = this;
     const query = new URL(context.request.url).searchParams;
+    const budgets = frameBudgetsFor(config, context.principal);
     const connection = new Connection(
       socket,
       context.principal,
       extractCredentials(context.request.headers, query),
       context.scope,
       context.requestId,
-      { perSecond: config.wsRateLimitPerSecond, burst: config.wsRateLimitBurst },
-      { perSecond: config.wsAppendRateLimitPerSecond, burst: config.wsAppendRateLimitBurst },
+      budgets.frames,
+      budgets.appends,
     );
     this.bySocket.set(socket, connection);
     this.byId.set(connection.id, connection);
