@@ -40,6 +40,8 @@ export interface Config {
    */
   wsServiceRateLimitPerSecond: number;
   wsServiceRateLimitBurst: number;
+  /** `message:send` frames of one connection in flight at once; sends into one conversation keep their order. */
+  wsSendWindow: number;
   wsBackpressureBytes: number;
   sessionTtlMs: number;
   cookieSecure: boolean;
@@ -230,6 +232,7 @@ export function loadConfig(env: Env = process.env): Config {
     wsRateLimitBurst: integer(env, "WS_RATE_BURST", 100, 1, 100_000),
     wsServiceRateLimitPerSecond: integer(env, "WS_SERVICE_RATE_LIMIT", 1000, 1, 1_000_000),
     wsServiceRateLimitBurst: integer(env, "WS_SERVICE_RATE_BURST", 2000, 1, 1_000_000),
+    wsSendWindow: integer(env, "WS_SEND_WINDOW", 64, 1, 10_000),
     wsBackpressureBytes: integer(env, "WS_BACKPRESSURE_BYTES", 4 * 1024 * KIB, 16 * KIB, 1024 * 1024 * KIB),
     sessionTtlMs: integer(env, "SESSION_TTL_HOURS", 7 * 24, 1, 24 * 365) * 3600 * SECOND,
     cookieSecure: boolean(env, "COOKIE_SECURE", false),

@@ -117,6 +117,8 @@ export function receiveFrame(hub: RealtimeHub, services: Services, connection: C
   if (hub.shuttingDown) return reject(connection, frame.ack, fail.shutting_down(), frame.event);
 
   const { event, data, ack } = frame;
+  // Sends may overlap one another (up to WS_SEND_WINDOW); every other frame runs alone, in order.
+  const send = event === "message:send" ? { conversationId: (data as ClientPayload<"message:send">).conversationId } : undefined;
   hub.run(connection, async () => {
     if (connection.closed) return;
     try {
@@ -126,5 +128,5 @@ export function receiveFrame(hub: RealtimeHub, services: Services, connection: C
     } catch (error) {
       reject(connection, ack, socketErrorOf(error, { connectionId: connection.id, principal: connection.principal.id, event }), event);
     }
-  });
+  }, send);
 }

@@ -246,6 +246,7 @@ export class RealtimeHub implements BrokerHub {
       context.requestId,
       budgets.frames,
       budgets.appends,
+      config.wsSendWindow,
     );
     this.bySocket.set(socket, connection);
     this.byId.set(connection.id, connection);
@@ -289,9 +290,12 @@ export class RealtimeHub implements BrokerHub {
     log.debug("socket closed", { connectionId: connection.id, principal: connection.principal.id, code });
   }
 
-  /** Handles one client frame after the connection's earlier ones; tracked so shutdown can wait for it. */
-  run(connection: Connection, task: () => Promise<void>): void {
-    const done = connection.enqueue(task);
+  /**
+   * Handles one client frame in the connection's frame order (`Connection.schedule`: sends may overlap,
+   * up to the window); tracked so shutdown can wait for it.
+   */
+  run(connection: Connection, task: () => Promise<void>, send?: { conversationId: string }): void {
+    const done = connection.schedule(task, send);
     this.inflight.add(done);
     done.finally(() => this.inflight.delete(done));
   }
