@@ -77,6 +77,12 @@ export interface Config {
   /** `message:append` frames have a bucket of their own, apart from every other frame. */
   wsAppendRateLimitPerSecond: number;
   wsAppendRateLimitBurst: number;
+  /**
+   * Coalesced sends (src/db/statement-batcher.ts): batches written at once on PostgreSQL, each on
+   * conversations of its own (the embedded database always uses one), and the most sends in one batch.
+   */
+  sendBatchLanes: number;
+  sendBatchMax: number;
   webhooks: WebhookConfig;
 }
 
@@ -254,6 +260,8 @@ export function loadConfig(env: Env = process.env): Config {
     streamMaxPerConnection: integer(env, "STREAM_MAX_PER_CONNECTION", 16, 1, 10_000),
     wsAppendRateLimitPerSecond: integer(env, "WS_APPEND_RATE_LIMIT", 1000, 1, 1_000_000),
     wsAppendRateLimitBurst: integer(env, "WS_APPEND_RATE_BURST", 2000, 1, 1_000_000),
+    sendBatchLanes: integer(env, "SEND_BATCH_LANES", 4, 1, 64),
+    sendBatchMax: integer(env, "SEND_BATCH_MAX", 256, 1, 10_000),
     webhooks: {
       allowPrivate: boolean(env, "WEBHOOK_ALLOW_PRIVATE", false),
       timeoutMs: integer(env, "WEBHOOK_TIMEOUT_MS", 10 * SECOND, 100, 10 * SECOND),

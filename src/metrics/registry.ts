@@ -178,6 +178,23 @@ export const dbQueriesInFlight = define.gaugeBy({
   values: ["postgres", "pglite"] as const,
 });
 
+// Coalesced sends (src/db/statement-batcher.ts)
+
+export const sendBatches = define.counter({
+  name: "symbia_send_batches_total",
+  help: "Writes of send statements: one per transaction, whether it carried one send or many.",
+});
+
+export const sendBatchStatements = define.counter({
+  name: "symbia_send_batch_statements_total",
+  help: "Send statements written; divided by symbia_send_batches_total, the mean batch size.",
+});
+
+export const sendBatchRetries = define.counter({
+  name: "symbia_send_batch_retries_total",
+  help: "Batches rolled back by one failing statement and written again one statement at a time.",
+});
+
 // Relay between instances (src/broker/postgres/); label `channel`: symbia_events, symbia_auth (bound once per
 // NotifyChannel)
 

@@ -59,8 +59,6 @@ export class Connection {
   private sendsRunning = 0;
   /** A frame other than a send is running: nothing else starts until it ends. */
   private exclusiveRunning = false;
-  /** The last send started into each conversation: the next one into it waits for it to end. */
-  private readonly lastSendInto = new Map<string, Promise<void>>();
 
   constructor(
     readonly socket: RealtimeSocket,
@@ -98,9 +96,10 @@ export class Connection {
    * Runs `task` in frame order; the returned promise ends with it and never rejects.
    *
    * A `message:send` (`send` given) may start while earlier sends are still running, up to `sendWindow`
-   * of them, so that a client streaming messages is not held to one database round trip per message;
-   * sends into the same conversation still run one after another, so their sequences follow the order of
-   * the frames. Any other frame waits for every earlier frame to end and holds back every later one, as
+   * of them, so that a client streaming messages is not held to one database round trip per message.
+   * Sends start in frame order, and the domain writes sends in the order they start (`sendMessage` hands
+   * its statement to the send batcher before its first await), so sends into one conversation get
+   * sequences in the order of their frames. Any other frame waits for every earlier frame to end and holds back every later one, as
    * if the connection handled one frame at a time: a join, an edit or an append after a send sees that
    * send done, and a send after a leave or a join runs after it.
    */
@@ -117,7 +116,7 @@ export class Connection {
       const next = this.waiting[0];
       if (next.send ? this.sendsRunning >= this.sendWindow : this.sendsRunning > 0) return;
       this.waiting.shift();
-      if (next.send) this.startSend(next, next.send.conversationId);
+      if (next.send) this.startSend(next);
       else this.startExclusive(next);
     }
   }
@@ -131,13 +130,9 @@ export class Connection {
     });
   }
 
-  private startSend(frame: ScheduledFrame, conversationId: string): void {
+  private startSend(frame: ScheduledFrame): void {
     this.sendsRunning++;
-    const previous = this.lastSendInto.get(conversationId);
-    const run = previous ? previous.then(() => runToEnd(frame.task)) : runToEnd(frame.task);
-    this.lastSendInto.set(conversationId, run);
-    void run.then(() => {
-      if (this.lastSendInto.get(conversationId) === run) this.lastSendInto.delete(conversationId);
+    void runToEnd(frame.task).then(() => {
       this.sendsRunning--;
       frame.done();
       this.startWaiting();

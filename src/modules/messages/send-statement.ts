@@ -7,8 +7,11 @@
  * is share-locked, so a concurrent transition waits for the send or the send sees the new state); a run
  * id nobody started starts a run owned by the sender. Every send also tells whether it outranks an active,
  * interruptible run of someone else (automatic preemption), through an index of active runs only.
- * The counter's row lock orders concurrent senders, and because it is a single statement a failed insert
- * (a duplicate client id) rolls the counter back too: sequences stay 1, 2, 3 … with no gap.
+ * The counter's row lock orders concurrent senders. A client id already stored inserts nothing and bumps
+ * nothing (the statement answers no row, as for any refusal), so that a batch of sends in one transaction
+ * (src/db/statement-batcher.ts) is not aborted by one replay; and because it is a single statement an
+ * insert that still fails (the same id committed by someone else meanwhile) rolls the counter back too:
+ * sequences stay 1, 2, 3 … with no gap.
  *
  * The text never changes, so PostgreSQL parses and plans it once per pooled connection (a named prepared
  * statement) and no query builder runs per send. The benchmark in bench/rest-send.ts runs this same text.
@@ -22,6 +25,7 @@ with next as (
   update conversations c
      set last_sequence = c.last_sequence + 1, last_message_at = now()
    where c.id = $1
+     and not exists (select 1 from messages m where m.id = $5)
      and exists (select 1 from participants p where p.conversation_id = c.id and p.user_id = $2)
      and ($3::uuid is null or exists (select 1 from messages r where r.id = $3::uuid and r.conversation_id = c.id))
      and ($4::uuid is null or exists (select 1 from messages r where r.id = $4::uuid and r.conversation_id = c.id))
@@ -62,6 +66,7 @@ next as (
   update conversations c
      set last_sequence = c.last_sequence + 1, last_message_at = now()
    where c.id = $1
+     and not exists (select 1 from messages m where m.id = $5)
      and exists (select 1 from participants p where p.conversation_id = c.id and p.user_id = $2)
      and ($3::uuid is null or exists (select 1 from messages r where r.id = $3::uuid and r.conversation_id = c.id))
      and ($4::uuid is null or exists (select 1 from messages r where r.id = $4::uuid and r.conversation_id = c.id))
@@ -91,6 +96,34 @@ select inserted.*,
             and array_position(array['low','normal','high','critical'], r.priority) < array_position(array['low','normal','high','critical'], $11::text)
        ) as preempts_runs
   from inserted`;
+
+/**
+ * First in a batch of sends that name runs: the share locks of those runs, in (conversation, run) order,
+ * before any conversation's counter is locked. A send alone takes its run's lock before the counter, and
+ * so do run transitions (the run, then the counter); a batch that locked one conversation's counter and
+ * then waited for a run of another would turn the order around and could deadlock with a transition.
+ */
+export const LOCK_RUNS_STATEMENT = `
+select 1 from runs r
+ where (r.conversation_id, r.id) in (select * from unnest($1::uuid[], $2::text[]))
+ order by r.conversation_id, r.id
+   for share`;
+
+/** LOCK_RUNS_STATEMENT for a batch of send statements, or undefined when none names a run. */
+export function lockRunsOf(statements: readonly { params: unknown[] }[]): { text: string; params: unknown[] } | undefined {
+  const conversations: string[] = [];
+  const runIds: string[] = [];
+  for (const { params } of statements) {
+    const runId = params[RUN_ID_PARAMETER];
+    if (typeof runId !== "string") continue;
+    conversations.push(params[0] as string);
+    runIds.push(runId);
+  }
+  return runIds.length > 0 ? { text: LOCK_RUNS_STATEMENT, params: [conversations, runIds] } : undefined;
+}
+
+/** Where sendParameters puts the run id ($9). */
+const RUN_ID_PARAMETER = 8;
 
 /** What the statement answers besides the message row. */
 export interface SendOutcome {
