@@ -80,6 +80,8 @@ export interface Config {
   /**
    * Coalesced sends (src/db/statement-batcher.ts): batches written at once on PostgreSQL, each on
    * conversations of its own (the embedded database always uses one), and the most sends in one batch.
+   * One lane makes the largest batches, which is what the database gains most from (bench/README.md);
+   * more lanes keep a write that waits for one conversation's lock from holding back as many others.
    */
   sendBatchLanes: number;
   sendBatchMax: number;
@@ -260,7 +262,7 @@ export function loadConfig(env: Env = process.env): Config {
     streamMaxPerConnection: integer(env, "STREAM_MAX_PER_CONNECTION", 16, 1, 10_000),
     wsAppendRateLimitPerSecond: integer(env, "WS_APPEND_RATE_LIMIT", 1000, 1, 1_000_000),
     wsAppendRateLimitBurst: integer(env, "WS_APPEND_RATE_BURST", 2000, 1, 1_000_000),
-    sendBatchLanes: integer(env, "SEND_BATCH_LANES", 4, 1, 64),
+    sendBatchLanes: integer(env, "SEND_BATCH_LANES", 1, 1, 64),
     sendBatchMax: integer(env, "SEND_BATCH_MAX", 256, 1, 10_000),
     webhooks: {
       allowPrivate: boolean(env, "WEBHOOK_ALLOW_PRIVATE", false),

@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import type { Statement } from "../../src/db/client";
-import { laneOf, StatementBatcher, type BatchedStatement } from "../../src/db/statement-batcher";
+import { laneOf, StatementBatcher, type BatchedStatement, type Combiner } from "../../src/db/statement-batcher";
 
 /** A database whose answers the test releases: records every call, answers each statement with its text. */
 function scriptedDatabase() {
@@ -29,6 +29,7 @@ const until = async (check: () => boolean) => {
   if (!check()) throw new Error("condition not reached");
 };
 
+const range3 = () => [0, 1, 2];
 const statement = (text: string, key = "k", extra: Partial<BatchedStatement<unknown>> = {}): BatchedStatement<unknown> => ({ text, params: [], key, ...extra });
 
 describe("StatementBatcher", () => {
@@ -156,6 +157,58 @@ describe("StatementBatcher", () => {
     await until(() => calls.length === 3);
     expect(calls[2].statements[0].text).toBe("a again");
     calls[2].release();
+    await Promise.all(answers);
+  });
+
+  test("statements of one combiner that follow one another are written as one; each gets its own rows back", async () => {
+    const { database, calls } = scriptedDatabase();
+    const batcher = new StatementBatcher(database, { lanes: 1, maxBatch: 100 });
+    const combiner: Combiner = {
+      // An id twice never goes into one combined statement.
+      accepts: (combined, next) => !combined.some((s) => s.text === next.text),
+      combine: (statements) => ({ text: `many ${statements.map((s) => s.text).join("+")}`, params: [] }),
+      split: (rows, statements) => statements.map((s) => (s.text === "c" ? [] : [{ text: `${s.text} from ${(rows[0] as { text: string }).text}` }])),
+    };
+    const first = batcher.submit(statement("0"));
+    const answers = [
+      batcher.submit(statement("a", "k", { combiner })),
+      batcher.submit(statement("b", "k", { combiner })),
+      batcher.submit(statement("other", "k")),
+      batcher.submit(statement("c", "k", { combiner })),
+      batcher.submit(statement("c", "k", { combiner })),
+      batcher.submit(statement("d", "k", { combiner })),
+    ];
+    calls[0].release();
+    await first;
+    await until(() => calls.length === 2);
+    expect(calls[1].statements.map((s) => s.text)).toEqual(["many a+b", "other", "c", "many c+d"]);
+    calls[1].release();
+    expect((await Promise.all(answers)).map((rows) => rows.map((r) => (r as { text: string }).text))).toEqual([
+      ["a from many a+b"],
+      ["b from many a+b"],
+      ["other"],
+      // Alone (the next one may not join it): written as itself.
+      ["c"],
+      [],
+      ["d from many c+d"],
+    ]);
+  });
+
+  test("a batch that comes down to one statement is written as that statement, its own transaction", async () => {
+    const { database, calls } = scriptedDatabase();
+    const batcher = new StatementBatcher(database, { lanes: 1, maxBatch: 100 });
+    const combiner: Combiner = {
+      accepts: () => true,
+      combine: (statements) => ({ text: `many ${statements.length}`, params: [] }),
+      split: (_rows, statements) => statements.map(() => []),
+    };
+    const first = batcher.submit(statement("0"));
+    const answers = range3().map(() => batcher.submit(statement("x", "k", { combiner })));
+    calls[0].release();
+    await first;
+    await until(() => calls.length === 2);
+    expect(calls[1]).toMatchObject({ kind: "query", statements: [{ text: "many 3" }] });
+    calls[1].release();
     await Promise.all(answers);
   });
 

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Database } from "../../src/db/client";
 import type { DomainEvent } from "../../src/domain/domain-events";
 import { sendBatchRetries, sendBatchStatements, sendBatches } from "../../src/metrics/registry";
+import { SEND_MANY_STATEMENT } from "../../src/modules/messages/send-statement";
 import { openSocket, type RawSocket } from "../realtime/helpers";
 import { startTestServer, type TestPrincipal, type TestServer } from "../support/server";
 import { useEndToEndTimeout } from "../support/timeout";
@@ -194,7 +195,14 @@ describe("bad sends inside a batch", () => {
 
     // Everything reaches the batcher while a send is held: the next batch carries all of them together.
     const batchesBefore = batching();
-    const plug = plugDatabase(t.server.services.database);
+    const { database } = t.server.services;
+    const written: string[][] = [];
+    const batch = database.batch;
+    database.batch = <T>(statements: readonly { text: string; params: unknown[] }[]) => {
+      written.push(statements.map((s) => s.text));
+      return batch.call(database, statements) as Promise<T[][]>;
+    };
+    const plug = plugDatabase(database);
     const plugged = send(owner, id, { content: "plug" });
     let results: { kind: string; expect: [number, string?, Record<string, unknown>?]; res: Awaited<ReturnType<typeof send>> }[];
     try {
@@ -207,9 +215,14 @@ describe("bad sends inside a batch", () => {
     } finally {
       plug.release();
     }
+    database.batch = batch;
     expectStatus(await plugged, 201);
-    // One batch for all of them (more only if something failed and was written again).
+    // One batch for all of them (more only if something failed and was written again): one transaction
+    // where the plain sends went as statements of many rows, and the others one statement each.
     expect(sendBatches.value - batchesBefore.batches).toBe(2);
+    expect(written).toHaveLength(1);
+    expect(written[0].filter((text) => text === SEND_MANY_STATEMENT).length).toBeGreaterThanOrEqual(1);
+    expect(written[0].length).toBeLessThan(kinds.length);
 
     for (const { kind, expect: [status, code, details], res } of results.filter((r) => r.kind !== "same id twice")) {
       if (code) expectError(res, status, code, details);
@@ -255,22 +268,31 @@ describe("bad sends inside a batch", () => {
     const { owner, users } = await crowd(0, 4);
     const { id } = await createConversation(t, owner, { members: users.slice(1) });
     const { database } = t.server.services;
-    const original = database.batch;
+    const original = { batch: database.batch, query: database.query };
     let failures = 0;
-    database.batch = async () => {
+    const deadlock = () => {
       failures++;
-      throw Object.assign(new Error("deadlock detected"), { code: "40P01" });
+      return Promise.reject(Object.assign(new Error("deadlock detected"), { code: "40P01" }));
     };
+    // Every write of more than one send fails: a transaction of several statements, or one statement of many rows.
+    database.batch = deadlock;
+    database.query = <T>(text: string, params: unknown[]) => (text === SEND_MANY_STATEMENT ? deadlock() : (original.query.call(database, text, params) as Promise<T[]>));
     const retriesBefore = sendBatchRetries.value;
+    const parent = await send(users[0], id, { content: "parent" });
     try {
-      const results = await Promise.all(range(60).map((n) => send(users[n % users.length], id, { content: `r${n}` })));
+      const results = await Promise.all(
+        range(60).map((n) => send(users[n % users.length], id, { content: `r${n}`, ...(n % 3 === 0 && { replyTo: parent.body.id }) })),
+      );
       expect(results.every((r) => r.status === 201)).toBe(true);
     } finally {
-      database.batch = original;
+      database.batch = original.batch;
+      database.query = original.query;
     }
     expect(failures).toBeGreaterThan(0);
     expect(sendBatchRetries.value - retriesBefore).toBe(failures);
-    expect((await stored(owner, id)).map((m) => m.sequence)).toEqual(range(60).map((n) => n + 1));
+    const messages = await stored(owner, id);
+    expect(messages.map((m) => m.sequence)).toEqual(range(61).map((n) => n + 1));
+    expect(new Set(messages.map((m) => m.content)).size).toBe(61);
   });
 
   test("a lone send is written alone, at once", async () => {

@@ -19,6 +19,7 @@
 import type { Principal } from "../../auth/principal";
 import type { MessageRow } from "../../db/schema";
 import type { Scope } from "../../core/scope";
+import type { Combiner } from "../../db/statement-batcher";
 
 export const SEND_STATEMENT = `
 with next as (
@@ -96,6 +97,107 @@ select inserted.*,
             and array_position(array['low','normal','high','critical'], r.priority) < array_position(array['low','normal','high','critical'], $11::text)
        ) as preempts_runs
   from inserted`;
+
+/**
+ * Many plain sends (no reply, no preemption, no run) as one statement, with the same effect as
+ * SEND_STATEMENT run once for each, in their order: each is refused alone by the same rules (not a
+ * participant, an id already stored), each conversation's counter goes up by the number it accepted, and
+ * its messages take the sequences in the order of the input. The counters are locked in conversation
+ * order first, as separate statements would lock them (src/db/statement-batcher.ts), so that two such
+ * statements never wait for each other in a circle. An id twice in one input would fail the insert:
+ * sendsCombiner never puts one there.
+ */
+export const SEND_MANY_STATEMENT = `
+with input as (
+  select *
+    from json_to_recordset($1::json) as i(ord int, conversation_id uuid, sender_id text, id uuid, sender_type text, content text,
+                                          content_type text, trace_id text, priority text, interruptible boolean, metadata jsonb,
+                                          data_class text, policy_ref text, stream_state text)
+),
+accepted as (
+  select i.*, row_number() over (partition by i.conversation_id order by i.ord) as rank
+    from input i
+   where exists (select 1 from participants p where p.conversation_id = i.conversation_id and p.user_id = i.sender_id)
+     and not exists (select 1 from messages m where m.id = i.id)
+),
+counts as (
+  select conversation_id, count(*)::int as n from accepted group by conversation_id
+),
+locked as (
+  select c.id from conversations c where c.id in (select conversation_id from counts) order by c.id for no key update
+),
+next as (
+  update conversations c
+     set last_sequence = c.last_sequence + counts.n, last_message_at = now()
+    from counts, locked
+   where c.id = counts.conversation_id and locked.id = c.id
+  returning c.id, c.last_sequence - counts.n as base, c.org_id, (c.metadata->>'autoPreempt') is distinct from 'false' as auto_preempt
+),
+inserted as (
+  insert into messages (id, conversation_id, sender_id, sender_type, content, content_type, reply_to, org_id,
+                        run_id, trace_id, sequence, priority, interruptible, preempted_by, metadata,
+                        data_class, policy_ref, stream_state)
+  select a.id, a.conversation_id, a.sender_id, a.sender_type, a.content, a.content_type, null, next.org_id, null, a.trace_id,
+         next.base + a.rank, a.priority, a.interruptible, null, a.metadata, a.data_class, a.policy_ref, a.stream_state
+    from accepted a join next on next.id = a.conversation_id
+  returning *
+)
+select inserted.*,
+       false as run_started,
+       next.auto_preempt and exists (
+         select 1 from runs r
+          where r.conversation_id = inserted.conversation_id and r.state = 'active' and r.interruptible and r.owner_id <> inserted.sender_id
+            and array_position(array['low','normal','high','critical'], r.priority) < array_position(array['low','normal','high','critical'], inserted.priority)
+       ) as preempts_runs
+  from inserted join next on next.id = inserted.conversation_id`;
+
+/** A send SEND_MANY_STATEMENT can take: no reply, no preemption, no run (their checks need one statement each). */
+export function isPlainSend(row: Pick<SendRow, "replyTo" | "preemptedBy" | "runId">): boolean {
+  return row.replyTo === null && row.preemptedBy === null && row.runId === null;
+}
+
+/** Plain sends that follow one another in a batch, written as one SEND_MANY_STATEMENT. */
+export const sendsCombiner: Combiner = {
+  accepts: (combined, next) => !combined.some((s) => s.params[ID_PARAMETER] === next.params[ID_PARAMETER]),
+  combine: (statements) => ({
+    text: SEND_MANY_STATEMENT,
+    params: [
+      "[" +
+        statements
+          .map(({ params: p }, ord) => {
+            const fields = JSON.stringify({
+              ord,
+              conversation_id: p[0],
+              sender_id: p[1],
+              id: p[4],
+              sender_type: p[5],
+              content: p[6],
+              content_type: p[7],
+              trace_id: p[9],
+              priority: p[10],
+              interruptible: p[11],
+              data_class: p[13],
+              policy_ref: p[14],
+              stream_state: p[15],
+            });
+            // The metadata is serialised already: spliced in as it is.
+            return `${fields.slice(0, -1)},"metadata":${p[12] as string}}`;
+          })
+          .join(",") +
+        "]",
+    ],
+  }),
+  split: (rows, statements) => {
+    const byId = new Map((rows as { id: string }[]).map((row) => [row.id, row]));
+    return statements.map(({ params }) => {
+      const row = byId.get(params[ID_PARAMETER] as string);
+      return row ? [row] : [];
+    });
+  },
+};
+
+/** Where sendParameters puts the message id ($5). */
+const ID_PARAMETER = 4;
 
 /**
  * First in a batch of sends that name runs: the share locks of those runs, in (conversation, run) order,

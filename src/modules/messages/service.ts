@@ -16,7 +16,7 @@ import { constraintName, sqlState } from "../../core/database-errors";
 import type { Scope } from "../../core/scope";
 import type { Services } from "../../services";
 import type { EditMessageInput, SendMessageInput } from "./model";
-import { lockRunsOf, sendParameters, sendStatementFor, type SendOutcome } from "./send-statement";
+import { isPlainSend, lockRunsOf, sendParameters, sendsCombiner, sendStatementFor, type SendOutcome, type SendRow } from "./send-statement";
 import { preemptForPriority } from "../runs/service";
 import type { StreamOrigin } from "../../domain/message-streams";
 import { isEnded } from "../../domain/run-rules";
@@ -140,11 +140,29 @@ export async function insertMessage(
   const replyTo = m.replyTo ?? null;
   const preemptedBy = m.preemptedBy ?? null;
   let stored: StoredMessage | undefined;
+  const row: SendRow = {
+    id,
+    conversationId,
+    sender: principal,
+    content: m.content,
+    contentType: m.contentType,
+    replyTo,
+    preemptedBy,
+    runId: m.runId ?? null,
+    traceId: m.traceId ?? null,
+    priority: m.priority,
+    interruptible: m.interruptible,
+    metadataJson: JSON.stringify(withActor(m.metadata, principal)),
+    scope,
+    streamState: m.streaming ? "streaming" : null,
+  };
   try {
     await services.sends.submit<MessageRow & SendOutcome>({
       key: conversationId,
-      text: sendStatementFor(m.runId ?? null),
+      text: sendStatementFor(row.runId),
+      params: sendParameters(row),
       prelude: lockRunsOf,
+      combiner: isPlainSend(row) ? sendsCombiner : undefined,
       committed: (rows) => {
         if (rows.length === 0) return;
         const row = rows[0];
@@ -152,22 +170,6 @@ export async function insertMessage(
         stored = { message, json: JSON.stringify(message), replayed: false, outcome: { run_started: row.run_started, preempts_runs: row.preempts_runs } };
         announce?.(stored);
       },
-      params: sendParameters({
-        id,
-        conversationId,
-        sender: principal,
-        content: m.content,
-        contentType: m.contentType,
-        replyTo,
-        preemptedBy,
-        runId: m.runId ?? null,
-        traceId: m.traceId ?? null,
-        priority: m.priority,
-        interruptible: m.interruptible,
-        metadataJson: JSON.stringify(withActor(m.metadata, principal)),
-        scope,
-        streamState: m.streaming ? "streaming" : null,
-      }),
     });
   } catch (error) {
     // The same id committed by another writer between the statement's check and its insert.
