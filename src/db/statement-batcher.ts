@@ -134,11 +134,13 @@ export class StatementBatcher {
   }
 
   private async writeTogether(batch: Pending[]): Promise<void> {
-    const preludes = preludesOf(batch);
-    const units = unitsOf(batch);
-    const written = [...preludes, ...units.map((unit) => unit.statement)];
+    let preludes: Statement[] = [];
+    let units: Unit[] = [];
     let results: unknown[][];
     try {
+      preludes = preludesOf(batch);
+      units = unitsOf(batch);
+      const written = [...preludes, ...units.map((unit) => unit.statement)];
       // One statement is its own transaction; several share one.
       results = written.length === 1 ? [await this.database.query(written[0].text, written[0].params)] : await this.database.batch(written);
     } catch (error) {
@@ -152,10 +154,16 @@ export class StatementBatcher {
       return;
     }
     let rows: unknown[][] = [];
-    units.forEach((unit, i) => {
-      const answer = results[preludes.length + i];
-      rows = rows.concat(unit.combiner ? unit.combiner.split(answer, unit.members) : [answer]);
-    });
+    try {
+      units.forEach((unit, i) => {
+        const answer = results[preludes.length + i];
+        rows = rows.concat(unit.combiner ? unit.combiner.split(answer, unit.members) : [answer]);
+      });
+    } catch (error) {
+      // Committed, but whose rows are whose is not known: nobody may be told "stored" by mistake.
+      for (const pending of batch) pending.reject(error);
+      return;
+    }
     batch.forEach((pending, i) => settle(pending, rows[i]));
   }
 }
