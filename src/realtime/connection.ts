@@ -95,7 +95,7 @@ export class Connection {
   /**
    * Runs `task` in frame order; the returned promise ends with it and never rejects.
    *
-   * A `message:send` (`send` given) may start while earlier sends are still running, up to `sendWindow`
+   * A `message:send` (`send` true) may start while earlier sends are still running, up to `sendWindow`
    * of them, so that a client streaming messages is not held to one database round trip per message.
    * Sends start in frame order, and the domain writes sends in the order they start (`sendMessage` hands
    * its statement to the send batcher before its first await), so sends into one conversation get
@@ -103,7 +103,7 @@ export class Connection {
    * if the connection handled one frame at a time: a join, an edit or an append after a send sees that
    * send done, and a send after a leave or a join runs after it.
    */
-  schedule(task: () => Promise<void>, send?: { conversationId: string }): Promise<void> {
+  schedule(task: () => Promise<void>, send = false): Promise<void> {
     return new Promise<void>((resolve) => {
       this.waiting.push({ task, send, done: resolve });
       this.startWaiting();
@@ -142,7 +142,7 @@ export class Connection {
 
 interface ScheduledFrame {
   task: () => Promise<void>;
-  send?: { conversationId: string };
+  send: boolean;
   done: () => void;
 }
 

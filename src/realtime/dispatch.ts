@@ -118,7 +118,6 @@ export function receiveFrame(hub: RealtimeHub, services: Services, connection: C
 
   const { event, data, ack } = frame;
   // Sends may overlap one another (up to WS_SEND_WINDOW); every other frame runs alone, in order.
-  const send = event === "message:send" ? { conversationId: (data as ClientPayload<"message:send">).conversationId } : undefined;
   hub.run(connection, async () => {
     if (connection.closed) return;
     try {
@@ -128,5 +127,5 @@ export function receiveFrame(hub: RealtimeHub, services: Services, connection: C
     } catch (error) {
       reject(connection, ack, socketErrorOf(error, { connectionId: connection.id, principal: connection.principal.id, event }), event);
     }
-  }, send);
+  }, event === "message:send");
 }

@@ -294,7 +294,7 @@ export class RealtimeHub implements BrokerHub {
    * Handles one client frame in the connection's frame order (`Connection.schedule`: sends may overlap,
    * up to the window); tracked so shutdown can wait for it.
    */
-  run(connection: Connection, task: () => Promise<void>, send?: { conversationId: string }): void {
+  run(connection: Connection, task: () => Promise<void>, send = false): void {
     const done = connection.schedule(task, send);
     this.inflight.add(done);
     done.finally(() => this.inflight.delete(done));

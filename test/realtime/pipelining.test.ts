@@ -85,6 +85,19 @@ describe("a window of sends in flight", () => {
     socket.close();
   });
 
+  test("the same conversation spelt in capitals or not is one conversation: frame order is kept across both", async () => {
+    const conversationId = await groupConversation(server, owner, [service]);
+    const socket = await openSocket(server, service);
+    for (const i of range(40)) {
+      const spelt = i % 2 ? conversationId.toUpperCase() : conversationId;
+      socket.send({ event: "message:send", data: { conversationId: spelt, content: `${i}` }, ack: i });
+    }
+    await eventually(() => acksOf(socket).length === 40, 10_000, "every ack");
+    const byFrame = new Map(acksOf(socket).map((f) => [f.ack as number, f.data]));
+    expect(range(40).map((i) => byFrame.get(i).sequence)).toEqual(range(40).map((i) => i + 1));
+    socket.close();
+  });
+
   test("an edit right after its send, without waiting for the send's ack, finds the message", async () => {
     const conversationId = await groupConversation(server, owner, [service]);
     const socket = await openSocket(server, service);

@@ -158,7 +158,8 @@ export async function insertMessage(
   };
   try {
     await services.sends.submit<MessageRow & SendOutcome>({
-      key: conversationId,
+      // The database compares ids as UUIDs: the same conversation spelt in capitals is the same key.
+      key: conversationId.toLowerCase(),
       text: sendStatementFor(row.runId),
       params: sendParameters(row),
       prelude: lockRunsOf,
