@@ -135,6 +135,24 @@ describe("a window of sends in flight", () => {
   });
 });
 
+describe("streams and the window", () => {
+  test("sends that open streams run one at a time: the connection's stream limit holds when they are sent at once", async () => {
+    const server = await startTestServer({ STREAM_MAX_PER_CONNECTION: "2" });
+    try {
+      const owner = await server.principal();
+      const agent = await server.principal({ type: "agent" });
+      const conversationId = await groupConversation(server, owner, [agent]);
+      const socket = await openSocket(server, agent);
+      for (const i of range(4)) socket.send({ event: "message:send", data: { conversationId, content: "", streaming: true }, ack: i });
+      await eventually(() => acksOf(socket).length === 4, 10_000, "every ack");
+      expect(acksOf(socket).map((f) => (f.ok ? "ok" : f.error!.code))).toEqual(["ok", "ok", "too_many_streams", "too_many_streams"]);
+      socket.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe("the window's limit", () => {
   let server: TestServer;
   beforeAll(async () => {
