@@ -164,11 +164,10 @@ export async function insertMessage(
       params: sendParameters(row),
       prelude: lockRunsOf,
       combiner: isPlainSend(row) ? sendsCombiner : undefined,
-      committed: (rows) => {
-        if (rows.length === 0) return;
-        const row = rows[0];
-        const message = toMessage(row);
-        stored = { message, json: JSON.stringify(message), replayed: false, outcome: { run_started: row.run_started, preempts_runs: row.preempts_runs } };
+      committed: ([inserted]) => {
+        if (!inserted) return;
+        const message = toMessage(inserted);
+        stored = { message, json: JSON.stringify(message), replayed: false, outcome: { run_started: inserted.run_started, preempts_runs: inserted.preempts_runs } };
         announce?.(stored);
       },
     });
