@@ -31,8 +31,17 @@ export interface Config {
   replayLimit: number;
   typingTtlMs: number;
   heartbeatMs: number;
+  /** Frames per second and burst of a connection of a person (a user's session or key). */
   wsRateLimitPerSecond: number;
   wsRateLimitBurst: number;
+  /**
+   * The same for a connection of an agent or a service (or of a service acting for a user): they send in
+   * bursts (a service relaying a queue, an agent answering many conversations), so their budget is larger.
+   */
+  wsServiceRateLimitPerSecond: number;
+  wsServiceRateLimitBurst: number;
+  /** `message:send` frames of one connection in flight at once; sends into one conversation keep their order. */
+  wsSendWindow: number;
   wsBackpressureBytes: number;
   sessionTtlMs: number;
   cookieSecure: boolean;
@@ -68,6 +77,14 @@ export interface Config {
   /** `message:append` frames have a bucket of their own, apart from every other frame. */
   wsAppendRateLimitPerSecond: number;
   wsAppendRateLimitBurst: number;
+  /**
+   * Coalesced sends (src/db/statement-batcher.ts): batches written at once on PostgreSQL, each on
+   * conversations of its own (the embedded database always uses one), and the most sends in one batch.
+   * One lane makes the largest batches, which is what the database gains most from (bench/README.md);
+   * more lanes keep a write that waits for one conversation's lock from holding back as many others.
+   */
+  sendBatchLanes: number;
+  sendBatchMax: number;
   webhooks: WebhookConfig;
 }
 
@@ -221,6 +238,9 @@ export function loadConfig(env: Env = process.env): Config {
     heartbeatMs: integer(env, "HEARTBEAT_MS", 30 * SECOND, 1 * SECOND, 600 * SECOND),
     wsRateLimitPerSecond: integer(env, "WS_RATE_LIMIT", 50, 1, 100_000),
     wsRateLimitBurst: integer(env, "WS_RATE_BURST", 100, 1, 100_000),
+    wsServiceRateLimitPerSecond: integer(env, "WS_SERVICE_RATE_LIMIT", 1000, 1, 1_000_000),
+    wsServiceRateLimitBurst: integer(env, "WS_SERVICE_RATE_BURST", 2000, 1, 1_000_000),
+    wsSendWindow: integer(env, "WS_SEND_WINDOW", 64, 1, 10_000),
     wsBackpressureBytes: integer(env, "WS_BACKPRESSURE_BYTES", 4 * 1024 * KIB, 16 * KIB, 1024 * 1024 * KIB),
     sessionTtlMs: integer(env, "SESSION_TTL_HOURS", 7 * 24, 1, 24 * 365) * 3600 * SECOND,
     cookieSecure: boolean(env, "COOKIE_SECURE", false),
@@ -242,6 +262,8 @@ export function loadConfig(env: Env = process.env): Config {
     streamMaxPerConnection: integer(env, "STREAM_MAX_PER_CONNECTION", 16, 1, 10_000),
     wsAppendRateLimitPerSecond: integer(env, "WS_APPEND_RATE_LIMIT", 1000, 1, 1_000_000),
     wsAppendRateLimitBurst: integer(env, "WS_APPEND_RATE_BURST", 2000, 1, 1_000_000),
+    sendBatchLanes: integer(env, "SEND_BATCH_LANES", 1, 1, 64),
+    sendBatchMax: integer(env, "SEND_BATCH_MAX", 256, 1, 10_000),
     webhooks: {
       allowPrivate: boolean(env, "WEBHOOK_ALLOW_PRIVATE", false),
       timeoutMs: integer(env, "WEBHOOK_TIMEOUT_MS", 10 * SECOND, 100, 10 * SECOND),

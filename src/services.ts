@@ -12,6 +12,7 @@ import type { DomainEvent } from "./domain/domain-events";
 import { EventBus } from "./core/event-bus";
 import { MessageStreams } from "./domain/message-streams";
 import { WebhookOutbox } from "./webhooks/outbox";
+import { StatementBatcher } from "./db/statement-batcher";
 
 export interface Services {
   config: Config;
@@ -28,6 +29,8 @@ export interface Services {
   streams: MessageStreams;
   /** Where domain events become webhook deliveries (src/webhooks/). */
   webhooks: WebhookOutbox;
+  /** Every send's statement goes through here: concurrent sends share a transaction (src/db/statement-batcher.ts). */
+  sends: StatementBatcher;
 }
 
 export function createServices(config: Config, database: Database): Services {
@@ -44,5 +47,10 @@ export function createServices(config: Config, database: Database): Services {
     domainEvents,
     streams: new MessageStreams(config, database, domainEvents),
     webhooks: new WebhookOutbox(database),
+    sends: new StatementBatcher(database, {
+      // The embedded database runs one statement at a time: one lane.
+      lanes: database.kind === "pglite" ? 1 : config.sendBatchLanes,
+      maxBatch: config.sendBatchMax,
+    }),
   };
 }

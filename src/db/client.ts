@@ -35,8 +35,20 @@ export interface Database {
    * statement on each pooled connection (parsed and planned once per connection, not per call).
    */
   query<T>(text: string, params: unknown[]): Promise<T[]>;
+  /**
+   * Fixed statements run in order in one transaction, with one commit for all of them: the rows of each.
+   * Any failure rolls all of them back and rejects. On PostgreSQL the transaction's statements, its BEGIN
+   * and its COMMIT are pipelined on one connection: one round trip whatever their number.
+   */
+  batch<T>(statements: readonly Statement[]): Promise<T[][]>;
   ping(timeoutMs?: number): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/** A fixed statement and its numbered parameters. */
+export interface Statement {
+  text: string;
+  params: unknown[];
 }
 
 export class DatabaseUnavailableError extends Error {}
@@ -117,6 +129,29 @@ export async function openPostgres(url: string, poolSize: number): Promise<Datab
         timings.since(started);
       }
     },
+    async batch<T>(statements: readonly Statement[]) {
+      const started = performance.now();
+      inFlight.inc();
+      const connection = await pg.reserve();
+      try {
+        // Written together, answered together. After a failure PostgreSQL refuses the statements that
+        // follow (25P02) and turns the COMMIT into a rollback; every answer is awaited before the
+        // connection goes back to the pool, and the first failure is the one reported.
+        const sent = [
+          connection.unsafe("begin"),
+          ...statements.map((s) => connection.unsafe(s.text, s.params as never[], { prepare: true })),
+          connection.unsafe("commit"),
+        ];
+        const settled = await Promise.allSettled(sent);
+        const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+        if (failed) throw failed.reason;
+        return settled.slice(1, -1).map((r) => (r as PromiseFulfilledResult<unknown>).value as T[]);
+      } finally {
+        connection.release();
+        inFlight.dec();
+        timings.since(started);
+      }
+    },
     async ping(timeoutMs = 2000) {
       try {
         await withTimeout(pg`select 1`, timeoutMs);
@@ -190,6 +225,20 @@ export async function openPglite(options: PgliteOptions): Promise<{ database: Da
       inFlight.inc();
       try {
         return (await client.query<T>(text, params)).rows;
+      } finally {
+        inFlight.dec();
+        timings.since(started);
+      }
+    },
+    async batch<T>(statements: readonly Statement[]) {
+      const started = performance.now();
+      inFlight.inc();
+      try {
+        return await client.transaction(async (tx) => {
+          const rows: T[][] = [];
+          for (const s of statements) rows.push((await tx.query<T>(s.text, s.params)).rows);
+          return rows;
+        });
       } finally {
         inFlight.dec();
         timings.since(started);

@@ -128,7 +128,7 @@ export const wsFramesReceived = define.counter({
 
 export const wsFramesRateLimited = define.counter({
   name: "symbia_ws_frames_rate_limited_total",
-  help: "Client frames refused with rate_limited (over WS_RATE_LIMIT / WS_RATE_BURST).",
+  help: "Client frames refused with rate_limited (over the connection's frame or append budget).",
 });
 
 export const wsFramesPublished = define.counter({
@@ -176,6 +176,23 @@ export const dbQueriesInFlight = define.gaugeBy({
   help: "Hot-path statements started and not yet answered; above DATABASE_POOL_SIZE they queue for a connection.",
   label: "driver",
   values: ["postgres", "pglite"] as const,
+});
+
+// Coalesced sends (src/db/statement-batcher.ts)
+
+export const sendBatches = define.counter({
+  name: "symbia_send_batches_total",
+  help: "Writes of send statements: one per transaction, whether it carried one send or many.",
+});
+
+export const sendBatchStatements = define.counter({
+  name: "symbia_send_batch_statements_total",
+  help: "Send statements written; divided by symbia_send_batches_total, the mean batch size.",
+});
+
+export const sendBatchRetries = define.counter({
+  name: "symbia_send_batch_retries_total",
+  help: "Batches rolled back by one failing statement and written again one statement at a time.",
 });
 
 // Relay between instances (src/broker/postgres/); label `channel`: symbia_events, symbia_auth (bound once per

@@ -5,7 +5,7 @@ import type { Credentials } from "../auth/identity";
 import type { Principal } from "../auth/principal";
 import type { Scope } from "../core/scope";
 import type { TopicFrame } from "./frames";
-import { FrameRateLimit } from "./rate-limit";
+import { FrameRateLimit, type FrameBudget } from "./rate-limit";
 
 /** Close codes the server uses (docs/protocol.md, Close codes). */
 export const CLOSE = {
@@ -54,8 +54,11 @@ export class Connection {
   /** `message:append` frames only (docs/streaming.md, Limits). */
   readonly appendRate: FrameRateLimit;
   closed = false;
-  /** Frames of a connection are handled one after another: a client's sends get sequences in the order it sent them. */
-  private tail: Promise<void> = Promise.resolve();
+  /** Frames received and not started yet, in arrival order. */
+  private readonly waiting: ScheduledFrame[] = [];
+  private sendsRunning = 0;
+  /** A frame other than a send is running: nothing else starts until it ends. */
+  private exclusiveRunning = false;
 
   constructor(
     readonly socket: RealtimeSocket,
@@ -65,8 +68,10 @@ export class Connection {
     readonly credentials: Credentials,
     readonly scope: Scope,
     readonly requestId: string,
-    rate: { perSecond: number; burst: number },
-    appendRate: { perSecond: number; burst: number } = rate,
+    rate: FrameBudget,
+    appendRate: FrameBudget = rate,
+    /** `message:send` frames that may be in flight at once (WS_SEND_WINDOW). */
+    readonly sendWindow = 1,
   ) {
     this.rate = new FrameRateLimit(rate.perSecond, rate.burst);
     this.appendRate = new FrameRateLimit(appendRate.perSecond, appendRate.burst);
@@ -82,10 +87,69 @@ export class Connection {
     this.socket.close(code, reason);
   }
 
-  /** Runs `task` after the connection's earlier frames; the returned promise never rejects. */
-  enqueue(task: () => Promise<void>): Promise<void> {
-    const run = this.tail.then(task, task).catch(() => {});
-    this.tail = run;
-    return run;
+  /** Sends started and not yet answered. */
+  get sendsInFlight(): number {
+    return this.sendsRunning;
+  }
+
+  /**
+   * Runs `task` in frame order; the returned promise ends with it and never rejects.
+   *
+   * A `message:send` (`send` true) may start while earlier sends are still running, up to `sendWindow`
+   * of them, so that a client streaming messages is not held to one database round trip per message.
+   * Sends start in frame order, and the domain writes sends in the order they start (`sendMessage` hands
+   * its statement to the send batcher before its first await), so sends into one conversation get
+   * sequences in the order of their frames. Any other frame waits for every earlier frame to end and holds back every later one, as
+   * if the connection handled one frame at a time: a join, an edit or an append after a send sees that
+   * send done, and a send after a leave or a join runs after it.
+   */
+  schedule(task: () => Promise<void>, send = false): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.waiting.push({ task, send, done: resolve });
+      this.startWaiting();
+    });
+  }
+
+  /** Starts the waiting frames that may start now, in arrival order. */
+  private startWaiting(): void {
+    while (this.waiting.length > 0 && !this.exclusiveRunning) {
+      const next = this.waiting[0];
+      if (next.send ? this.sendsRunning >= this.sendWindow : this.sendsRunning > 0) return;
+      this.waiting.shift();
+      if (next.send) this.startSend(next);
+      else this.startExclusive(next);
+    }
+  }
+
+  private startExclusive(frame: ScheduledFrame): void {
+    this.exclusiveRunning = true;
+    void runToEnd(frame.task).then(() => {
+      this.exclusiveRunning = false;
+      frame.done();
+      this.startWaiting();
+    });
+  }
+
+  private startSend(frame: ScheduledFrame): void {
+    this.sendsRunning++;
+    void runToEnd(frame.task).then(() => {
+      this.sendsRunning--;
+      frame.done();
+      this.startWaiting();
+    });
+  }
+}
+
+interface ScheduledFrame {
+  task: () => Promise<void>;
+  send: boolean;
+  done: () => void;
+}
+
+async function runToEnd(task: () => Promise<void>): Promise<void> {
+  try {
+    await task();
+  } catch {
+    // The task answers the client itself; a failure here has nobody left to tell.
   }
 }

@@ -117,6 +117,9 @@ export function receiveFrame(hub: RealtimeHub, services: Services, connection: C
   if (hub.shuttingDown) return reject(connection, frame.ack, fail.shutting_down(), frame.event);
 
   const { event, data, ack } = frame;
+  // Sends may overlap one another (up to WS_SEND_WINDOW); every other frame runs alone, in order. A send
+  // that opens a stream too: the connection's count of open streams is checked before it is written.
+  const overlaps = event === "message:send" && (data as ClientPayload<"message:send">).streaming !== true;
   hub.run(connection, async () => {
     if (connection.closed) return;
     try {
@@ -126,5 +129,5 @@ export function receiveFrame(hub: RealtimeHub, services: Services, connection: C
     } catch (error) {
       reject(connection, ack, socketErrorOf(error, { connectionId: connection.id, principal: connection.principal.id, event }), event);
     }
-  });
+  }, overlaps);
 }

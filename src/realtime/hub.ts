@@ -33,6 +33,7 @@ import {
 import { joinConversation, type JoinResult, type JoinSite } from "./join";
 import { Presence, type PresenceEntry } from "./presence";
 import { ReleaseLog, SequenceOrder } from "../core/sequence-order";
+import { frameBudgetsFor } from "./rate-limit";
 import { effectiveHeartbeatMs } from "./socket-options";
 import type { LiveStreams, RealtimeStore } from "./store";
 import { StreamRelay } from "./stream-relay";
@@ -244,14 +245,16 @@ export class RealtimeHub implements BrokerHub {
     }
     const { config } = this;
     const query = new URL(context.request.url).searchParams;
+    const budgets = frameBudgetsFor(config, context.principal);
     const connection = new Connection(
       socket,
       context.principal,
       extractCredentials(context.request.headers, query),
       context.scope,
       context.requestId,
-      { perSecond: config.wsRateLimitPerSecond, burst: config.wsRateLimitBurst },
-      { perSecond: config.wsAppendRateLimitPerSecond, burst: config.wsAppendRateLimitBurst },
+      budgets.frames,
+      budgets.appends,
+      config.wsSendWindow,
     );
     this.bySocket.set(socket, connection);
     this.byId.set(connection.id, connection);
@@ -295,9 +298,12 @@ export class RealtimeHub implements BrokerHub {
     log.debug("socket closed", { connectionId: connection.id, principal: connection.principal.id, code });
   }
 
-  /** Handles one client frame after the connection's earlier ones; tracked so shutdown can wait for it. */
-  run(connection: Connection, task: () => Promise<void>): void {
-    const done = connection.enqueue(task);
+  /**
+   * Handles one client frame in the connection's frame order (`Connection.schedule`: sends may overlap,
+   * up to the window); tracked so shutdown can wait for it.
+   */
+  run(connection: Connection, task: () => Promise<void>, send = false): void {
+    const done = connection.schedule(task, send);
     this.inflight.add(done);
     done.finally(() => this.inflight.delete(done));
   }

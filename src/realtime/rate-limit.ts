@@ -1,7 +1,37 @@
 /**
  * Per-connection frame rate limit: a token bucket (steady rate plus a burst), and a flood detector that
  * tells the connection to close when a client keeps sending after being told to slow down.
+ *
+ * The budget depends on who is connected: a person types a few frames a second, while an agent or a
+ * service sends in bursts (a queue relayed at once, answers to many conversations), so they get a larger
+ * bucket. `message:append` frames have a bucket of their own whoever sends them.
  */
+import type { Principal } from "../auth/principal";
+import type { Config } from "../config";
+
+export interface FrameBudget {
+  perSecond: number;
+  burst: number;
+}
+
+/** Whose budget a connection gets: a service acting for a user (X-As-User-Id) keeps the service's. */
+export function frameBudgetKind(principal: Pick<Principal, "type" | "actedBy">): "person" | "service" {
+  const type = principal.actedBy?.type ?? principal.type;
+  return type === "user" ? "person" : "service";
+}
+
+/** The buckets of a new connection: its frames, and its `message:append` frames. */
+export function frameBudgetsFor(
+  config: Pick<Config, "wsRateLimitPerSecond" | "wsRateLimitBurst" | "wsServiceRateLimitPerSecond" | "wsServiceRateLimitBurst" | "wsAppendRateLimitPerSecond" | "wsAppendRateLimitBurst">,
+  principal: Pick<Principal, "type" | "actedBy">,
+): { frames: FrameBudget; appends: FrameBudget } {
+  const frames =
+    frameBudgetKind(principal) === "person"
+      ? { perSecond: config.wsRateLimitPerSecond, burst: config.wsRateLimitBurst }
+      : { perSecond: config.wsServiceRateLimitPerSecond, burst: config.wsServiceRateLimitBurst };
+  return { frames, appends: { perSecond: config.wsAppendRateLimitPerSecond, burst: config.wsAppendRateLimitBurst } };
+}
+
 export class FrameRateLimit {
   private tokens: number;
   private refilledAt: number;

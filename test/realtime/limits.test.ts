@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { wsClosesOf, wsSlowConsumerCloses } from "../../src/metrics/registry";
 import { hardBackpressureLimit } from "../../src/realtime/socket-options";
 import { startTestServer, type TestServer } from "../support/server";
-import { eventually, groupConversation, joinedSocket, openSocket, restSend } from "./helpers";
+import { eventually, groupConversation, joinedSocket, openSocket, RawSocket, restSend } from "./helpers";
 import { RawTcpWebSocket } from "./raw-tcp";
 import { useEndToEndTimeout } from "../support/timeout";
 
@@ -32,6 +32,33 @@ describe("rate limit", () => {
     await Bun.sleep(250);
     expect((await socket.request("ping")).ok).toBe(true);
     expect(socket.isClosed).toBe(false);
+    socket.close();
+  });
+
+  test("a service sending 300 messages in a burst over one socket is not refused by the default service budget", async () => {
+    const owner = await server.principal();
+    const service = await server.principal({ type: "service" });
+    const conversationId = await groupConversation(server, owner, [service]);
+    const socket = await openSocket(server, service);
+    const total = 300;
+    for (let i = 0; i < total; i++) socket.send({ event: "message:send", data: { conversationId, content: `m${i}` }, ack: i });
+    await eventually(() => socket.count("ack") === total, 30_000, "every ack");
+    expect(socket.count((f) => f.event === "ack" && f.ok === true)).toBe(total);
+    const sequences = socket.frames.filter((f) => f.event === "ack").map((f) => f.data.sequence).sort((a, b) => a - b);
+    expect(sequences).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+    expect(socket.isClosed).toBe(false);
+    socket.close();
+  }, 60_000);
+
+  test("a service acting for a user keeps the service budget", async () => {
+    const org = await server.org();
+    const service = await server.principal({ type: "service", orgs: [org], entitlements: ["messaging:act-as"] });
+    const user = await server.principal({ orgs: [org] });
+    const socket = new RawSocket(new WebSocket(`${server.wsUrl}?asUserId=${encodeURIComponent(user.id)}`, { headers: service.headers } as any));
+    expect((await socket.next("session:ready")).data.user.type).toBe("user");
+    for (let i = 0; i < 3 * BURST; i++) socket.send({ event: "ping", ack: i });
+    await eventually(() => socket.count("ack") === 3 * BURST, 5000, "every ack");
+    expect(socket.count((f) => f.event === "ack" && f.ok === true)).toBe(3 * BURST);
     socket.close();
   });
 
@@ -86,4 +113,31 @@ describe("slow consumers", () => {
     expect(healthy.count("message:new")).toBe(sent);
     healthy.close();
   }, 60_000);
+});
+
+describe("the service budget", () => {
+  let small: TestServer;
+  beforeAll(async () => {
+    small = await startTestServer({ WS_SERVICE_RATE_LIMIT: "10", WS_SERVICE_RATE_BURST: String(BURST) });
+  });
+  afterAll(() => small.stop());
+
+  test("an agent past its own budget is refused, then closed when it keeps flooding", async () => {
+    const socket = await openSocket(small, await small.principal({ type: "agent" }));
+    for (let i = 0; i < BURST + 5; i++) socket.send({ event: "ping", ack: i });
+    const limited = await socket.next((f) => f.event === "ack" && f.ack === BURST + 4);
+    expect(limited.error!.code).toBe("rate_limited");
+    expect(socket.count((f) => f.event === "ack" && f.ok === true)).toBe(BURST);
+    for (let i = 0; i < 5 * BURST + 10; i++) socket.send({ event: "ping" });
+    expect((await socket.closed).code).toBe(1008);
+  });
+
+  test("people keep WS_RATE_LIMIT / WS_RATE_BURST (100 by default) on that server", async () => {
+    const socket = await openSocket(small, await small.principal());
+    for (let i = 0; i < 105; i++) socket.send({ event: "ping", ack: i });
+    await eventually(() => socket.count("ack") === 105, 5000, "every ack");
+    expect(socket.count((f) => f.event === "ack" && f.ok === true)).toBe(100);
+    expect(socket.count((f) => f.event === "ack" && f.error?.code === "rate_limited")).toBe(5);
+    socket.close();
+  });
 });

@@ -3,7 +3,8 @@
  * here waits.
  */
 import { describe, expect, test } from "bun:test";
-import { FrameRateLimit } from "../../src/realtime/rate-limit";
+import { loadConfig } from "../../src/config";
+import { FrameRateLimit, frameBudgetKind, frameBudgetsFor } from "../../src/realtime/rate-limit";
 
 describe("FrameRateLimit", () => {
   test("a burst, then the steady rate; flooding after enough rejections", () => {
@@ -63,5 +64,33 @@ describe("FrameRateLimit", () => {
     expect(limit.isFlooding()).toBe(false);
     limit.take(1);
     expect(limit.isFlooding()).toBe(true);
+  });
+});
+
+describe("frame budgets by principal kind", () => {
+  const config = loadConfig({});
+
+  test("people get WS_RATE_LIMIT / WS_RATE_BURST, agents and services the larger service budget", () => {
+    expect(frameBudgetsFor(config, { type: "user" }).frames).toEqual({ perSecond: 50, burst: 100 });
+    for (const type of ["agent", "service"] as const) {
+      expect(frameBudgetsFor(config, { type }).frames).toEqual({ perSecond: 1000, burst: 2000 });
+    }
+    // Appends keep a bucket of their own, the same for everyone.
+    expect(frameBudgetsFor(config, { type: "user" }).appends).toEqual({ perSecond: 1000, burst: 2000 });
+    expect(frameBudgetsFor(config, { type: "agent" }).appends).toEqual({ perSecond: 1000, burst: 2000 });
+  });
+
+  test("a service acting for a user keeps the service's budget; a user never gets it", () => {
+    expect(frameBudgetKind({ type: "user", actedBy: { id: "svc", type: "service" } })).toBe("service");
+    expect(frameBudgetKind({ type: "agent", actedBy: { id: "u", type: "user" } })).toBe("person");
+    expect(frameBudgetKind({ type: "user" })).toBe("person");
+  });
+
+  test("every budget is configurable and validated", () => {
+    const custom = loadConfig({ WS_SERVICE_RATE_LIMIT: "300", WS_SERVICE_RATE_BURST: "600", WS_RATE_LIMIT: "5", WS_RATE_BURST: "7" });
+    expect(frameBudgetsFor(custom, { type: "service" }).frames).toEqual({ perSecond: 300, burst: 600 });
+    expect(frameBudgetsFor(custom, { type: "user" }).frames).toEqual({ perSecond: 5, burst: 7 });
+    expect(() => loadConfig({ WS_SERVICE_RATE_BURST: "0" })).toThrow(/WS_SERVICE_RATE_BURST/);
+    expect(() => loadConfig({ WS_SERVICE_RATE_LIMIT: "fast" })).toThrow(/WS_SERVICE_RATE_LIMIT/);
   });
 });

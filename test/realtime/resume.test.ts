@@ -107,10 +107,12 @@ test("a replay larger than half the slow-consumer limit stops early, truncated, 
 });
 
 describe("no loss across reconnects", () => {
-  // The default replay limit: a resume here is never truncated.
+  // A replay limit above everything these tests send: a resume here is never truncated, so every message
+  // reaches the receiver once (sends written together go fast enough that a receiver reconnecting every
+  // 100 ms can fall more than the default 1000 behind; truncated resumes have tests of their own above).
   let server: TestServer;
   beforeAll(async () => {
-    server = await startTestServer({ WS_RATE_LIMIT: "100000", WS_RATE_BURST: "100000" });
+    server = await startTestServer({ WS_RATE_LIMIT: "100000", WS_RATE_BURST: "100000", REPLAY_LIMIT: "100000" });
   });
   afterAll(() => server.stop());
 

@@ -71,8 +71,8 @@ describe("streaming over the WebSocket", () => {
     expect(last.data.length).toBe(1001);
     expect(agent.count("error")).toBe(0);
     await agent.request("message:finish", { messageId: mid });
-    // Other frames still count in their own bucket (burst 100 by default).
-    for (let i = 0; i < 150; i++) agent.send({ event: "typing:stop", data: s.id });
+    // Other frames still count in their own bucket (an agent's: burst 2000 by default).
+    for (let i = 0; i < server.config.wsServiceRateLimitBurst + 50; i++) agent.send({ event: "typing:stop", data: s.id });
     await agent.next((f) => f.event === "error" && f.data.code === "rate_limited");
     agent.close();
   });

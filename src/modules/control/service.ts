@@ -111,11 +111,8 @@ export async function sendControl(
       ...(scope.serviceId && { serviceId: scope.serviceId }),
       control,
     },
-  });
-  const { message } = stored;
-  const broadcast = controlBroadcastOf(message);
-  services.domainEvents.emit({ type: "control.sent", conversationId, message, control: broadcast });
-  return { ...stored, broadcast };
+  }, ({ message }) => services.domainEvents.emit({ type: "control.sent", conversationId, message, control: controlBroadcastOf(message) }));
+  return { ...stored, broadcast: controlBroadcastOf(stored.message) };
 }
 
 /** stream.priority takes the new priority from `priority`, or else from `metadata.priority`. */

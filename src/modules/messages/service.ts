@@ -1,8 +1,9 @@
 /**
  * Messages: send (the hot path), edit with history, soft delete, list and replay.
  *
- * Sending is one SQL statement (./send-statement.ts); when it inserts nothing, the reason is looked up
- * afterwards, off the hot path.
+ * Sending is one SQL statement (./send-statement.ts), handed to the send batcher (services.sends,
+ * src/db/statement-batcher.ts), which writes concurrent sends together in one transaction; when it
+ * inserts nothing, the reason is looked up afterwards, off the hot path.
  */
 import { and, asc, desc, eq, gt, gte, isNull, lt, type SQL } from "drizzle-orm";
 import type { Principal } from "../../auth/principal";
@@ -15,7 +16,7 @@ import { constraintName, sqlState } from "../../core/database-errors";
 import type { Scope } from "../../core/scope";
 import type { Services } from "../../services";
 import type { EditMessageInput, SendMessageInput } from "./model";
-import { sendParameters, sendStatementFor, type SendOutcome } from "./send-statement";
+import { isPlainSend, lockRunsOf, sendParameters, sendsCombiner, sendStatementFor, type SendOutcome, type SendRow } from "./send-statement";
 import { preemptForPriority } from "../runs/service";
 import { writeAndAnnounce } from "../../domain/announced-write";
 import type { StreamOrigin } from "../../domain/message-streams";
@@ -63,6 +64,10 @@ function scopedMetadata(metadata: Record<string, unknown> | undefined, scope: Sc
   return scope.serviceId ? { ...metadata, serviceId: scope.serviceId } : (metadata ?? {});
 }
 
+/**
+ * Stores a message and announces it. The statement is handed to the batcher before the first `await`:
+ * sends called one after another (a socket's pipelined frames) are written in that order.
+ */
 export async function sendMessage(
   services: Services,
   principal: Principal,
@@ -89,71 +94,100 @@ export async function sendMessage(
     preemptedBy: input.preemptedBy,
     metadata: scopedMetadata(input.metadata, scope),
     streaming,
+  }, ({ message, json, outcome }) => {
+    // Held from now on (synchronously); recording the holder in the row follows off this path.
+    if (streaming) void services.streams.opened(message, origin);
+    if (outcome?.run_started) {
+      services.domainEvents.emit({ type: "run.started", conversationId, run: runStartedBy(message), startedBy: { messageId: message.id, sequence: message.sequence } });
+    }
+    services.domainEvents.emit({ type: "message.created", conversationId, message, json });
   });
   if (stored.replayed) return stored;
-  const { message, outcome } = stored;
-  if (streaming) await services.streams.opened(message, origin);
-  if (outcome?.run_started) services.domainEvents.emit({ type: "run.started", conversationId, run: runStartedBy(message), startedBy: { messageId: message.id, sequence: message.sequence } });
-  services.domainEvents.emit({ type: "message.created", conversationId, message, json: stored.json });
   // Rare: the message outranks someone's active run. The preemption follows it in the sequence.
-  if (outcome?.preempts_runs) await preemptForPriority(services, message);
+  if (stored.outcome?.preempts_runs) await preemptForPriority(services, stored.message);
   return stored;
 }
 
 
-/** The one-statement insert shared by messages and control events. Emits nothing. */
+/**
+ * The one-statement insert shared by messages and control events. `announce` runs once the message is
+ * committed, before this resolves and in the order the batch wrote its messages (domain events go there,
+ * so that they follow sequence order); it does not run for a replay or a refusal.
+ */
 export async function insertMessage(
   services: Services,
   principal: Principal,
   conversationId: string,
   scope: Scope,
   m: NewMessage,
+  announce?: (stored: StoredMessage) => void,
 ): Promise<StoredMessage> {
   const id = m.id ?? Bun.randomUUIDv7();
   const replyTo = m.replyTo ?? null;
   const preemptedBy = m.preemptedBy ?? null;
-  let inserted: (MessageRow & SendOutcome)[];
+  let stored: StoredMessage | undefined;
+  const row: SendRow = {
+    id,
+    conversationId,
+    sender: principal,
+    content: m.content,
+    contentType: m.contentType,
+    replyTo,
+    preemptedBy,
+    runId: m.runId ?? null,
+    traceId: m.traceId ?? null,
+    priority: m.priority,
+    interruptible: m.interruptible,
+    metadataJson: JSON.stringify(withActor(m.metadata, principal)),
+    scope,
+    streamState: m.streaming ? "streaming" : null,
+  };
   try {
-    inserted = await services.database.query<MessageRow & SendOutcome>(
-      sendStatementFor(m.runId ?? null),
-      sendParameters({
-        id,
-        conversationId,
-        sender: principal,
-        content: m.content,
-        contentType: m.contentType,
-        replyTo,
-        preemptedBy,
-        runId: m.runId ?? null,
-        traceId: m.traceId ?? null,
-        priority: m.priority,
-        interruptible: m.interruptible,
-        metadataJson: JSON.stringify(withActor(m.metadata, principal)),
-        scope,
-        streamState: m.streaming ? "streaming" : null,
-      }),
-    );
+    await services.sends.submit<MessageRow & SendOutcome>({
+      // The database compares ids as UUIDs: the same conversation spelt in capitals is the same key.
+      key: conversationId.toLowerCase(),
+      text: sendStatementFor(row.runId),
+      params: sendParameters(row),
+      prelude: lockRunsOf,
+      combiner: isPlainSend(row) ? sendsCombiner : undefined,
+      committed: ([inserted]) => {
+        if (!inserted) return;
+        const message = toMessage(inserted);
+        stored = { message, json: JSON.stringify(message), replayed: false, outcome: { run_started: inserted.run_started, preempts_runs: inserted.preempts_runs } };
+        announce?.(stored);
+      },
+    });
   } catch (error) {
+    // The same id committed by another writer between the statement's check and its insert.
     if (sqlState(error) === "23505" && constraintName(error) === "messages_pkey" && m.id) {
-      return replayClientId(services, principal, conversationId, m.id);
+      const replay = await replayClientId(services, principal, conversationId, m.id);
+      if (replay) return replay;
+      throw fail.duplicate_id("A message with this id already exists");
     }
     throw error;
   }
-  if (inserted.length === 0) throw await explainRejectedSend(services, principal, conversationId, replyTo, preemptedBy, m.runId);
-  const row = inserted[0];
-  const message = toMessage(row);
-  return { message, json: JSON.stringify(message), replayed: false, outcome: { run_started: row.run_started, preempts_runs: row.preempts_runs } };
+  if (stored) return stored;
+  // Nothing inserted: a client id seen before, or a rule said no.
+  if (m.id) {
+    const replay = await replayClientId(services, principal, conversationId, m.id);
+    if (replay) return replay;
+  }
+  throw await explainRejectedSend(services, principal, conversationId, replyTo, preemptedBy, m.runId);
 }
 
-/** A client id seen before: the same sender and conversation get the stored message back; anyone else 409. */
+/**
+ * A client id seen before: the same sender and conversation get the stored message back, anyone else
+ * 409; undefined when no message has the id.
+ */
 async function replayClientId(
   services: Services,
   principal: Principal,
   conversationId: string,
   id: string,
-): Promise<StoredMessage> {
+): Promise<StoredMessage | undefined> {
   const [existing] = await services.database.db.select().from(messages).where(eq(messages.id, id));
-  if (!existing || existing.sender_id !== principal.id || existing.conversation_id !== conversationId) {
+  if (!existing) return undefined;
+  if (existing.sender_id !== principal.id || existing.conversation_id !== conversationId) {
     throw fail.duplicate_id("A message with this id already exists");
   }
   const message = toMessage(existing);
