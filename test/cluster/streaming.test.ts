@@ -173,7 +173,9 @@ describe.skipIf(!usingPostgres)("streaming on two instances", () => {
     await client.join(conversationId);
     expect((await b.request("POST", `${path}/control`, { as: owner, body: { event: "stream.cancel", runId: "far" } })).status).toBe(201);
     expect(await refusedWithin("run_ended")).toBeLessThan(1000);
-    const read = await b.request("GET", `${path}/messages/${mid}`, { as: owner });
+    // Appends are refused from the moment the cancel arrives; the stream's end is written just after.
+    let read = await b.request("GET", `${path}/messages/${mid}`, { as: owner });
+    await eventually(async () => (read = await b.request("GET", `${path}/messages/${mid}`, { as: owner })).body.stream_state !== "streaming", 2000, "the end written");
     expect(read.body.stream_state).toBe("cancelled");
     expect(read.body.content.startsWith("partial")).toBe(true);
     await eventually(() => texts.at(-1)?.state === "cancelled", 3000, "the cancel heard on B");
