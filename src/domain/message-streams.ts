@@ -51,6 +51,11 @@ interface OpenStream {
   paused: boolean;
   /** When a refused append last read the run's state. */
   runReadAt?: number;
+  /**
+   * Run changes heard (this instance's, or signalled): a run state read from the database before one of
+   * them is older than what the stream already knows, and is not applied.
+   */
+  runChanges: number;
   /** Set once the stream is ending: appends are refused from then on, while the final write runs. */
   ending?: StreamState;
 }
@@ -144,6 +149,7 @@ export class MessageStreams implements StreamHolder {
       lastAppendAt: Date.now(),
       connectionId: origin?.connectionId,
       paused: false,
+      runChanges: 0,
     });
     this.startTimer();
     const holder = this.peers.holderId();
@@ -309,7 +315,9 @@ export class MessageStreams implements StreamHolder {
 
   remoteRunChanged(run: RunStateChange): void {
     for (const stream of this.open.values()) {
-      if (stream.message.run_id === run.id && stream.message.conversation_id === run.conversation_id) this.applyRunState(stream, run.state);
+      if (stream.message.run_id !== run.id || stream.message.conversation_id !== run.conversation_id) continue;
+      stream.runChanges++;
+      this.applyRunState(stream, run.state);
     }
   }
 
@@ -388,11 +396,12 @@ export class MessageStreams implements StreamHolder {
 
   private async refreshRunState(stream: OpenStream): Promise<void> {
     if (stream.message.run_id === null) return;
+    const heard = stream.runChanges;
     const [run] = await this.database.query<{ state: RunResource["state"] }>(
       "select state from runs where conversation_id = $1 and id = $2",
       [stream.message.conversation_id, stream.message.run_id],
     );
-    this.applyRunState(stream, run?.state ?? null);
+    if (stream.runChanges === heard) this.applyRunState(stream, run?.state ?? null);
   }
 
   /**
@@ -473,6 +482,7 @@ export class MessageStreams implements StreamHolder {
   async flush(): Promise<void> {
     const dirty = [...this.open.values()].filter((s) => s.dirty && !s.ending);
     if (dirty.length === 0) return;
+    const heard = dirty.map((s) => s.runChanges);
     const batch = dirty.map((s) => {
       s.dirty = false;
       return { id: s.message.id, content: s.content };
@@ -486,13 +496,14 @@ export class MessageStreams implements StreamHolder {
       throw error;
     }
     const seen = new Map(written.map((w) => [w.id, w.run_state]));
-    for (const stream of dirty) {
+    for (const [i, stream] of dirty.entries()) {
       if (!seen.has(stream.message.id)) {
         // No longer streaming in the database (swept, or ended by another instance): stop holding it.
         if (!stream.ending) this.open.delete(stream.message.id);
         continue;
       }
-      if (!stream.ending) this.applyRunState(stream, seen.get(stream.message.id) ?? null);
+      // A pause or resume heard while the statement ran is newer than the state it read.
+      if (!stream.ending && stream.runChanges === heard[i]) this.applyRunState(stream, seen.get(stream.message.id) ?? null);
     }
   }
 
