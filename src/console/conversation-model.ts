@@ -87,14 +87,7 @@ export class ConversationModel {
       // Opened straight from a link, the view may start before the shell's connect() has run.
       await this.socket.connect();
       const joined = await this.socket.join(this.id);
-      const [conversation, page, runs] = await Promise.all([
-        this.client.getConversation(this.id),
-        this.client.listMessages(this.id, { limit: PAGE }),
-        this.client.listRuns(this.id, { limit: 20 }),
-      ]);
-      this.conversation = conversation;
-      this.mergePage(page);
-      for (const run of runs) this.runs.set(run.id, run);
+      await this.fetchState();
       this.applyJoin(joined);
       this.loaded = true;
       this.error = undefined;
@@ -218,17 +211,22 @@ export class ConversationModel {
     this.changed();
   }
 
+  /** The conversation, its newest page of messages (merged with what is here) and its runs, over REST. */
+  private async fetchState(): Promise<void> {
+    const [conversation, page, runs] = await Promise.all([
+      this.client.getConversation(this.id),
+      this.client.listMessages(this.id, { limit: PAGE }),
+      this.client.listRuns(this.id, { limit: 20 }),
+    ]);
+    this.conversation = conversation;
+    this.mergePage(page);
+    for (const run of runs) this.runs.set(run.id, run);
+  }
+
   /** After a resume: the newest page again (edits and deletions are not replayed), and the runs. */
   private async reload(): Promise<void> {
     try {
-      const [conversation, page, runs] = await Promise.all([
-        this.client.getConversation(this.id),
-        this.client.listMessages(this.id, { limit: PAGE }),
-        this.client.listRuns(this.id, { limit: 20 }),
-      ]);
-      this.conversation = conversation;
-      this.mergePage(page);
-      for (const run of runs) this.runs.set(run.id, run);
+      await this.fetchState();
       this.error = undefined;
     } catch (error) {
       this.error = errorText(error);
