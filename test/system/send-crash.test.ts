@@ -4,49 +4,18 @@
  * conversation still counts 1..N with no gap (a send cut off before its answer may or may not be there).
  */
 import { afterAll, expect, test } from "bun:test";
-import { rmSync } from "node:fs";
-import { TEST_DATABASE_URL } from "../support/database";
-import { minimalEnv, productCommand, startServer, tempDir, type ServerProcess } from "../support/harness";
-import { runCli } from "../support/process";
+import { callAs as call, restartableServer } from "../support/restartable-server";
 import { useEndToEndTimeout } from "../support/timeout";
 
 useEndToEndTimeout();
 
-const dataDir = tempDir("symbia-send-crash-");
-const started: ServerProcess[] = [];
-afterAll(async () => {
-  for (const server of started) await server.stop(5000).catch(() => {});
-  rmSync(dataDir, { recursive: true, force: true });
-});
-
-const email = `sender-${crypto.randomUUID().slice(0, 8)}@crash.test`;
-const env = { ...minimalEnv(), DATA_DIR: dataDir, DATABASE_URL: TEST_DATABASE_URL ?? "", LOG_LEVEL: "warn" };
-
-async function boot(): Promise<ServerProcess> {
-  const server = await startServer({ command: [...productCommand(), "serve"], env, label: "send-crash" });
-  started.push(server);
-  return server;
-}
-
-async function call(server: ServerProcess, token: string, method: string, path: string, body?: unknown) {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json()) as any };
-}
+const servers = restartableServer("send-crash");
+afterAll(() => servers.cleanUp());
+const boot = () => servers.boot();
 
 test("kill -9 under load: no acknowledged send is lost or doubled, and no conversation has a gap", async () => {
   const first = await boot();
-  const user = await runCli(["users", "create", "--email", email, "--password-stdin"], { env, stdin: "crash-test-password\n" });
-  expect(user.code).toBe(0);
-  const login = await fetch(`${first.url}/api/auth/login`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ email, password: "crash-test-password" }),
-  });
-  const { token } = (await login.json()) as { token: string };
+  const token = await servers.signIn(first);
   const conversations: string[] = [];
   for (let i = 0; i < 3; i++) {
     const created = await call(first, token, "POST", "/api/conversations", { type: "group", name: `crash ${i}` });

@@ -3,58 +3,22 @@
  * PostgreSQL), the content written by the last flush is there and the message is marked interrupted.
  */
 import { afterAll, expect, test } from "bun:test";
-import { rmSync } from "node:fs";
-import { TEST_DATABASE_URL } from "../support/database";
-import { minimalEnv, productCommand, startServer, tempDir, type ServerProcess } from "../support/harness";
-import { runCli } from "../support/process";
+import { callAs as call, restartableServer } from "../support/restartable-server";
 import { useEndToEndTimeout } from "../support/timeout";
 
 useEndToEndTimeout();
 
-const dataDir = tempDir("symbia-stream-");
-const started: ServerProcess[] = [];
-afterAll(async () => {
-  for (const server of started) await server.stop(5000).catch(() => {});
-  rmSync(dataDir, { recursive: true, force: true });
-});
-
-const email = `stream-${crypto.randomUUID().slice(0, 8)}@crash.test`;
-const env = {
-  ...minimalEnv(),
-  DATA_DIR: dataDir,
-  DATABASE_URL: TEST_DATABASE_URL ?? "",
-  LOG_LEVEL: "warn",
+const servers = restartableServer("stream-crash", {
   STREAM_FLUSH_MS: "100",
   // The default idle timeout (5 min): on PostgreSQL the restarted instance ends the stream because its
   // holder is not among the live instances, once it knows them (several seconds after its start).
-};
-
-async function boot(): Promise<ServerProcess> {
-  const server = await startServer({ command: [...productCommand(), "serve"], env, label: "stream-crash" });
-  started.push(server);
-  return server;
-}
-
-async function call(server: ServerProcess, token: string, method: string, path: string, body?: unknown) {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: await res.json() as any };
-}
+});
+afterAll(() => servers.cleanUp());
+const boot = () => servers.boot();
 
 test("kill -9 during a stream: the flushed content survives and the message is interrupted at the next start", async () => {
   const first = await boot();
-  // Through the operator socket of the running server: works on the embedded database and on a shared PostgreSQL.
-  const user = await runCli(["users", "create", "--email", email, "--password-stdin"], { env, stdin: "crash-test-password\n" });
-  expect(user.code).toBe(0);
-  const login = await fetch(`${first.url}/api/auth/login`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ email, password: "crash-test-password" }),
-  });
-  const { token } = (await login.json()) as { token: string };
+  const token = await servers.signIn(first);
   expect(token).toBeString();
   const conversation = await call(first, token, "POST", "/api/conversations", { type: "group", name: "crash" });
   expect(conversation.status).toBe(201);
