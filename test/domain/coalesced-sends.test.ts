@@ -13,7 +13,7 @@ import { SEND_MANY_STATEMENT } from "../../src/modules/messages/send-statement";
 import { openSocket, type RawSocket } from "../realtime/helpers";
 import { startTestServer, type TestPrincipal, type TestServer } from "../support/server";
 import { useEndToEndTimeout } from "../support/timeout";
-import { createConversation, expectError, expectStatus, UNKNOWN_ID } from "./fixtures";
+import { createConversation, expectError, expectStatus, UNKNOWN_ID, everyMessage } from "./fixtures";
 
 useEndToEndTimeout();
 
@@ -27,17 +27,7 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const post = (as: TestPrincipal, path: string, body?: unknown) => t.request("POST", path, { as, body });
 const send = (as: TestPrincipal, conversationId: string, body: Record<string, unknown>) => post(as, `/api/conversations/${conversationId}/messages`, { content: "x", ...body });
 
-/** Every message of a conversation in sequence order. */
-async function stored(as: TestPrincipal, conversationId: string) {
-  const all: { id: string; sequence: number; content: string; sender_id: string; reply_to: string | null }[] = [];
-  for (;;) {
-    const after = all.length ? all[all.length - 1].sequence : 0;
-    const res = await t.request("GET", `/api/conversations/${conversationId}/messages?after=${after}&limit=200`, { as });
-    expectStatus(res, 200);
-    if (res.body.length === 0) return all;
-    all.push(...res.body);
-  }
-}
+const stored = (as: TestPrincipal, conversationId: string) => everyMessage(t, as, conversationId);
 
 /** `message.created` events as the bus emits them, in emit order. */
 function recordCreated(): { events: { conversationId: string; sequence: number }[]; stop: () => void } {

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startTestServer, type TestPrincipal, type TestServer } from "../support/server";
-import { UNKNOWN_ID, createConversation, expectStatus } from "./fixtures";
+import { UNKNOWN_ID, createConversation, expectStatus, everyMessage } from "./fixtures";
 import { useEndToEndTimeout } from "../support/timeout";
 
 useEndToEndTimeout();
@@ -19,17 +19,7 @@ afterAll(() => t.stop());
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 
-/** All messages of a conversation, in pages of 200, as a participant sees them. */
-async function allMessages(as: TestPrincipal, conversationId: string) {
-  const all: { id: string; sequence: number; content: string; sender_id: string; content_type: string }[] = [];
-  for (;;) {
-    const after = all.length ? all[all.length - 1].sequence : 0;
-    const res = await t.request("GET", `/api/conversations/${conversationId}/messages?after=${after}&limit=200`, { as });
-    expectStatus(res, 200);
-    if (res.body.length === 0) return all;
-    all.push(...res.body);
-  }
-}
+const allMessages = (as: TestPrincipal, conversationId: string) => everyMessage(t, as, conversationId);
 
 /** Four users (sessions) and four agents (API keys) in one group conversation. */
 async function crowd() {

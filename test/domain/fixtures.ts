@@ -65,6 +65,18 @@ export async function listMessages(t: TestServer, as: TestPrincipal, conversatio
   return res.body as (Record<string, any> & { id: string; sequence: number })[];
 }
 
+/** Every message of a conversation in sequence order, read in pages of 200 as `as` sees them. */
+export async function everyMessage(t: TestServer, as: TestPrincipal, conversationId: string) {
+  const all: { id: string; sequence: number; content: string; sender_id: string; content_type: string; reply_to: string | null }[] = [];
+  for (;;) {
+    const after = all.length ? all[all.length - 1].sequence : 0;
+    const res = await t.request("GET", `/api/conversations/${conversationId}/messages?after=${after}&limit=200`, { as });
+    expectStatus(res, 200);
+    if (res.body.length === 0) return all;
+    all.push(...res.body);
+  }
+}
+
 export async function participantsOf(t: TestServer, as: TestPrincipal, conversationId: string) {
   const res = await t.request("GET", `/api/conversations/${conversationId}`, { as });
   expectStatus(res, 200);
