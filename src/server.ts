@@ -56,8 +56,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     await identityDirectory.ensureBootstrapAdmin(config);
     const authRelay = await startAuthRelay(database, services.authChanges, { listen: true });
     cleanups.push(() => authRelay.stop());
-    // Webhook events a killed process committed but never enqueued, before anything newer is: in order.
-    await services.webhooks.repair(null).catch((error) => log.warn("webhook outbox repair failed", describeError(error)));
+    // Pairs a killed process wrote to but never hinted get their cursors before anything newer is sent.
+    const webhookDispatcher = new WebhookDispatcher(database, services.webhooks, config.webhooks);
+    await webhookDispatcher.discover();
     await options.beforeListen?.(services);
     const realtime = createRealtimeHub(services);
     cleanups.push(() => realtime.shutdown(0));
@@ -71,7 +72,6 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const broker = chooseBroker(config, database);
     await realtime.useBroker(broker);
     cleanups.push(() => broker.stop());
-    const webhookDispatcher = new WebhookDispatcher(database, services.webhooks, config.webhooks);
     webhookDispatcher.start();
     cleanups.push(() => webhookDispatcher.stop(0));
     const adminSocket = config.adminSocket ? await startOperatorSocket(config.adminSocket, identityDirectory) : undefined;
@@ -94,7 +94,6 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         }
         // Attempts under way finish (or their lease runs out and another instance retries them).
         await webhookDispatcher.stop(config.shutdownTimeoutMs);
-        await services.webhooks.settled().catch(() => {});
         // Open streams are written and end as interrupted while the broker can still announce it.
         await services.streams.stop();
         // After the sockets closed, so that the other instances heard their presence end.

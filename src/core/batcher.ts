@@ -11,7 +11,11 @@ export class Batcher<T> {
   constructor(
     private readonly write: (items: T[]) => Promise<void>,
     private readonly maxBatch = 1000,
+    /** Batches start at least this far apart (ms): under load, fewer and larger ones, for a little latency. */
+    private readonly spacingMs = 0,
   ) {}
+
+  private lastStart = 0;
 
   /** Resolves once the batch holding `item` is written; rejects with what that write threw. */
   add(item: T): Promise<void> {
@@ -30,6 +34,11 @@ export class Batcher<T> {
   private async drain(): Promise<void> {
     try {
       while (this.queue.length > 0) {
+        if (this.spacingMs > 0) {
+          const wait = this.lastStart + this.spacingMs - performance.now();
+          if (wait > 0) await Bun.sleep(wait);
+          this.lastStart = performance.now();
+        }
         const batch = this.queue.splice(0, this.maxBatch);
         try {
           await this.write(batch.map((entry) => entry.item));

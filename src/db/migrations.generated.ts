@@ -5,6 +5,7 @@ import m2 from "../../drizzle/0002_runs.sql" with { type: "text" };
 import m3 from "../../drizzle/0003_streaming.sql" with { type: "text" };
 import m4 from "../../drizzle/0004_webhooks.sql" with { type: "text" };
 import m5 from "../../drizzle/0005_stream_holder.sql" with { type: "text" };
+import m6 from "../../drizzle/0006_webhook_cursors.sql" with { type: "text" };
 
 export const MIGRATIONS: { tag: string; sql: string }[] = [
   { tag: "0000_init", sql: m0 },
@@ -13,4 +14,5 @@ export const MIGRATIONS: { tag: string; sql: string }[] = [
   { tag: "0003_streaming", sql: m3 },
   { tag: "0004_webhooks", sql: m4 },
   { tag: "0005_stream_holder", sql: m5 },
+  { tag: "0006_webhook_cursors", sql: m6 },
 ];

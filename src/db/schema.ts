@@ -213,6 +213,12 @@ export const webhookEndpoints = pgTable("webhook_endpoints", {
   enabled: boolean("enabled").notNull().default(true),
   disabled_reason: text("disabled_reason"),
   consecutive_failures: integer("consecutive_failures").notNull().default(0),
+  /**
+   * Messages written from this moment are delivered (set when created and whenever re-enabled); with
+   * `disabled_at`, those written while it was last disabled are not.
+   */
+  receives_since: timestamp("receives_since", { withTimezone: true }).notNull().defaultNow(),
+  disabled_at: timestamp("disabled_at", { withTimezone: true }),
   created_by: text("created_by").notNull(),
   created_at: createdAt(),
   updated_at: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
@@ -222,8 +228,10 @@ export const webhookEndpoints = pgTable("webhook_endpoints", {
 ]);
 
 /**
- * The outbox: one row per (endpoint, event), delivered at least once, one at a time per (endpoint,
- * conversation) in the order of `occurred_at`. An instance takes a row by setting `lease_until`.
+ * The outbox of what the message log cannot give back (src/webhooks/outbox.ts): events of writes other
+ * than a send (participants, conversations, edits, deletions, runs started or ended without a message),
+ * test events, and the messages whose first attempt failed. Delivered at least once, one at a time per
+ * (endpoint, conversation), in `position` order, between the messages of the log (`after_sequence`).
  */
 export const webhookDeliveries = pgTable("webhook_deliveries", {
   id: uuid("id").primaryKey().default(sql`gen_random_uuid()`),
@@ -236,6 +244,8 @@ export const webhookDeliveries = pgTable("webhook_deliveries", {
   /** For message events: the payload is read from the message when it was not stored. */
   message_id: uuid("message_id"),
   sequence: integer("sequence"),
+  /** Written when the conversation's log stood at this sequence: delivered after its messages up to it, before later ones. */
+  after_sequence: integer("after_sequence").notNull().default(0),
   occurred_at: timestamp("occurred_at", { withTimezone: true }).notNull(),
   payload: jsonb("payload").$type<Record<string, unknown>>(),
   status: text("status").notNull().default("pending").$type<"pending" | "delivered" | "failed">(),
@@ -252,11 +262,29 @@ export const webhookDeliveries = pgTable("webhook_deliveries", {
   position: bigint("position", { mode: "number" }).generatedAlwaysAsIdentity(),
 }, (t) => [
   uniqueIndex("webhook_deliveries_event_key").on(t.endpoint_id, t.event_key),
-  index("webhook_deliveries_pending_idx")
-    .on(t.endpoint_id, t.conversation_id, t.position)
+  index("webhook_deliveries_pending_pair_idx")
+    .on(t.endpoint_id, t.conversation_id, t.after_sequence, t.position)
     .where(sql`status = 'pending'`),
   index("webhook_deliveries_endpoint_created_idx").on(t.endpoint_id, t.created_at.desc()),
 ]);
+
+/**
+ * How far each (endpoint, conversation) got through the message log: every message up to `sequence` was
+ * delivered or, when its first attempt failed, became a `webhook_deliveries` row. The message log is the
+ * outbox of sends, so that a send writes nothing for its webhooks. An instance delivers a pair while it
+ * holds `lease_until` (with its `lease_token`); events of no conversation use the nil uuid. No foreign key
+ * to the conversation: a deleted conversation's last events are still delivered.
+ */
+export const webhookCursors = pgTable("webhook_cursors", {
+  endpoint_id: uuid("endpoint_id").notNull().references(() => webhookEndpoints.id, { onDelete: "cascade" }),
+  conversation_id: uuid("conversation_id").notNull(),
+  sequence: integer("sequence").notNull(),
+  /** For an agent's endpoint: the conversation's sequence when the agent was last removed (what it still hears). */
+  member_until: integer("member_until"),
+  lease_until: timestamp("lease_until", { withTimezone: true }),
+  lease_token: uuid("lease_token"),
+  updated_at: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [primaryKey({ columns: [t.endpoint_id, t.conversation_id] })]);
 
 export type PrincipalRow = typeof principals.$inferSelect;
 export type ConversationRow = typeof conversations.$inferSelect;
@@ -266,3 +294,4 @@ export type MessageVersionRow = typeof messageVersions.$inferSelect;
 export type RunRow = typeof runs.$inferSelect;
 export type WebhookEndpointRow = typeof webhookEndpoints.$inferSelect;
 export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect;
+export type WebhookCursorRow = typeof webhookCursors.$inferSelect;

@@ -1,17 +1,25 @@
 /**
- * Delivers the outbox (./outbox.ts), on every instance at once without delivering anything twice:
+ * Delivers webhooks by (endpoint, conversation) pair, on every instance at once, without two instances
+ * delivering one pair at the same time:
  *
- * - A delivery is taken with a lease: `FOR UPDATE SKIP LOCKED` picks rows no other instance is taking at
- *   that moment, and `lease_until` keeps them while the HTTP attempt runs. A process killed mid-attempt
- *   leaves a lease that runs out, and another instance (or this one, restarted) takes the row again:
- *   delivery is at least once.
- * - Only the first pending row of each (endpoint, conversation) can be taken, and the lease on it holds
- *   the whole pair: up to `PER_PAIR` rows behind it are read with it and attempted one after the other,
- *   in order, and recorded together at the end (a share of a claim and one write per delivery).
- *   One pair has at most one attempt in flight and its events arrive in order; a row waiting for its
- *   retry holds the rest back.
- * - Retries back off exponentially with jitter (Retry-After honoured) on timeouts, connection errors,
- *   5xx and 429; other answers fail the delivery at once. 410 disables the endpoint, and so do
+ * - A pair's events are its conversation's message log past the pair's cursor, merged with the pair's
+ *   pending outbox rows (./outbox.ts), which sit between the messages by `after_sequence`
+ *   (./pair-statements.ts). They go one at a time, in that order: a conversation's events reach an
+ *   endpoint in sequence order.
+ * - An instance delivers a pair while it holds the lease on the pair's cursor row: taken with `FOR UPDATE
+ *   SKIP LOCKED` where no live lease is, kept while the pair has work (each record of progress extends
+ *   it), given back when it has had none for a moment. A process killed mid-delivery leaves a lease that
+ *   runs out; whoever takes the pair next starts from the cursor: delivery is at least once, and an event
+ *   delivered twice has the same `webhook-id`.
+ * - Sends cost nothing here: after commit the outbox hints which conversation's log grew, and the pair's
+ *   session reads what is new (reads and records of all sessions are batched into one statement each).
+ *   Hints are this instance's own; what other instances or a killed process left is found by a sweep
+ *   every `pollMs` (cursors behind their conversation, rows due) and, for pairs with no cursor yet, by a
+ *   look at recently written conversations at start and every minute.
+ * - A message's event that fails becomes an outbox row (status, attempts, next attempt) and the cursor
+ *   moves past it; that row holds the pair's later events back until it is delivered or fails for good.
+ *   Retries back off exponentially with jitter (Retry-After honoured) on timeouts, connection errors, 5xx
+ *   and 429; other answers fail the delivery at once. 410 disables the endpoint, and so do
  *   `disableAfterFailures` failed attempts in a row, with the reason kept on the endpoint.
  */
 import { randomUUID } from "node:crypto";
@@ -19,155 +27,48 @@ import { Batcher } from "../core/batcher";
 import type { WebhookConfig } from "../config";
 import type { Database } from "../db/client";
 import type { MessageRow } from "../db/schema";
-import { controlBroadcastOf } from "../domain/control-events";
-import { runStartedBy, toMessage } from "../domain/resources";
 import { describeError, log } from "../log";
 import { attemptDelivery, type AttemptOutcome } from "./attempt";
+import { logDeliveryId, logEventData, logEventKey } from "./log-events";
 import { run, runPrepared } from "./statement";
 import { ACTIVE_REFRESH_MS, type WebhookOutbox } from "./outbox";
+import {
+  COUNT_FAILURE,
+  DISABLE,
+  DISCOVER_PAIRS,
+  ENSURE_PAIRS,
+  LEASE_PAIRS,
+  LOG_EVENT_FAILED,
+  PRUNE,
+  PRUNE_CURSORS,
+  READ_LOG,
+  READ_ROWS,
+  RECORD,
+  RELEASE_ALL,
+  ROW_FAILED,
+} from "./pair-statements";
 
-const REPAIR_EVERY_MS = 60_000;
+const DISCOVER_EVERY_MS = 60_000;
+/** How far back the look for pairs with no cursor goes (a process killed between commit and hint). */
+const DISCOVER_WINDOW_SECONDS = 600;
 const PRUNE_EVERY_MS = 3600_000;
 /** Delivered and failed rows are kept this long for GET …/deliveries and manual retries. */
 const RETENTION_DAYS = 7;
-/** Pairs (endpoint, conversation) in delivery per instance, one attempt in flight each. */
-const CONCURRENCY = 32;
-/** Rows of one pair taken at once (in order, behind its first). */
-const PER_PAIR = 20;
-
-interface ClaimedDelivery {
-  id: string;
-  /** The pair's first row, which holds the lease for the rest. */
-  head: boolean;
-  endpoint_id: string;
-  conversation_id: string | null;
-  position: number | string;
-  event_type: string;
-  message_id: string | null;
-  occurred_at: Date | string;
-  payload: unknown;
-  attempts: number;
-  url: string;
-  secret: string;
-  previous_secret: string | null;
-  previous_secret_expires_at: Date | string | null;
-}
-
+/** Pairs delivered at once per instance, one attempt in flight each. */
+const MAX_SESSIONS = 128;
+/** Messages, and rows, read per pair at once. */
+const READ_AHEAD = 32;
+/** A session with nothing to deliver for this long gives its pair back. */
+const IDLE_MS = 2_000;
+/** While delivering, a session records its progress (and extends its lease) at least this often. */
+const RECORD_EVERY_MS = 250;
 /**
- * Takes up to $1 due deliveries, each the first pending one of its (endpoint, conversation). The heads are
- * found by skipping through the pending index from one conversation to the next, for enabled endpoints
- * only: two index probes per pair with something pending, whatever the backlog behind them (an anti-join
- * per pending row, or sorting them all, grew with the backlog and could not keep up with it). Rows of no
- * conversation (test events) queue per endpoint. A head another instance is taking is skipped (SKIP
- * LOCKED), and one it has taken fails the lease check on the row's committed version.
+ * Reads (and records) of the sessions start at most this often, so that under load one statement serves
+ * many pairs instead of one statement per pair and message: a delivery waits up to this long longer.
  */
-const CLAIM = `
-with recursive pairs as (
-  select f.endpoint_id, f.conversation_id
-    from webhook_endpoints e
-    cross join lateral (
-      select w.endpoint_id, w.conversation_id from webhook_deliveries w
-       where w.status = 'pending' and w.endpoint_id = e.id and w.conversation_id is not null
-       order by w.conversation_id limit 1) f
-   where e.enabled
-  union all
-  select n.endpoint_id, n.conversation_id
-    from pairs p
-    cross join lateral (
-      select w.endpoint_id, w.conversation_id from webhook_deliveries w
-       where w.status = 'pending' and w.endpoint_id = p.endpoint_id and w.conversation_id > p.conversation_id
-       order by w.conversation_id limit 1) n
-),
-heads as (
-  select h.*
-    from pairs p
-    cross join lateral (
-      select w.id, w.position, w.next_attempt_at, w.lease_until from webhook_deliveries w
-       where w.status = 'pending' and w.endpoint_id = p.endpoint_id and w.conversation_id = p.conversation_id
-       order by w.position limit 1) h
-  union all
-  select h.*
-    from webhook_endpoints e
-    cross join lateral (
-      select w.id, w.position, w.next_attempt_at, w.lease_until from webhook_deliveries w
-       where w.status = 'pending' and w.endpoint_id = e.id and w.conversation_id is null
-       order by w.position limit 1) h
-   where e.enabled
-),
-due as (
-  select id from heads
-   where next_attempt_at <= now() and (lease_until is null or lease_until < now())
-   order by position
-   limit $1
-),
-taken as (
-  select d.id
-    from webhook_deliveries d
-   where d.id in (select id from due) and d.status = 'pending' and (d.lease_until is null or d.lease_until < now())
-     for update of d skip locked
-),
-leased as (
-  update webhook_deliveries d
-     set lease_until = now() + make_interval(secs => $2::double precision), lease_token = $3::uuid, attempts = d.attempts + 1
-   where d.id in (select id from taken)
-  returning d.id, d.endpoint_id, d.conversation_id, d.position, d.event_type, d.message_id, d.occurred_at, d.payload, d.attempts, true as head
-),
-behind as (
-  select b.*
-    from leased h
-    cross join lateral (
-      select w.id, w.endpoint_id, w.conversation_id, w.position, w.event_type, w.message_id, w.occurred_at, w.payload, w.attempts, false as head
-        from webhook_deliveries w
-       where w.status = 'pending' and w.endpoint_id = h.endpoint_id and w.conversation_id = h.conversation_id and w.position > h.position
-       order by w.position limit $4::int - 1) b
-)
-select r.*, e.url, e.secret, e.previous_secret, e.previous_secret_expires_at
-  from (select * from leased union all select * from behind) r
-  join webhook_endpoints e on e.id = r.endpoint_id`;
-
-/**
- * Deliveries that succeeded ($1: a JSON array of {id, head, token, status, attempts}), recorded together;
- * only while the pair's first row (`head`) still holds the lease they were taken under.
- */
-const DELIVERED = `
-with done as (
-  update webhook_deliveries d
-     set status = 'delivered', delivered_at = now(), lease_until = null, last_status = v.status, last_error = null, attempts = v.attempts
-    from jsonb_to_recordset($1::jsonb) as v(id uuid, head uuid, token uuid, status int, attempts int)
-   where d.id = v.id and d.status = 'pending'
-     and exists (select 1 from webhook_deliveries h where h.id = v.head and h.lease_token = v.token)
-  returning d.endpoint_id)
-update webhook_endpoints set consecutive_failures = 0
- where id in (select endpoint_id from done) and consecutive_failures <> 0`;
-
-/** An attempt that did not deliver ($1 the row, $7 its attempts, $8 the pair's first row holding the lease). */
-const ATTEMPT_FAILED = `
-update webhook_deliveries d
-   set status = $3, next_attempt_at = now() + make_interval(secs => $4::double precision), lease_until = null,
-       last_status = $5, last_error = $6, attempts = $7
- where d.id = $1 and d.status = 'pending'
-   and exists (select 1 from webhook_deliveries h where h.id = $8 and h.lease_token = $2::uuid)
-returning endpoint_id`;
-
-const COUNT_FAILURE = `
-update webhook_endpoints
-   set consecutive_failures = consecutive_failures + 1,
-       enabled = enabled and consecutive_failures + 1 < $2,
-       disabled_reason = case when enabled and consecutive_failures + 1 >= $2 then $3 else disabled_reason end,
-       updated_at = case when enabled and consecutive_failures + 1 >= $2 then now() else updated_at end
- where id = $1
-returning enabled`;
-
-const DISABLE = `update webhook_endpoints set enabled = false, disabled_reason = $2, updated_at = now() where id = $1 and enabled`;
-
-const PRUNE = `
-delete from webhook_deliveries
- where id in (select id from webhook_deliveries
-               where status <> 'pending' and created_at < now() - make_interval(days => $1)
-               limit 10000)`;
-
-/** An attempt starts only if it ends (timeout included) this long before the lease does. */
-const LEASE_MARGIN_MS = 5_000;
+const STATEMENT_SPACING_MS = 20;
+/** Whom a conversation's events concern is read again after this long. */
+const AUDIENCE_TTL_MS = 10_000;
 
 /** A receiver's Retry-After is honoured up to this; beyond it the delivery still retries after an hour. */
 const RETRY_AFTER_CAP_MS = 3600_000;
@@ -179,154 +80,350 @@ export function retryDelayMs(config: WebhookConfig, attempts: number, retryAfter
   return Math.max(jittered, Math.min(retryAfterMs ?? 0, RETRY_AFTER_CAP_MS));
 }
 
-interface Success {
+interface Endpoint {
   id: string;
-  head: string;
-  token: string;
-  status: number;
-  attempts: number;
+  url: string;
+  secret: string;
+  previous_secret: string | null;
+  previous_secret_expires_at: Date | string | null;
+  enabled: boolean;
 }
+
+interface PendingRow {
+  pair_endpoint: string;
+  pair_conversation: string;
+  id: string;
+  event_type: string;
+  event_key: string;
+  message_id: string | null;
+  after_sequence: number;
+  payload: unknown;
+  attempts: number;
+  occurred_at: Date | string;
+  due: boolean;
+  /** For a row without a payload (a message's event that failed first): the message, from the log. */
+  logged?: MessageRow;
+}
+
+export type LoggedMessage = MessageRow & { pair_endpoint: string; pair_conversation: string; log_end: number | null; types: string[] | null };
+
+/** One event to deliver: a row of the outbox, or the events of one message of the log. */
+type Item = { kind: "row"; row: PendingRow } | { kind: "log"; message: LoggedMessage };
+
+interface PairRead {
+  endpointId: string;
+  conversationId: string;
+  sequence: number;
+  /** Whether to read the pair's rows too (they are rare: only when some may have come). */
+  withRows: boolean;
+  rows: PendingRow[];
+  messages: LoggedMessage[];
+  logEnd: number;
+}
+
+interface PairRecord {
+  endpointId: string;
+  conversationId: string;
+  sequence: number;
+  release: boolean;
+  succeeded: boolean;
+  delivered: { id: string; status: number; attempts: number }[];
+  /** Set by the record: whether the lease still holds. */
+  held?: boolean;
+}
+
+const pairKey = (endpointId: string, conversationId: string) => `${endpointId}/${conversationId}`;
 
 function iso(value: Date | string): string {
   return value instanceof Date ? value.toISOString() : new Date(value).toISOString();
 }
 
 export class WebhookDispatcher {
-  private inflight = 0;
-  private readonly running = new Set<Promise<void>>();
+  private readonly token = randomUUID();
+  private readonly sessions = new Map<string, PairSession>();
+  /** Conversations whose log grew (here) and the sequence it reached, not yet handed to a session. */
+  private readonly hinted = new Map<string, number>();
+  /** Whom each recently hinted conversation concerns: its endpoints (each a pair with a cursor). */
+  private readonly audiences = new Map<string, { endpoints: string[]; at: number }>();
   private claiming = false;
   private again = false;
+  private sweepDue = true;
   private stopped = true;
-  private timers: (ReturnType<typeof setInterval> | ReturnType<typeof setTimeout>)[] = [];
-  private detach?: () => void;
-  /** Successes are recorded together: one statement for those that finished while the last one ran. */
-  private readonly delivered = new Batcher<Success[]>(async (runs) => {
-    await runPrepared(this.database, DELIVERED, [JSON.stringify(runs.flat())]);
-  });
+  private timers: ReturnType<typeof setInterval>[] = [];
+  private detach: (() => void)[] = [];
+  private endpoints = new Map<string, Endpoint>();
+
+  /** Reads of every session that wants its next events, as one pair of statements. */
+  private readonly reads = new Batcher<PairRead>((reads) => this.readPairs(reads), MAX_SESSIONS, STATEMENT_SPACING_MS);
+  /** Progress of every session that has some, as one statement. */
+  private readonly records = new Batcher<PairRecord>((records) => this.recordPairs(records), MAX_SESSIONS, STATEMENT_SPACING_MS);
 
   constructor(
     private readonly database: Database,
     private readonly outbox: WebhookOutbox,
-    private readonly config: WebhookConfig,
+    readonly config: WebhookConfig,
   ) {}
 
   start(): void {
     this.stopped = false;
-    this.detach = this.outbox.onEnqueued(() => this.pump());
+    this.detach.push(
+      this.outbox.onEnqueued(() => this.wake()),
+      this.outbox.onLogged((conversationId, sequence) => this.hint(conversationId, sequence)),
+      this.outbox.onAudienceChanged((conversationId) => {
+        if (conversationId === undefined) this.audiences.clear();
+        else this.audiences.delete(conversationId);
+        this.endpoints.clear();
+      }),
+    );
     const every = (ms: number, task: () => void) => {
       const timer = setInterval(task, ms);
       timer.unref?.();
       this.timers.push(timer);
     };
-    every(this.config.pollMs, () => this.pump());
-    every(REPAIR_EVERY_MS, () => void this.repair());
+    every(this.config.pollMs, () => this.wake());
+    every(DISCOVER_EVERY_MS, () => void this.discover());
     every(ACTIVE_REFRESH_MS, () => void this.outbox.refresh().catch((error) => log.warn("webhook endpoints not read", describeError(error))));
-    every(PRUNE_EVERY_MS, () => void run(this.database.db, PRUNE, [RETENTION_DAYS]).catch(() => {}));
-    // What a process killed before this one left behind was recovered before listening (src/server.ts).
-    this.pump();
+    every(PRUNE_EVERY_MS, () => {
+      void run(this.database.db, PRUNE, [RETENTION_DAYS]).catch(() => {});
+      void run(this.database.db, PRUNE_CURSORS).catch(() => {});
+    });
+    this.wake();
   }
 
-  /** Stops taking deliveries and waits (bounded) for the attempts under way. */
+  /** Stops taking pairs, waits (bounded) for the attempts under way, and gives the pairs back. */
   async stop(timeoutMs: number): Promise<void> {
     this.stopped = true;
-    this.detach?.();
-    for (const timer of this.timers.splice(0)) clearTimeout(timer);
-    if (this.running.size > 0) await Promise.race([Promise.allSettled([...this.running]), Bun.sleep(timeoutMs)]);
+    for (const off of this.detach.splice(0)) off();
+    for (const timer of this.timers.splice(0)) clearInterval(timer);
+    const running = [...this.sessions.values()].map((session) => session.done);
+    for (const session of this.sessions.values()) session.stop();
+    if (running.length > 0) await Promise.race([Promise.allSettled(running), Bun.sleep(timeoutMs)]);
+    await run(this.database.db, RELEASE_ALL, [this.token]).catch(() => {});
   }
 
-  private async repair(): Promise<void> {
+  /**
+   * Cursors for pairs that should have one and do not: what a process killed between a commit and its
+   * hint left behind. Run before serving (src/server.ts) and every minute.
+   */
+  async discover(): Promise<number> {
     try {
-      await this.outbox.repair();
+      await this.outbox.refresh();
+      if (!this.outbox.isActive) return 0;
+      const created = await run<{ endpoint_id: string }>(this.database.db, DISCOVER_PAIRS, [DISCOVER_WINDOW_SECONDS]);
+      if (created.length > 0) {
+        log.info("webhook deliveries resumed from the message log", { pairs: created.length });
+        this.wake();
+      }
+      return created.length;
     } catch (error) {
-      log.warn("webhook outbox repair failed", describeError(error));
+      log.warn("webhook pairs not discovered", describeError(error));
+      return 0;
     }
   }
 
-  /** Takes as many due pairs as there is room for, and starts them. */
-  pump(): void {
+  /** The log of a conversation grew to `sequence` here. */
+  hint(conversationId: string, sequence: number): void {
+    if (this.stopped) return;
+    let handed = false;
+    const audience = this.audiences.get(conversationId);
+    if (audience && Date.now() - audience.at < AUDIENCE_TTL_MS) {
+      handed = true;
+      for (const endpointId of audience.endpoints) {
+        const session = this.sessions.get(pairKey(endpointId, conversationId));
+        if (session) session.hint(sequence);
+        else handed = false;
+      }
+    }
+    if (handed) return;
+    this.hinted.set(conversationId, Math.max(sequence, this.hinted.get(conversationId) ?? 0));
+    this.pump();
+  }
+
+  /** Something may be due: sweep for it, and let the sessions read their rows again. */
+  wake(): void {
+    this.sweepDue = true;
+    for (const session of this.sessions.values()) session.rowsMayHaveCome();
+    this.pump();
+  }
+
+  /** Takes pairs with work, as many as there is room for, and starts their sessions. */
+  private pump(): void {
     if (this.stopped) return;
     if (this.claiming) {
       this.again = true;
       return;
     }
-    const room = CONCURRENCY - this.inflight;
-    // No endpoint enabled anywhere: nothing can be due, and polling would cost a query a second.
-    if (room <= 0 || !this.outbox.isActive) return;
+    if (!this.outbox.isActive || (this.hinted.size === 0 && !this.sweepDue)) return;
+    const room = MAX_SESSIONS - this.sessions.size;
+    if (room <= 0) return;
     this.claiming = true;
     this.again = false;
-    const token = randomUUID();
-    // Long enough for an attempt (bounded by its timeout) and recording it; a dead instance's rows wait no longer.
-    const leaseSeconds = (2 * this.config.timeoutMs) / 1000 + 5;
-    const deadline = Date.now() + leaseSeconds * 1000;
-    runPrepared<ClaimedDelivery>(this.database, CLAIM, [room, leaseSeconds, token, PER_PAIR])
-      .then(async (claimed) => {
-        const pairs = new Map<string, ClaimedDelivery[]>();
-        for (const delivery of claimed.sort((a, b) => Number(a.position) - Number(b.position))) {
-          const key = delivery.conversation_id === null ? delivery.id : `${delivery.endpoint_id}/${delivery.conversation_id}`;
-          const rows = pairs.get(key);
-          if (rows) rows.push(delivery);
-          else pairs.set(key, [delivery]);
-        }
-        const logged = await this.messagesOf(claimed);
-        for (const rows of pairs.values()) this.launch(rows, token, deadline, logged);
-        if (pairs.size === room) this.again = true;
-      })
-      .catch((error) => log.warn("webhook deliveries not claimed", describeError(error)))
+    this.claim(room)
+      .catch((error) => log.warn("webhook pairs not taken", describeError(error)))
       .finally(() => {
         this.claiming = false;
         if (this.again) this.pump();
       });
   }
 
-  private launch(rows: ClaimedDelivery[], token: string, deadline: number, logged: Map<string, MessageRow>): void {
-    this.inflight++;
-    const done = this.deliverInOrder(rows, token, deadline, logged)
-      .catch((error) => log.warn("webhook delivery not recorded", { deliveryId: rows[0].id, ...describeError(error) }))
-      .finally(() => {
-        this.inflight--;
-        this.running.delete(done);
+  private async claim(room: number): Promise<void> {
+    const hinted = new Map(this.hinted);
+    this.hinted.clear();
+    const sweep = this.sweepDue;
+    this.sweepDue = false;
+    const leaseSeconds = this.leaseSeconds();
+    if (hinted.size > 0) {
+      const unknown = [...hinted.keys()].filter((id) => {
+        const audience = this.audiences.get(id);
+        return !audience || Date.now() - audience.at >= AUDIENCE_TTL_MS;
+      });
+      if (unknown.length > 0) {
+        const pairs = await runPrepared<{ endpoint_id: string; conversation_id: string }>(this.database, ENSURE_PAIRS, [JSON.stringify(unknown)]);
+        const at = Date.now();
+        for (const id of unknown) this.audiences.set(id, { endpoints: [], at });
+        for (const pair of pairs) this.audiences.get(pair.conversation_id)?.endpoints.push(pair.endpoint_id);
+      }
+      const wanted: { endpoint_id: string; conversation_id: string }[] = [];
+      for (const [conversationId, sequence] of hinted) {
+        for (const endpointId of this.audiences.get(conversationId)?.endpoints ?? []) {
+          const session = this.sessions.get(pairKey(endpointId, conversationId));
+          if (session) session.hint(sequence);
+          else wanted.push({ endpoint_id: endpointId, conversation_id: conversationId });
+        }
+      }
+      if (wanted.length > 0) room -= await this.lease(JSON.stringify(wanted.slice(0, room)), room, leaseSeconds);
+    }
+    if (sweep && room > 0) {
+      const taken = await this.lease(null, room, leaseSeconds);
+      // A full sweep may have left more behind.
+      if (taken === room) this.sweepDue = true;
+    }
+  }
+
+  /** Leases pairs (those named, or any with work) and starts a session for each; answers how many. */
+  private async lease(named: string | null, room: number, leaseSeconds: number): Promise<number> {
+    const leased = await runPrepared<{ endpoint_id: string; conversation_id: string; sequence: number }>(this.database, LEASE_PAIRS, [
+      named,
+      room,
+      leaseSeconds,
+      this.token,
+    ]);
+    let started = 0;
+    for (const pair of leased) {
+      const key = pairKey(pair.endpoint_id, pair.conversation_id);
+      if (this.sessions.has(key)) continue;
+      const session = new PairSession(this, pair.endpoint_id, pair.conversation_id, Number(pair.sequence));
+      this.sessions.set(key, session);
+      started++;
+      session.done.finally(() => {
+        this.sessions.delete(key);
         this.pump();
       });
-    this.running.add(done);
+    }
+    return started;
   }
 
-  /**
-   * One pair's rows, one attempt after the other, recorded together at the end (the lease on the first
-   * holds the pair until then). It stops at a row that waits for a retry, an endpoint disabled, any
-   * failure of the first row (recorded, it no longer holds the pair), when stopping, and before an
-   * attempt that could outlast the lease; what is left waits for the next claim.
-   */
-  private async deliverInOrder(rows: ClaimedDelivery[], token: string, deadline: number, logged: Map<string, MessageRow>): Promise<void> {
-    const head = rows[0].id;
-    const succeeded: Success[] = [];
-    try {
-      for (const [index, delivery] of rows.entries()) {
-        if (index > 0 && (this.stopped || Date.now() + this.config.timeoutMs + LEASE_MARGIN_MS > deadline)) break;
-        // The first row's attempt was counted when it was taken (a process killed mid-attempt counts it too).
-        const attempts = delivery.head ? delivery.attempts : delivery.attempts + 1;
-        const data = this.dataOf(delivery, logged);
-        const outcome: AttemptOutcome = data === undefined ? { kind: "failed", error: "the message no longer exists" } : await this.attempt(delivery, data);
-        if (outcome.kind === "delivered") {
-          succeeded.push({ id: delivery.id, head, token, status: outcome.status, attempts });
-          continue;
-        }
-        const verdict = await this.recordFailure({ ...delivery, attempts }, head, token, outcome, data !== undefined);
-        if (verdict === "holds the rest" || delivery.head) break;
-      }
-    } finally {
-      if (succeeded.length > 0) await this.delivered.add(succeeded);
+  leaseSeconds(): number {
+    // Long enough for an attempt (bounded by its timeout) and recording it; a dead instance's pairs wait no longer.
+    return (2 * this.config.timeoutMs) / 1000 + 5;
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  // ------------------------------------------------------------ batched statements of the sessions
+
+  read(pair: PairRead): Promise<void> {
+    return this.reads.add(pair);
+  }
+
+  record(progress: PairRecord): Promise<void> {
+    return this.records.add(progress);
+  }
+
+  private async readPairs(reads: PairRead[]): Promise<void> {
+    const input = JSON.stringify(reads.map((r) => ({ endpoint_id: r.endpointId, conversation_id: r.conversationId, sequence: r.sequence })));
+    const withRows = reads.filter((r) => r.withRows);
+    const rowsInput = JSON.stringify(withRows.map((r) => ({ endpoint_id: r.endpointId, conversation_id: r.conversationId, sequence: r.sequence })));
+    const [rows, messages] = await Promise.all([
+      withRows.length > 0 ? runPrepared<PendingRow>(this.database, READ_ROWS, [rowsInput, READ_AHEAD]) : Promise.resolve([] as PendingRow[]),
+      runPrepared<LoggedMessage>(this.database, READ_LOG, [input, READ_AHEAD]),
+      this.loadEndpoints(reads),
+    ]);
+    const byPair = new Map(reads.map((r) => [pairKey(r.endpointId, r.conversationId), r]));
+    for (const read of reads) {
+      read.rows = [];
+      read.messages = [];
+      read.logEnd = read.sequence;
+    }
+    for (const row of rows) byPair.get(pairKey(row.pair_endpoint, row.pair_conversation))?.rows.push(row);
+    const ids = rows.filter((row) => (row.payload === null || row.payload === undefined) && row.message_id).map((row) => row.message_id!);
+    if (ids.length > 0) {
+      const logged = await runPrepared<MessageRow>(this.database, "select * from messages where id in (select jsonb_array_elements_text($1::jsonb)::uuid)", [JSON.stringify(ids)]);
+      const byId = new Map(logged.map((message) => [message.id, message]));
+      for (const row of rows) if (row.message_id) row.logged = byId.get(row.message_id);
+    }
+    for (const message of messages) {
+      const read = byPair.get(pairKey(message.pair_endpoint, message.pair_conversation));
+      if (!read) continue;
+      if (message.log_end !== null) read.logEnd = Math.max(read.logEnd, Number(message.log_end));
+      if (message.id) read.messages.push(message);
     }
   }
 
-  private attempt(delivery: ClaimedDelivery, data: unknown): Promise<AttemptOutcome> {
-    const body = JSON.stringify({ type: delivery.event_type, timestamp: iso(delivery.occurred_at), data });
-    const secrets = [delivery.secret];
-    if (delivery.previous_secret && delivery.previous_secret_expires_at && new Date(delivery.previous_secret_expires_at).getTime() > Date.now()) {
-      secrets.push(delivery.previous_secret);
+  private async recordPairs(records: PairRecord[]): Promise<void> {
+    const pairs = records.map((r) => ({
+      endpoint_id: r.endpointId,
+      conversation_id: r.conversationId,
+      token: this.token,
+      sequence: r.sequence,
+      release: r.release,
+      succeeded: r.succeeded,
+    }));
+    const delivered = records.flatMap((r) =>
+      r.delivered.map((d) => ({ ...d, endpoint_id: r.endpointId, conversation_id: r.conversationId, token: this.token })),
+    );
+    const held = await runPrepared<{ endpoint_id: string; conversation_id: string }>(this.database, RECORD, [
+      JSON.stringify(pairs),
+      JSON.stringify(delivered),
+      this.leaseSeconds(),
+    ]);
+    const still = new Set(held.map((h) => pairKey(h.endpoint_id, h.conversation_id)));
+    for (const record of records) record.held = record.release || still.has(pairKey(record.endpointId, record.conversationId));
+  }
+
+  /** The endpoints of these pairs (url, secrets), read once and kept until endpoints change. */
+  private async loadEndpoints(reads: PairRead[]): Promise<void> {
+    const missing = [...new Set(reads.map((r) => r.endpointId))].filter((id) => !this.endpoints.has(id));
+    if (missing.length === 0) return;
+    const rows = await runPrepared<Endpoint>(
+      this.database,
+      "select id, url, secret, previous_secret, previous_secret_expires_at, enabled from webhook_endpoints where id in (select jsonb_array_elements_text($1::jsonb)::uuid)",
+      [JSON.stringify(missing)],
+    );
+    for (const row of rows) this.endpoints.set(row.id, row);
+  }
+
+  endpoint(id: string): Endpoint | undefined {
+    return this.endpoints.get(id);
+  }
+
+  forgetEndpoint(id: string): void {
+    this.endpoints.delete(id);
+  }
+
+  // ------------------------------------------------------------ attempts and failures
+
+  attempt(endpoint: Endpoint, deliveryId: string, type: string, occurredAt: Date | string, data: unknown): Promise<AttemptOutcome> {
+    const body = JSON.stringify({ type, timestamp: iso(occurredAt), data });
+    const secrets = [endpoint.secret];
+    if (endpoint.previous_secret && endpoint.previous_secret_expires_at && new Date(endpoint.previous_secret_expires_at).getTime() > Date.now()) {
+      secrets.push(endpoint.previous_secret);
     }
     return attemptDelivery({
-      url: delivery.url,
-      deliveryId: delivery.id,
+      url: endpoint.url,
+      deliveryId,
       body,
       secrets,
       timeoutMs: this.config.timeoutMs,
@@ -334,63 +431,274 @@ export class WebhookDispatcher {
     });
   }
 
-  /** The messages behind the rows enqueued without a payload (by the log repair), in one read. */
-  private async messagesOf(claimed: ClaimedDelivery[]): Promise<Map<string, MessageRow>> {
-    const ids = claimed.filter((d) => (d.payload === null || d.payload === undefined) && d.message_id).map((d) => d.message_id!);
-    if (ids.length === 0) return new Map();
-    const rows = await runPrepared<MessageRow>(this.database, "select * from messages where id in (select jsonb_array_elements_text($1::jsonb)::uuid)", [JSON.stringify(ids)]);
-    return new Map(rows.map((row) => [row.id, row]));
-  }
-
-  /** A stored payload, or (for rows the repair enqueued) what the message in the log says: itself, its control event, or the run it started. */
-  private dataOf(delivery: ClaimedDelivery, logged: Map<string, MessageRow>): unknown {
-    if (delivery.payload !== null && delivery.payload !== undefined) {
-      return typeof delivery.payload === "string" ? JSON.parse(delivery.payload) : delivery.payload;
-    }
-    const row = delivery.message_id ? logged.get(delivery.message_id) : undefined;
-    if (!row) return undefined;
-    const message = toMessage(row);
-    if (delivery.event_type === "message.created") return message;
-    if (delivery.event_type === "run.started") return runStartedBy(message);
-    return controlBroadcastOf(message);
-  }
-
-  /** Records an attempt that did not deliver; says whether the pair's later rows must wait. */
-  private async recordFailure(
-    delivery: ClaimedDelivery,
-    head: string,
-    token: string,
-    outcome: Exclude<AttemptOutcome, { kind: "delivered" }>,
-    counts: boolean,
-  ): Promise<"holds the rest" | "done"> {
+  /** What a failed attempt means for the endpoint: disabled (410, or too many failures in a row), or not. */
+  async endpointAfterFailure(endpointId: string, outcome: Exclude<AttemptOutcome, { kind: "delivered" }>, counts: boolean): Promise<"disabled" | "enabled"> {
     const { database, config } = this;
-    const retry = outcome.kind === "retry" && delivery.attempts < config.maxAttempts;
-    const delaySeconds = retry ? retryDelayMs(config, delivery.attempts, outcome.retryAfterMs) / 1000 : 0;
-    const updated = await run(database.db, ATTEMPT_FAILED, [
-      delivery.id,
-      token,
+    if (outcome.kind === "disable") {
+      await run(database.db, DISABLE, [endpointId, outcome.error]);
+      this.forgetEndpoint(endpointId);
+      log.warn("webhook endpoint disabled", { endpointId, reason: outcome.error });
+      return "disabled";
+    }
+    if (!counts) return "enabled";
+    const reason = `disabled after ${config.disableAfterFailures} failed attempts in a row; the last: ${outcome.error}`.slice(0, 1000);
+    const [endpoint] = await run<{ enabled: boolean }>(database.db, COUNT_FAILURE, [endpointId, config.disableAfterFailures, reason]);
+    if (endpoint && !endpoint.enabled) {
+      this.forgetEndpoint(endpointId);
+      log.warn("webhook endpoint disabled", { endpointId, reason: "consecutive failures" });
+      return "disabled";
+    }
+    return "enabled";
+  }
+
+  /** A message's events from `failedIndex` on become rows (the failed one with its outcome); answers whether the lease held. */
+  async logEventFailed(
+    session: PairSession,
+    message: LoggedMessage,
+    types: string[],
+    failedIndex: number,
+    outcome: Exclude<AttemptOutcome, { kind: "delivered" }>,
+  ): Promise<{ held: boolean; retry: boolean }> {
+    const retry = outcome.kind === "retry" && this.config.maxAttempts > 1;
+    const delaySeconds = retry ? retryDelayMs(this.config, 1, outcome.retryAfterMs) / 1000 : 0;
+    const rows = types.slice(failedIndex).map((type, i) => {
+      const key = logEventKey(message, type);
+      const first = i === 0;
+      return {
+        n: i,
+        id: logDeliveryId(session.endpointId, key),
+        event_type: type,
+        event_key: key,
+        message_id: message.id,
+        occurred_at: iso(message.created_at),
+        status: first && !retry ? "failed" : "pending",
+        attempts: first ? 1 : 0,
+        delay: first ? delaySeconds : 0,
+        last_status: first ? (outcome.status ?? null) : null,
+        last_error: first ? outcome.error.slice(0, 1000) : null,
+      };
+    });
+    const [answer] = await run<{ held: boolean }>(this.database.db, LOG_EVENT_FAILED, [
+      session.endpointId,
+      session.conversationId,
+      this.token,
+      message.sequence,
+      JSON.stringify(rows),
+    ]);
+    return { held: Boolean(answer?.held), retry };
+  }
+
+  /** Records a row's attempt that did not deliver; answers whether the lease held and whether it waits for a retry. */
+  async rowFailed(session: PairSession, row: PendingRow, attempts: number, outcome: Exclude<AttemptOutcome, { kind: "delivered" }>): Promise<{ held: boolean; retry: boolean }> {
+    const retry = outcome.kind === "retry" && attempts < this.config.maxAttempts;
+    const delaySeconds = retry ? retryDelayMs(this.config, attempts, outcome.retryAfterMs) / 1000 : 0;
+    const updated = await run(this.database.db, ROW_FAILED, [
+      row.id,
+      this.token,
       retry ? "pending" : "failed",
       delaySeconds,
       outcome.status ?? null,
       outcome.error.slice(0, 1000),
-      delivery.attempts,
-      head,
+      attempts,
+      session.endpointId,
+      session.conversationId,
     ]);
-    // The lease ran out and another attempt took over: that one records the outcome, and has the pair.
-    if (updated.length === 0) return "holds the rest";
-    if (outcome.kind === "disable") {
-      await run(database.db, DISABLE, [delivery.endpoint_id, outcome.error]);
-      log.warn("webhook endpoint disabled", { endpointId: delivery.endpoint_id, reason: outcome.error });
-      return "holds the rest";
-    }
-    if (counts) {
-      const reason = `disabled after ${config.disableAfterFailures} failed attempts in a row; the last: ${outcome.error}`.slice(0, 1000);
-      const [endpoint] = await run<{ enabled: boolean }>(database.db, COUNT_FAILURE, [delivery.endpoint_id, config.disableAfterFailures, reason]);
-      if (endpoint && !endpoint.enabled) {
-        log.warn("webhook endpoint disabled", { endpointId: delivery.endpoint_id, reason: "consecutive failures" });
-        return "holds the rest";
+    return { held: updated.length > 0, retry };
+  }
+}
+
+/**
+ * One pair in delivery on this instance: reads its next events, delivers them one after the other,
+ * records how far it got, and gives the pair back when nothing is left for a moment, when a row waits for
+ * its retry, when its endpoint is disabled, or when its lease was lost.
+ */
+class PairSession {
+  readonly done: Promise<void>;
+  private stopped = false;
+  /** The highest sequence this instance hinted for the conversation. */
+  private hintedSequence = 0;
+  private wakeUp?: () => void;
+  /** Whether the next read reads the pair's rows: after rows came here, and now and then (from other instances). */
+  private rowsWanted = true;
+  private rowsReadAt = 0;
+  /** Delivered or turned into rows, not yet recorded. */
+  private progress: PairRecord;
+  private lastRecord = Date.now();
+
+  constructor(
+    private readonly dispatcher: WebhookDispatcher,
+    readonly endpointId: string,
+    readonly conversationId: string,
+    private sequence: number,
+  ) {
+    this.progress = this.freshProgress();
+    this.done = this.run().catch((error) => log.warn("webhook delivery stopped", { endpointId, conversationId, ...describeError(error) }));
+  }
+
+  hint(sequence: number): void {
+    if (sequence > this.hintedSequence) this.hintedSequence = sequence;
+    this.wakeUp?.();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.wakeUp?.();
+  }
+
+  rowsMayHaveCome(): void {
+    this.rowsWanted = true;
+  }
+
+  private freshProgress(): PairRecord {
+    return { endpointId: this.endpointId, conversationId: this.conversationId, sequence: this.sequence, release: false, succeeded: false, delivered: [] };
+  }
+
+  private async run(): Promise<void> {
+    let idleSince = Date.now();
+    let held = true;
+    try {
+      while (!this.stopped && !this.dispatcher.isStopped && held) {
+        const withRows = this.rowsWanted || Date.now() - this.rowsReadAt >= this.dispatcher.config.pollMs;
+        const read: PairRead = { endpointId: this.endpointId, conversationId: this.conversationId, sequence: this.sequence, withRows, rows: [], messages: [], logEnd: this.sequence };
+        if (withRows) {
+          this.rowsWanted = false;
+          this.rowsReadAt = Date.now();
+        }
+        await this.dispatcher.read(read);
+        // Rows read in full are delivered or hold the pair; more than were read are read next time too.
+        if (read.rows.length > 0) this.rowsWanted = true;
+        const endpoint = this.dispatcher.endpoint(this.endpointId);
+        if (!endpoint || !endpoint.enabled) break;
+        const outcome = await this.deliver(read, endpoint);
+        if (outcome === "stop") break;
+        if (outcome === "lost") {
+          held = false;
+          break;
+        }
+        if (outcome === "delivered") idleSince = Date.now();
+        // Rows delivered are recorded before the next read, which would read them again; the cursor
+        // lives here meanwhile, and is recorded now and then.
+        if (this.progress.delivered.length > 0 || Date.now() - this.lastRecord >= RECORD_EVERY_MS) held = await this.flush(false);
+        if (outcome === "more" || this.hintedSequence > this.sequence) continue;
+        if (Date.now() - idleSince >= IDLE_MS) break;
+        // Caught up: the place is recorded now, so that whoever reads the cursor next (a deletion turning
+        // the log into rows, another instance after this one) sends little twice.
+        if (this.progress.sequence !== this.sequence || this.progress.succeeded) held = await this.flush(false);
+        if (!held) break;
+        // Nothing left that this instance knows of: wait for a hint, or look again after a poll interval
+        // (other instances write into this conversation too).
+        await this.pause(this.dispatcher.config.pollMs);
       }
+    } finally {
+      if (held) await this.flush(true).catch((error) => log.warn("webhook progress not recorded", { endpointId: this.endpointId, ...describeError(error) }));
     }
-    return retry ? "holds the rest" : "done";
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeUp = () => {
+        this.wakeUp = undefined;
+        done();
+      };
+    });
+  }
+
+  /** Records progress (and extends or gives back the lease); answers whether the lease still holds. */
+  private async flush(release: boolean): Promise<boolean> {
+    const progress = this.progress;
+    progress.sequence = this.sequence;
+    progress.release = release;
+    this.progress = this.freshProgress();
+    this.lastRecord = Date.now();
+    await this.dispatcher.record(progress);
+    return progress.held !== false;
+  }
+
+  /**
+   * Delivers what was read, in order: the rows and the messages merged by `after_sequence`. Answers
+   * "more" when it may not have read everything, "delivered" when it delivered something and read it
+   * all, "idle" when there was nothing, "stop" when the pair must wait (a retry, a disabled endpoint),
+   * "lost" when the lease was.
+   */
+  private async deliver(read: PairRead, endpoint: Endpoint): Promise<"more" | "delivered" | "idle" | "stop" | "lost"> {
+    const { rows, messages } = read;
+    const logComplete = messages.length < READ_AHEAD;
+    let r = 0;
+    let m = 0;
+    let delivered = false;
+    for (;;) {
+      if (this.stopped || this.dispatcher.isStopped) return "stop";
+      let item: Item | undefined;
+      const row = rows[r];
+      const message = messages[m];
+      if (message && (!row || Number(message.sequence) <= Number(row.after_sequence))) item = { kind: "log", message };
+      else if (row && (message || logComplete)) item = { kind: "row", row };
+      if (!item) break;
+      if (item.kind === "row") {
+        if (!item.row.due) return "stop";
+        const result = await this.deliverRow(endpoint, item.row);
+        if (result !== "delivered") return result;
+        r++;
+      } else {
+        const result = await this.deliverMessage(endpoint, item.message);
+        if (result !== "delivered") return result;
+        m++;
+      }
+      delivered = true;
+    }
+    // Everything the read saw is done: the cursor may pass messages the endpoint does not hear.
+    if (logComplete && r === rows.length && read.logEnd > this.sequence) this.sequence = read.logEnd;
+    if (!logComplete || rows.length === READ_AHEAD) return "more";
+    return delivered ? "delivered" : "idle";
+  }
+
+  private async deliverRow(endpoint: Endpoint, row: PendingRow): Promise<"delivered" | "stop" | "lost"> {
+    const attempts = row.attempts + 1;
+    let outcome: AttemptOutcome;
+    if (row.payload !== null && row.payload !== undefined) {
+      const data = typeof row.payload === "string" ? JSON.parse(row.payload) : row.payload;
+      outcome = await this.dispatcher.attempt(endpoint, row.id, row.event_type, row.occurred_at, data);
+    } else if (row.logged) {
+      outcome = await this.dispatcher.attempt(endpoint, row.id, row.event_type, row.occurred_at, logEventData(row.logged, row.event_type));
+    } else {
+      outcome = { kind: "failed", error: "the message no longer exists" };
+    }
+    if (outcome.kind === "delivered") {
+      this.progress.delivered.push({ id: row.id, status: outcome.status, attempts });
+      this.progress.succeeded = true;
+      return "delivered";
+    }
+    // What went before is recorded first, so that the failure lands after it.
+    if (!(await this.flush(false))) return "lost";
+    const { held, retry } = await this.dispatcher.rowFailed(this, row, attempts, outcome);
+    if (!held) return "lost";
+    const after = await this.dispatcher.endpointAfterFailure(this.endpointId, outcome, row.payload !== null || row.logged !== undefined);
+    return retry || after === "disabled" ? "stop" : "delivered";
+  }
+
+  private async deliverMessage(endpoint: Endpoint, message: LoggedMessage): Promise<"delivered" | "stop" | "lost"> {
+    const types = message.types ?? [];
+    for (const [index, type] of types.entries()) {
+      const deliveryId = logDeliveryId(this.endpointId, logEventKey(message, type));
+      const outcome = await this.dispatcher.attempt(endpoint, deliveryId, type, message.created_at, logEventData(message, type));
+      if (outcome.kind === "delivered") {
+        this.progress.succeeded = true;
+        continue;
+      }
+      if (!(await this.flush(false))) return "lost";
+      const { held, retry } = await this.dispatcher.logEventFailed(this, message, types, index, outcome);
+      if (!held) return "lost";
+      this.sequence = Math.max(this.sequence, Number(message.sequence));
+      const after = await this.dispatcher.endpointAfterFailure(this.endpointId, outcome, true);
+      // The rest of this message's events are rows now, behind the failed one.
+      return retry || after === "disabled" || index < types.length - 1 ? "stop" : "delivered";
+    }
+    this.sequence = Math.max(this.sequence, Number(message.sequence));
+    return "delivered";
   }
 }

@@ -45,11 +45,11 @@ export interface WebhookEvent {
 }
 
 /**
- * Events the message log can give back after a crash (the outbox's repair): those of the send statement,
- * enqueued after commit so that a send stays one statement. Every other webhook event is written in its
- * write's transaction (src/domain/announced-write.ts).
+ * Events delivered from the message log (./dispatcher.ts): stored messages, stored control messages, and
+ * a run a message started. Every other webhook event is an outbox row written in its write's transaction
+ * (src/domain/announced-write.ts).
  */
-export function recoverableFromLog(event: DomainEvent): boolean {
+export function deliveredFromLog(event: DomainEvent): boolean {
   return event.type === "message.created" || event.type === "control.sent" || (event.type === "run.started" && event.startedBy !== undefined);
 }
 

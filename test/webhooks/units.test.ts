@@ -1,14 +1,13 @@
 /**
  * The webhook parts that need no server: which addresses are refused, the retry schedule, Retry-After,
- * and an outbox that costs nothing while no endpoint is enabled.
+ * an outbox that costs a send nothing, and the ids of the log's events.
  */
 import { describe, expect, test } from "bun:test";
-import type { SQL } from "drizzle-orm";
-import { PgDialect } from "drizzle-orm/pg-core";
 import { loadConfig } from "../../src/config";
 import type { Database } from "../../src/db/client";
 import { retryAfterMs } from "../../src/webhooks/attempt";
 import { retryDelayMs } from "../../src/webhooks/dispatcher";
+import { logDeliveryId } from "../../src/webhooks/log-events";
 import { WebhookOutbox } from "../../src/webhooks/outbox";
 import { checkWebhookUrl, isBlockedAddress } from "../../src/webhooks/url-guard";
 
@@ -61,40 +60,19 @@ describe("retries", () => {
   });
 });
 
-describe("the outbox without endpoints", () => {
-  test("domain events cost no query beyond a periodic check", async () => {
+describe("the outbox and sends", () => {
+  /** An outbox on a database that records every statement and says whether some endpoint is enabled. */
+  function countingOutbox(active: boolean) {
     const queries: unknown[] = [];
     const database = {
       db: {
         async execute(query: unknown) {
           queries.push(query);
-          return [{ active: false }];
+          return [{ active, version: "1:x" }];
         },
       },
     } as unknown as Database;
-    const outbox = new WebhookOutbox(database);
-    await outbox.refresh();
-    const message = { id: "m", sequence: 1, sender_id: "u", created_at: new Date().toISOString(), org_id: null } as never;
-    for (let i = 0; i < 1000; i++) outbox.handle({ type: "message.created", conversationId: "c", message, json: "{}" });
-    await outbox.settled();
-    expect(queries).toHaveLength(1);
-  });
-});
-
-describe("the outbox after commit", () => {
-  /** An outbox on a database that records the events of every ENQUEUE and says some endpoint is enabled. */
-  function recordingOutbox() {
-    const batches: string[][] = [];
-    const database = {
-      db: {
-        async execute(query: SQL) {
-          const { sql: text, params } = new PgDialect().sqlToQuery(query);
-          if (/insert into webhook_deliveries/.test(text)) batches.push((JSON.parse(params[0] as string) as { key: string }[]).map((r) => r.key));
-          return [{ active: true }];
-        },
-      },
-    } as unknown as Database;
-    return { outbox: new WebhookOutbox(database), batches };
+    return { outbox: new WebhookOutbox(database), queries };
   }
   const sent = (conversationId: string, sequence: number) => ({
     type: "message.created" as const,
@@ -103,24 +81,33 @@ describe("the outbox after commit", () => {
     message: { id: `${conversationId}-${sequence}`, sequence, sender_id: "u", created_at: new Date().toISOString(), org_id: null } as never,
   });
 
-  test("events read out of order are enqueued in sequence order, in one statement per turn", async () => {
-    const { outbox, batches } = recordingOutbox();
+  test("without endpoints, sends cost no query beyond a periodic check, and no hint", async () => {
+    const { outbox, queries } = countingOutbox(false);
+    const hints: unknown[] = [];
+    outbox.onLogged((conversationId, sequence) => hints.push([conversationId, sequence]));
     await outbox.refresh();
-    for (const [conversation, sequence] of [["a", 1], ["a", 3], ["b", 7], ["a", 2], ["a", 4]] as const) outbox.handle(sent(conversation, sequence));
-    await outbox.settled();
-    expect(batches).toEqual([["message.created:a-1", "message.created:b-7", "message.created:a-2", "message.created:a-3", "message.created:a-4"]]);
+    for (let i = 1; i <= 1000; i++) outbox.handle(sent("c", i));
+    expect(queries).toHaveLength(1);
+    expect(hints).toHaveLength(0);
   });
 
-  test("a missing predecessor is waited for briefly, then the event goes anyway", async () => {
-    const { outbox, batches } = recordingOutbox();
+  test("with endpoints, a send writes nothing either: it only hints which log grew, and how far", async () => {
+    const { outbox, queries } = countingOutbox(true);
+    const hints: unknown[] = [];
+    outbox.onLogged((conversationId, sequence) => hints.push([conversationId, sequence]));
     await outbox.refresh();
-    outbox.handle(sent("c", 1));
-    await Bun.sleep(5);
-    // 2 went through another instance: 3 waits for it, then goes.
-    outbox.handle(sent("c", 3));
-    await Bun.sleep(5);
-    expect(batches.flat()).toEqual(["message.created:c-1"]);
-    await Bun.sleep(100);
-    expect(batches.flat()).toEqual(["message.created:c-1", "message.created:c-3"]);
+    for (const [conversation, sequence] of [["a", 1], ["a", 3], ["b", 7], ["a", 2]] as const) outbox.handle(sent(conversation, sequence));
+    expect(queries).toHaveLength(1);
+    expect(hints).toEqual([["a", 1], ["a", 3], ["b", 7], ["a", 2]]);
+  });
+});
+
+describe("webhook ids of the log's events", () => {
+  test("the same for one endpoint and event on every attempt, different across endpoints and events, UUID-shaped", () => {
+    const a = logDeliveryId("e1", "message.created:m1");
+    expect(a).toBe(logDeliveryId("e1", "message.created:m1"));
+    expect(a).not.toBe(logDeliveryId("e2", "message.created:m1"));
+    expect(a).not.toBe(logDeliveryId("e1", "message.created:m2"));
+    expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   });
 });

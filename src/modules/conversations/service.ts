@@ -180,6 +180,8 @@ export async function removeConversation(services: Services, conversationId: str
   await writeAndAnnounce(services, async (tx, announce) => {
     // Who took part, read before the cascade removes them: listeners (webhooks) tell them too.
     const members = await tx.select({ user_id: participants.user_id }).from(participants).where(eq(participants.conversation_id, conversationId));
+    // The log is the outbox of sends (src/webhooks/): what endpoints have not had yet must outlive it.
+    await services.webhooks.beforeConversationDeleted(tx, conversationId);
     const deleted = await tx
       .delete(conversations)
       .where(eq(conversations.id, conversationId))

@@ -11,7 +11,7 @@
  */
 import { and, desc, eq, or, sql, type SQL } from "drizzle-orm";
 import { isSystemAdmin, type Principal } from "../../auth/principal";
-import { webhookDeliveries, webhookEndpoints, type WebhookDeliveryRow, type WebhookEndpointRow } from "../../db/schema";
+import { webhookCursors, webhookDeliveries, webhookEndpoints, type WebhookDeliveryRow, type WebhookEndpointRow } from "../../db/schema";
 import { inOrgScope, orgScopeOf } from "../../domain/access";
 import { fail, notFound } from "../../core/errors";
 import type { Db } from "../../db/client";
@@ -19,6 +19,7 @@ import type { Services } from "../../services";
 import { TEST_EVENT_TYPE, isEventFilter } from "../../webhooks/event-types";
 import { newWebhookSecret } from "../../webhooks/signing";
 import { checkWebhookUrl } from "../../webhooks/url-guard";
+import { NO_CONVERSATION } from "../../webhooks/pair-statements";
 import type { CreateWebhookInput, UpdateWebhookInput } from "./model";
 
 /** Per registering principal: enough for any agent, too few to fan one event out without bound. */
@@ -50,7 +51,7 @@ export function toDelivery(row: WebhookDeliveryRow) {
   return {
     id: row.id,
     endpoint_id: row.endpoint_id,
-    conversation_id: row.conversation_id ?? null,
+    conversation_id: row.conversation_id === NO_CONVERSATION ? null : (row.conversation_id ?? null),
     type: row.event_type,
     status: row.status,
     attempts: row.attempts,
@@ -155,10 +156,11 @@ export async function updateWebhook(services: Services, principal: Principal, id
   if (input.events !== undefined) changes.events = checkEvents(input.events);
   if (input.description !== undefined) changes.description = input.description;
   if (input.enabled === true && !current.enabled) {
-    // Re-enabled: it starts afresh; what waited while it was disabled is delivered now.
-    Object.assign(changes, { enabled: true, disabled_reason: null, consecutive_failures: 0 });
+    // Re-enabled: it starts afresh; what waited when it was disabled is delivered now, what was written
+    // while it was disabled is not.
+    Object.assign(changes, { enabled: true, disabled_reason: null, consecutive_failures: 0, receives_since: new Date() });
   } else if (input.enabled === false && current.enabled) {
-    Object.assign(changes, { enabled: false, disabled_reason: "disabled by its owner" });
+    Object.assign(changes, { enabled: false, disabled_reason: "disabled by its owner", disabled_at: new Date() });
   }
   let secret: string | undefined;
   if (input.rotateSecret) {
@@ -174,6 +176,8 @@ export async function updateWebhook(services: Services, principal: Principal, id
   if (row.enabled) {
     services.webhooks.markActive();
     services.webhooks.wake();
+  } else {
+    services.webhooks.endpointsChanged();
   }
   return secret ? { ...toWebhook(row), secret } : toWebhook(row);
 }
@@ -181,6 +185,7 @@ export async function updateWebhook(services: Services, principal: Principal, id
 export async function deleteWebhook(services: Services, principal: Principal, id: string): Promise<void> {
   await loadEndpoint(services, principal, id);
   await services.database.db.delete(webhookEndpoints).where(eq(webhookEndpoints.id, id));
+  services.webhooks.endpointsChanged();
 }
 
 /** Queues a `webhook.test` event for the endpoint, delivered (and signed) like any other. */
@@ -191,12 +196,15 @@ export async function testWebhook(services: Services, principal: Principal, id: 
     .insert(webhookDeliveries)
     .values({
       endpoint_id: endpoint.id,
+      conversation_id: NO_CONVERSATION,
       event_type: TEST_EVENT_TYPE,
       event_key: `test:${Bun.randomUUIDv7()}`,
       occurred_at: now,
       payload: { endpointId: endpoint.id, message: "A test event: the endpoint is reachable and verifies signatures." },
     })
     .returning();
+  // Test events are the endpoint's own "conversation", delivered in order like any other pair.
+  await services.database.db.insert(webhookCursors).values({ endpoint_id: endpoint.id, conversation_id: NO_CONVERSATION, sequence: 0 }).onConflictDoNothing();
   services.webhooks.wake();
   return toDelivery(row);
 }
@@ -226,6 +234,11 @@ export async function retryDelivery(services: Services, principal: Principal, id
     .where(and(eq(webhookDeliveries.id, deliveryId), eq(webhookDeliveries.endpoint_id, id)))
     .returning();
   if (!row) throw notFound("Delivery");
+  // Its pair needs a cursor to be taken; one made now starts at the end of the log (nothing else is resent).
+  await services.database.db.execute(sql`
+    insert into webhook_cursors (endpoint_id, conversation_id, sequence)
+    values (${id}, ${row.conversation_id ?? NO_CONVERSATION}, coalesce((select last_sequence from conversations where id = ${row.conversation_id ?? NO_CONVERSATION}), 0))
+    on conflict do nothing`);
   services.webhooks.wake();
   return toDelivery(row);
 }
@@ -275,7 +288,7 @@ export async function listWebhooksAsOperator(db: Db) {
 export async function disableWebhookAsOperator(db: Db, id: string) {
   const [row] = await db
     .update(webhookEndpoints)
-    .set({ enabled: false, disabled_reason: "disabled by an operator", updated_at: new Date() })
+    .set({ enabled: false, disabled_reason: "disabled by an operator", disabled_at: new Date(), updated_at: new Date() })
     .where(eq(webhookEndpoints.id, id))
     .returning();
   if (!row) throw notFound("Webhook endpoint");
