@@ -345,6 +345,7 @@ async function main(): Promise<void> {
     // log behind them is delivered again (under the same webhook-ids: counted as requests), timed from the
     // first of them to the last.
     const perConversation = Math.ceil(backlog / conversationCount);
+    await setEndpoint(true);
     // Once every pair is given back (a session would record its own place over the moved cursor).
     await until("the pairs given back", async () => Number((await sql<{ n: string }[]>`select count(*) as n from webhook_cursors where lease_token is not null`)[0].n) === 0, 60_000);
     const [moved] = await sql<{ n: string }[]>`

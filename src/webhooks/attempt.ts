@@ -37,6 +37,11 @@ export function retryAfterMs(value: string | null, now = Date.now()): number | u
 
 async function readBounded(response: Response): Promise<string> {
   if (!response.body) return "";
+  // A small answer of announced length is read whole (no stream machinery per delivery).
+  const length = Number(response.headers.get("content-length"));
+  if (response.headers.has("content-length") && Number.isInteger(length) && length <= MAX_RESPONSE_BYTES) {
+    return length === 0 ? "" : (await response.text()).slice(0, KEPT_RESPONSE_CHARS);
+  }
   const reader = response.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;

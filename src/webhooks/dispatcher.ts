@@ -317,7 +317,9 @@ export class WebhookDispatcher {
       started++;
       session.done.finally(() => {
         this.sessions.delete(key);
-        this.pump();
+        // Hinted while giving the pair back: taken again at once rather than at the next sweep.
+        if (session.unhandledHint > 0) this.hint(pair.conversation_id, session.unhandledHint);
+        else this.pump();
       });
     }
     return started;
@@ -545,6 +547,11 @@ class PairSession {
     this.wakeUp?.();
   }
 
+  /** A sequence hinted that this session did not reach before it ended (0: none). */
+  get unhandledHint(): number {
+    return this.hintedSequence > this.sequence ? this.hintedSequence : 0;
+  }
+
   rowsMayHaveCome(): void {
     this.rowsWanted = true;
   }
@@ -583,8 +590,12 @@ class PairSession {
         if (Date.now() - idleSince >= IDLE_MS) break;
         // Caught up: the place is recorded now, so that whoever reads the cursor next (a deletion turning
         // the log into rows, another instance after this one) sends little twice.
-        if (this.progress.sequence !== this.sequence || this.progress.succeeded) held = await this.flush(false);
-        if (!held) break;
+        if (this.progress.sequence !== this.sequence || this.progress.succeeded) {
+          held = await this.flush(false);
+          if (!held) break;
+          // A hint that came while recording is not waited for.
+          if (this.hintedSequence > this.sequence) continue;
+        }
         // Nothing left that this instance knows of: wait for a hint, or look again after a poll interval
         // (other instances write into this conversation too).
         await this.pause(this.dispatcher.config.pollMs);
