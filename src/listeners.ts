@@ -45,8 +45,8 @@ export function registerListeners(services: Services, hub: RealtimeHub): () => v
     services.domainEvents.on("principal notifications", (event) => hub.notifyPrincipals(event), { inline: true }),
     // In the write's transaction: an event committed is an event enqueued, even if the process dies at once.
     services.domainEvents.onWrite("webhook outbox", (events, tx) => services.webhooks.enqueueWithWrite(events, tx)),
-    // Deferred, for the send statement's events (recovered from the message log after a crash): a send
-    // never waits for the outbox, and with no endpoint enabled it costs nothing at all.
+    // Deferred: a send's events only hint the dispatcher which log grew (the log is their outbox); a send
+    // never waits for webhooks, and with no endpoint enabled it costs nothing at all.
     services.domainEvents.on("webhook outbox", (event) => services.webhooks.handle(event)),
     closeOnAuthChanges(hub, services.identity, services.authChanges),
     services.domainEvents.on("metrics", countDomainEvents()),

@@ -1,6 +1,6 @@
 /**
- * Keeps the frames of a conversation in sequence order on their way to sockets (and the webhook outbox's
- * events on their way to the outbox), and remembers which sequences went out recently.
+ * Keeps the frames of a conversation in sequence order on their way to sockets, and remembers which
+ * sequences went out recently.
  *
  * The database hands out sequences in commit order, but the `emit` that follows a commit runs when the
  * driver's answer is processed, and answers from different pool connections can be processed in another

@@ -6,7 +6,7 @@
  *
  * The send statement (../modules/messages/send-statement.ts) is the exception, on purpose: the hot path
  * stays one statement, and what it announces (messages, control events, a run a message started) is
- * recovered from the message log after a crash instead (src/webhooks/outbox.ts).
+ * delivered from the message log itself (src/webhooks/dispatcher.ts).
  */
 import type { EventBus } from "../core/event-bus";
 import type { Db, Tx } from "../db/client";
