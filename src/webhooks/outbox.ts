@@ -157,10 +157,9 @@ export class WebhookOutbox {
    * endpoints have not had yet become rows, with their payload (up to LOG_TO_ROWS_LIMIT per endpoint).
    */
   async beforeConversationDeleted(tx: Executor, conversationId: string): Promise<void> {
-    if (!this.active) {
-      await this.refresh();
-      if (!this.active) return;
-    }
+    // Read in the transaction: the embedded database has one connection, which the transaction holds.
+    const [enabled] = await run<{ any: boolean }>(tx, "select exists (select 1 from webhook_endpoints where enabled) as any");
+    if (!enabled?.any) return;
     const ids = JSON.stringify([conversationId]);
     await run(tx, ENSURE_PAIRS, [ids]);
     const pairs = await run<{ endpoint_id: string; conversation_id: string; sequence: number }>(tx, PAIRS_OF_CONVERSATION, [conversationId]);
