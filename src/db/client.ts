@@ -100,8 +100,8 @@ export async function openPostgres(url: string, poolSize: number): Promise<Datab
     onnotice: () => {},
     // Connection errors surface as rejected queries; keep postgres.js from printing them too.
     debug: false,
-    // Every statement here is short. PostgreSQL would JIT-compile one whose plan it estimates large (a
-    // recursive CTE is estimated at ten times its rows: the webhook claim), at ~100 ms a time.
+    // Every statement here is short. PostgreSQL would JIT-compile one whose plan it estimates large (the
+    // webhook dispatcher's reads of many pairs, through lateral joins), at ~100 ms a time.
     connection: { jit: "off" },
   });
   try {
