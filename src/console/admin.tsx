@@ -142,7 +142,7 @@ function Webhooks() {
               (deliveries === undefined ? (
                 <p class="empty">Loading…</p>
               ) : deliveries.length === 0 ? (
-                <p class="empty">No deliveries yet.</p>
+                <p class="empty">Nothing in the delivery log (a message delivered at its first attempt leaves no entry).</p>
               ) : (
                 <ul class="deliveries">
                   {deliveries.map((d) => (
