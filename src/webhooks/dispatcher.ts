@@ -29,7 +29,7 @@ import type { Database } from "../db/client";
 import type { MessageRow } from "../db/schema";
 import { describeError, log } from "../log";
 import { attemptDelivery, type AttemptOutcome } from "./attempt";
-import { logDeliveryId, logEventData, logEventKey } from "./log-events";
+import { logDeliveryId, logEventData, logEventKey, type LoggedMessage } from "./log-events";
 import { run, runPrepared } from "./statement";
 import { ACTIVE_REFRESH_MS, type WebhookOutbox } from "./outbox";
 import {
@@ -105,7 +105,6 @@ interface PendingRow {
   logged?: MessageRow;
 }
 
-export type LoggedMessage = MessageRow & { pair_endpoint: string; pair_conversation: string; log_end: number | null; types: string[] | null };
 
 /** One event to deliver: a row of the outbox, or the events of one message of the log. */
 type Item = { kind: "row"; row: PendingRow } | { kind: "log"; message: LoggedMessage };
@@ -345,9 +344,10 @@ export class WebhookDispatcher {
   }
 
   private async readPairs(reads: PairRead[]): Promise<void> {
-    const input = JSON.stringify(reads.map((r) => ({ endpoint_id: r.endpointId, conversation_id: r.conversationId, sequence: r.sequence })));
+    const pairsOf = (some: PairRead[]) => JSON.stringify(some.map((r) => ({ endpoint_id: r.endpointId, conversation_id: r.conversationId, sequence: r.sequence })));
+    const input = pairsOf(reads);
     const withRows = reads.filter((r) => r.withRows);
-    const rowsInput = JSON.stringify(withRows.map((r) => ({ endpoint_id: r.endpointId, conversation_id: r.conversationId, sequence: r.sequence })));
+    const rowsInput = pairsOf(withRows);
     const [rows, messages] = await Promise.all([
       withRows.length > 0 ? runPrepared<PendingRow>(this.database, READ_ROWS, [rowsInput, READ_AHEAD]) : Promise.resolve([] as PendingRow[]),
       runPrepared<LoggedMessage>(this.database, READ_LOG, [input, READ_AHEAD]),

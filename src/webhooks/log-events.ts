@@ -7,6 +7,9 @@ import type { MessageRow } from "../db/schema";
 import { controlBroadcastOf } from "../domain/control-events";
 import { runStartedBy, toMessage } from "../domain/resources";
 
+/** A message as READ_LOG (./pair-statements.ts) answers it: for a pair, with the events its endpoint takes. */
+export type LoggedMessage = MessageRow & { pair_endpoint: string; pair_conversation: string; log_end: number | null; types: string[] | null };
+
 /** The key of one of a message's events: `run.started`, its control event, or `message.created`. */
 export function logEventKey(message: Pick<MessageRow, "id" | "conversation_id" | "run_id" | "content_type">, type: string): string {
   if (type === "run.started") return `run.started:${message.conversation_id}:${message.run_id}`;

@@ -22,9 +22,8 @@ import type { Database, Executor } from "../db/client";
 import type { DomainEvent } from "../domain/domain-events";
 import { log } from "../log";
 import { run } from "./statement";
-import { ENSURE_PAIRS, LOG_TO_ROWS, MEMBER_UNTIL, PAIRS_OF_CONVERSATION, READ_LOG } from "./pair-statements";
-import { logDeliveryId, logEventData, logEventKey } from "./log-events";
-import type { MessageRow } from "../db/schema";
+import { ENSURE_PAIRS, LOG_TO_ROWS, MEMBER_UNTIL, PAIRS_OF_CONVERSATION, READ_LOG, cursorStart } from "./pair-statements";
+import { logDeliveryId, logEventData, logEventKey, type LoggedMessage } from "./log-events";
 import { deliveredFromLog, webhookEventOf, type WebhookEvent } from "./event-types";
 
 /** Messages per endpoint made rows when their conversation is deleted before they were delivered. */
@@ -62,9 +61,7 @@ with inserted as (
 cursors as (
   insert into webhook_cursors (endpoint_id, conversation_id, sequence)
   select distinct on (i.endpoint_id, i.conversation_id) i.endpoint_id, i.conversation_id,
-         coalesce((select m.sequence from messages m, webhook_endpoints e
-                    where e.id = i.endpoint_id and m.conversation_id = i.conversation_id and m.created_at < e.receives_since
-                    order by m.sequence desc limit 1), 0)
+         ${cursorStart("i.conversation_id", "(select e.receives_since from webhook_endpoints e where e.id = i.endpoint_id)")}
     from inserted i
   on conflict do nothing
 )
@@ -164,7 +161,7 @@ export class WebhookOutbox {
     await run(tx, ENSURE_PAIRS, [ids]);
     const pairs = await run<{ endpoint_id: string; conversation_id: string; sequence: number }>(tx, PAIRS_OF_CONVERSATION, [conversationId]);
     if (pairs.length === 0) return;
-    const logged = await run<MessageRow & { pair_endpoint: string; types: string[] | null }>(tx, READ_LOG, [JSON.stringify(pairs), LOG_TO_ROWS_LIMIT]);
+    const logged = await run<LoggedMessage>(tx, READ_LOG, [JSON.stringify(pairs), LOG_TO_ROWS_LIMIT]);
     const rows: unknown[] = [];
     for (const message of logged) {
       if (!message.id) continue;

@@ -20,10 +20,15 @@ const IN_SCOPE = `(e.scope = 'installation'
    or (e.scope = 'org' and c.org_id = e.org_id)
    or (e.scope = 'principal' and exists (select 1 from participants p where p.conversation_id = c.id and p.user_id = e.principal_id)))`;
 
-/** Where a new pair's cursor starts: after the last message written before the endpoint listened. */
-const START = `coalesce((select m.sequence from messages m
-                          where m.conversation_id = c.id and m.created_at < e.receives_since
+/**
+ * Where a new pair's cursor starts: after the last message of the conversation (its id: `conversation`)
+ * written before the endpoint (its `receives_since`) listened.
+ */
+export const cursorStart = (conversation: string, receivesSince: string) => `coalesce((select m.sequence from messages m
+                          where m.conversation_id = ${conversation} and m.created_at < ${receivesSince}
                           order by m.sequence desc limit 1), 0)`;
+
+const START = cursorStart("c.id", "e.receives_since");
 
 /** Whether endpoint `e` takes events of type `type` (its `events` filter). */
 const takes = (type: string) => `(e.events is null or ${type} = any(e.events) or (${type} like 'stream.%' and 'stream.*' = any(e.events)))`;
