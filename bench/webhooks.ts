@@ -99,13 +99,16 @@ interface ReceiverStats {
   outOfOrder: number;
   /** Of the requests whose signature was checked (one in a hundred), those that did not verify. */
   badSignatures: number;
+  /** When the first and the last request since the last order reset came (ms, this machine's clock). */
+  firstAt: number;
+  lastAt: number;
 }
 
 /** Answers 200 at once; counts. GET /stats answers the counts, POST /secret sets the secret to verify with. */
 function receiver(): void {
   const ids = new Set<string>();
   const lastSequence = new Map<string, number>();
-  const stats: ReceiverStats = { requests: 0, deliveries: 0, outOfOrder: 0, badSignatures: 0 };
+  const stats: ReceiverStats = { requests: 0, deliveries: 0, outOfOrder: 0, badSignatures: 0, firstAt: 0, lastAt: 0 };
   let webhook: Webhook | undefined;
   const server = Bun.serve({
     port: 0,
@@ -116,6 +119,7 @@ function receiver(): void {
       // The backlog delivers messages delivered before: their order is checked on its own.
       if (path === "/order/reset") {
         lastSequence.clear();
+        stats.firstAt = stats.lastAt = 0;
         return new Response("ok");
       }
       if (path === "/secret") {
@@ -124,6 +128,8 @@ function receiver(): void {
       }
       const body = await request.text();
       stats.requests++;
+      stats.lastAt = performance.timeOrigin + performance.now();
+      if (stats.firstAt === 0) stats.firstAt = stats.lastAt;
       const id = request.headers.get("webhook-id") ?? "";
       if (webhook && stats.requests % 100 === 0) {
         try {
@@ -308,6 +314,9 @@ async function main(): Promise<void> {
       return { server: cpuMs(server.pid), postgres: backends.reduce((sum, pid) => sum + cpuMs(pid), 0), receiver: cpuMs(hooks.pid), backends };
     };
     const messageCount = async () => Number((await sql<{ n: string }[]>`select coalesce(sum(last_sequence), 0) as n from conversations`)[0].n);
+    const logEnds = async () => sql<{ conversation_id: string; sequence: number }[]>`select id as conversation_id, last_sequence as sequence from conversations`;
+    /** Each conversation's log end at the start and at the end of the last round with the endpoint: what it surely delivered. */
+    let lastOnRound: { start: Map<string, number>; end: { conversation_id: string; sequence: number }[] } | undefined;
     const deliveryRows = async () => Number((await sql<{ n: string }[]>`select count(*) as n from webhook_deliveries where endpoint_id = ${endpoint.id}`)[0].n);
 
     const order: boolean[] = [];
@@ -317,6 +326,7 @@ async function main(): Promise<void> {
       await setEndpoint(on);
       log(`round ${index + 1} of ${order.length}: ${on ? "1 endpoint" : "0 endpoints"}, ${durationSeconds} s`);
       const before = await messageCount();
+      const startEnds = on ? new Map((await logEnds()).map((r) => [r.conversation_id, Number(r.sequence)])) : undefined;
       const receivedBefore = (await hooks.stats()).deliveries;
       const cpuBefore = await cpu();
       const started = performance.now();
@@ -329,6 +339,7 @@ async function main(): Promise<void> {
         const receivedDuring = (await hooks.stats()).deliveries - receivedBefore;
         round.deliveriesPerSecond = Math.round(receivedDuring / elapsedSeconds);
         round.drainMs = Math.round(await until("deliveries of the round", async () => (await hooks.stats()).deliveries >= expectedDeliveries, 300_000));
+        lastOnRound = { start: startEnds!, end: await logEnds() };
       }
       const cpuAfter = await cpu(cpuBefore.backends);
       const per = (a: number, b: number) => Math.round(((a - b) * 1000) / Math.max(1, messages));
@@ -341,29 +352,45 @@ async function main(): Promise<void> {
       );
     }
 
-    // The dispatcher alone: the pairs' cursors moved back over messages delivered before, so that the
-    // log behind them is delivered again (under the same webhook-ids: counted as requests), timed from the
-    // first of them to the last.
+    // The dispatcher alone: the pairs' cursors moved back over messages of the last round with the endpoint
+    // (delivered then), so that the log behind them is delivered again (under the same webhook-ids: counted
+    // as requests), timed from the first of them to the last. What was written while the endpoint was
+    // disabled stays unheard, and is skipped again.
     const perConversation = Math.ceil(backlog / conversationCount);
     await setEndpoint(true);
-    // Once every pair is given back (a session would record its own place over the moved cursor).
-    await until("the pairs given back", async () => Number((await sql<{ n: string }[]>`select count(*) as n from webhook_cursors where lease_token is not null`)[0].n) === 0, 60_000);
-    const [moved] = await sql<{ n: string }[]>`
-      with moved as (
-        update webhook_cursors w set sequence = greatest(0, w.sequence - ${perConversation})
-          from webhook_endpoints e
-         where e.id = w.endpoint_id and e.id = ${endpoint.id}
-        returning least(w.sequence, ${perConversation}) as n)
-      select coalesce(sum(n), 0) as n from moved`;
-    await sql`update webhook_endpoints set receives_since = '2000-01-01', disabled_at = null where id = ${endpoint.id}`;
-    const backlogDeliveries = Number(moved.n);
-    log(`backlog: ${backlogDeliveries} deliveries behind the cursors`);
+    // Once the dispatcher has moved every cursor over what the endpoint did not hear while disabled, and
+    // given every pair back (a session would record its own place over the moved cursor).
+    await until(
+      "the cursors at the log's end, the pairs given back",
+      async () =>
+        Number(
+          (
+            await sql<{ n: string }[]>`
+              select count(*) as n from webhook_cursors w join conversations c on c.id = w.conversation_id
+               where w.endpoint_id = ${endpoint.id} and (w.lease_token is not null or w.sequence < c.last_sequence)`
+          )[0].n,
+        ) === 0,
+      60_000,
+    );
     await hooks.resetOrder();
     const requestsBefore = (await hooks.stats()).requests;
-    await until("the backlog's first delivery", async () => (await hooks.stats()).requests > requestsBefore, 60_000);
-    const drainStarted = performance.now();
+    const ranges = (lastOnRound?.end ?? []).map(({ conversation_id, sequence }) => {
+      const stop = Number(sequence);
+      return { conversation_id, start: Math.max(lastOnRound!.start.get(conversation_id) ?? stop, stop - perConversation), stop };
+    });
+    const [moved] = await sql<{ n: string }[]>`
+      with moved as (
+        update webhook_cursors w set sequence = v.start
+          from jsonb_to_recordset(${JSON.stringify(ranges)}::text::jsonb) as v(conversation_id uuid, start int, stop int)
+         where w.endpoint_id = ${endpoint.id} and w.conversation_id = v.conversation_id and v.stop > v.start
+        returning v.stop - v.start as n)
+      select coalesce(sum(n), 0) as n from moved`;
+    const backlogDeliveries = Number(moved.n);
+    log(`backlog: ${backlogDeliveries} deliveries behind the cursors`);
     await until("the backlog", async () => (await hooks.stats()).requests >= requestsBefore + backlogDeliveries, 600_000);
-    const ms = performance.now() - drainStarted;
+    // From the receiver's first request of the backlog to its last (a small backlog is gone before a poll).
+    const { firstAt, lastAt } = await hooks.stats();
+    const ms = Math.max(0.001, lastAt - firstAt);
     backlogResult = { deliveries: backlogDeliveries, ms: Math.round(ms), rate: Math.round((backlogDeliveries * 1000) / ms) };
     log(`  drained in ${backlogResult.ms} ms: ${backlogResult.rate} deliveries/s`);
 
