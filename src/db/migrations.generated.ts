@@ -6,6 +6,7 @@ import m3 from "../../drizzle/0003_streaming.sql" with { type: "text" };
 import m4 from "../../drizzle/0004_webhooks.sql" with { type: "text" };
 import m5 from "../../drizzle/0005_stream_holder.sql" with { type: "text" };
 import m6 from "../../drizzle/0006_webhook_cursors.sql" with { type: "text" };
+import m7 from "../../drizzle/0007_webhook_heard_periods.sql" with { type: "text" };
 
 export const MIGRATIONS: { tag: string; sql: string }[] = [
   { tag: "0000_init", sql: m0 },
@@ -15,4 +16,5 @@ export const MIGRATIONS: { tag: string; sql: string }[] = [
   { tag: "0004_webhooks", sql: m4 },
   { tag: "0005_stream_holder", sql: m5 },
   { tag: "0006_webhook_cursors", sql: m6 },
+  { tag: "0007_webhook_heard_periods", sql: m7 },
 ];

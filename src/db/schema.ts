@@ -7,6 +7,7 @@ import { sql } from "drizzle-orm";
 import {
   bigint,
   boolean,
+  customType,
   index,
   integer,
   jsonb,
@@ -17,6 +18,9 @@ import {
   uniqueIndex,
   uuid,
 } from "drizzle-orm/pg-core";
+
+/** A set of time periods (PostgreSQL's `tstzmultirange`), kept as PostgreSQL writes it; read and changed in SQL. */
+const timePeriods = customType<{ data: string; driverData: string }>({ dataType: () => "tstzmultirange" });
 
 const createdAt = () => timestamp("created_at", { withTimezone: true }).notNull().defaultNow();
 
@@ -214,10 +218,13 @@ export const webhookEndpoints = pgTable("webhook_endpoints", {
   disabled_reason: text("disabled_reason"),
   consecutive_failures: integer("consecutive_failures").notNull().default(0),
   /**
-   * Messages written from this moment are delivered (set when created and whenever re-enabled); with
-   * `disabled_at`, those written while it was last disabled are not.
+   * The periods it was enabled in, by the database's clock: a message is delivered when it was written in
+   * one of them (every enabling opens one, every disabling closes the open one).
    */
+  heard_periods: timePeriods("heard_periods").notNull().default(sql`tstzmultirange(tstzrange(now(), null))`),
+  /** Its creation or last re-enabling: where the cursor of a conversation it did not follow yet starts. */
   receives_since: timestamp("receives_since", { withTimezone: true }).notNull().defaultNow(),
+  /** When it was last disabled. */
   disabled_at: timestamp("disabled_at", { withTimezone: true }),
   created_by: text("created_by").notNull(),
   created_at: createdAt(),

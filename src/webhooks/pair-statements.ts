@@ -6,11 +6,17 @@
  * Which stored messages an endpoint hears (`WANTED_TYPES`), for a message `m` of conversation `c`:
  * - its events: `run.started` first when the message started its run, then its control event (a stored
  *   control message) or `message.created`; each kept if the endpoint's `events` filter takes it;
- * - written while the endpoint was enabled: from `receives_since` (its creation or last re-enabling), or
- *   before it was last disabled;
+ * - written while the endpoint was enabled: in one of its `heard_periods`;
  * - for an agent's endpoint: not its own, and written while it participated (a participant now, that
  *   joined before it, or before it was last removed: the cursor's `member_until`).
  */
+
+/**
+ * An endpoint's `heard_periods` changed by its enabling (a period opens now) and its disabling (the open
+ * period closes now), as SQL expressions for the assignment of an update of `webhook_endpoints`.
+ */
+export const OPEN_HEARD_PERIOD = "heard_periods + tstzmultirange(tstzrange(now(), null))";
+export const CLOSE_HEARD_PERIOD = "heard_periods * tstzmultirange(tstzrange(null, now()))";
 
 /** The conversation-less "pair" of an endpoint: its test events. */
 export const NO_CONVERSATION = "00000000-0000-0000-0000-000000000000";
@@ -44,7 +50,7 @@ const WANTED_TYPES = `array_remove(array[
   case when ${takes(MAIN_TYPE)} then ${MAIN_TYPE} end], null)`;
 
 /** Whether endpoint `e` hears message `m` at all: written while it was enabled, and for an agent, not its own, while it participated. */
-const HEARS = `(m.created_at >= e.receives_since or (e.disabled_at is not null and m.created_at < e.disabled_at and m.created_at >= e.created_at))
+const HEARS = `e.heard_periods @> m.created_at
    and (e.scope <> 'principal' or (
          m.sender_id <> e.principal_id
          and (m.sequence <= w.member_until
@@ -242,12 +248,13 @@ update webhook_endpoints
    set consecutive_failures = consecutive_failures + 1,
        enabled = enabled and consecutive_failures + 1 < $2,
        disabled_at = case when enabled and consecutive_failures + 1 >= $2 then now() else disabled_at end,
+       heard_periods = case when enabled and consecutive_failures + 1 >= $2 then ${CLOSE_HEARD_PERIOD} else heard_periods end,
        disabled_reason = case when enabled and consecutive_failures + 1 >= $2 then $3 else disabled_reason end,
        updated_at = case when enabled and consecutive_failures + 1 >= $2 then now() else updated_at end
  where id = $1
 returning enabled`;
 
-export const DISABLE = `update webhook_endpoints set enabled = false, disabled_at = now(), disabled_reason = $2, updated_at = now() where id = $1 and enabled`;
+export const DISABLE = `update webhook_endpoints set enabled = false, disabled_at = now(), heard_periods = ${CLOSE_HEARD_PERIOD}, disabled_reason = $2, updated_at = now() where id = $1 and enabled`;
 
 /** Leases this instance still holds, given back at shutdown ($1: token). */
 export const RELEASE_ALL = `update webhook_cursors set lease_until = null, lease_token = null where lease_token = $1::uuid`;

@@ -315,6 +315,36 @@ describe("order, retries and disabling", () => {
     expect(receiver.of("message.created").map((r) => r.payload.data.content)).toEqual(["back again"]);
   });
 
+  test("what was written while disabled stays unheard through later disablings; what came before is delivered", async () => {
+    const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
+    const endpoint = await register(agent, { events: ["message.created"] });
+    const patch = (enabled: boolean) => server.request("PATCH", `/api/webhooks/${endpoint.id}`, { as: agent, body: { enabled } });
+    const conversationId = await groupConversation(server, alice, [agent]);
+    await restSend(server, alice, conversationId, "heard");
+    await receiver.waitFor(1);
+    // Down while one message goes in, so that the cursor waits for something to deliver.
+    const url = receiver.url;
+    receiver.stop();
+    await restSend(server, alice, conversationId, "waited");
+    const { db } = server.server.services.database;
+    const waiting = async () => (await server.request("GET", `/api/webhooks/${endpoint.id}/deliveries`, { as: agent })).body as { status: string }[];
+    await eventually(async () => (await waiting()).some((d) => d.status === "pending"), 3000, "a row waiting");
+    expect((await patch(false)).body.enabled).toBe(false);
+    await restSend(server, alice, conversationId, "written while disabled");
+    // Enabled and disabled again before anything is delivered: the conversation's pair is not taken in between.
+    await db.execute(sql`update webhook_cursors set lease_until = now() + interval '1 hour' where endpoint_id = ${endpoint.id}`);
+    expect((await patch(true)).body.enabled).toBe(true);
+    expect((await patch(false)).body.enabled).toBe(false);
+    await db.execute(sql`update webhook_cursors set lease_until = null, lease_token = null where endpoint_id = ${endpoint.id}`);
+    await db.execute(sql`update webhook_deliveries set next_attempt_at = now() where endpoint_id = ${endpoint.id}`);
+    receiver = startWebhookReceiver({ port: Number(new URL(url).port) });
+    expect((await patch(true)).body.enabled).toBe(true);
+    await restSend(server, alice, conversationId, "after");
+    await receiver.waitFor(2);
+    await Bun.sleep(200);
+    expect(receiver.of("message.created").map((r) => r.payload.data.content)).toEqual(["waited", "after"]);
+  });
+
   test("consecutive failures disable the endpoint with a reason", async () => {
     const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
     const endpoint = await register(agent, { events: ["message.created"] });
@@ -415,7 +445,7 @@ describe("organisation endpoints and recovery", () => {
     // As if the process died between the commit and its hint: written behind the server's back, so that
     // only the log and the pair's cursor say it is there.
     const id = Bun.randomUUIDv7();
-    await db.execute(sql`update webhook_endpoints set created_at = now() - interval '1 minute', receives_since = now() - interval '1 minute' where id = ${endpoint.id}`);
+    await db.execute(sql`update webhook_endpoints set created_at = now() - interval '1 minute', receives_since = now() - interval '1 minute', heard_periods = tstzmultirange(tstzrange(now() - interval '1 minute', null)) where id = ${endpoint.id}`);
     await db.execute(sql`update participants set joined_at = now() - interval '1 minute' where conversation_id = ${conversationId}`);
     await db.execute(sql`
       with next as (update conversations set last_sequence = last_sequence + 1, last_message_at = now() where id = ${conversationId} returning last_sequence)
@@ -431,7 +461,7 @@ describe("organisation endpoints and recovery", () => {
     const conversationId = await groupConversation(server, alice, [agent]);
     const endpoint = await register(agent, { events: ["message.created"] });
     const { db } = server.server.services.database;
-    await db.execute(sql`update webhook_endpoints set created_at = now() - interval '1 minute', receives_since = now() - interval '1 minute' where id = ${endpoint.id}`);
+    await db.execute(sql`update webhook_endpoints set created_at = now() - interval '1 minute', receives_since = now() - interval '1 minute', heard_periods = tstzmultirange(tstzrange(now() - interval '1 minute', null)) where id = ${endpoint.id}`);
     await db.execute(sql`update participants set joined_at = now() - interval '1 minute' where conversation_id = ${conversationId}`);
     const id = Bun.randomUUIDv7();
     await db.execute(sql`
@@ -452,7 +482,7 @@ describe("organisation endpoints and recovery", () => {
     const endpoint = await register(agent, { events: ["message.created", "run.started"] });
     const conversationId = await groupConversation(server, alice, [agent]);
     const { db } = server.server.services.database;
-    await db.execute(sql`update webhook_endpoints set created_at = now() - interval '1 minute', receives_since = now() - interval '1 minute' where id = ${endpoint.id}`);
+    await db.execute(sql`update webhook_endpoints set created_at = now() - interval '1 minute', receives_since = now() - interval '1 minute', heard_periods = tstzmultirange(tstzrange(now() - interval '1 minute', null)) where id = ${endpoint.id}`);
     await db.execute(sql`update participants set joined_at = now() - interval '1 minute' where conversation_id = ${conversationId}`);
     // What the send statement writes for a message naming a new run, behind the listener's back.
     const id = Bun.randomUUIDv7();

@@ -10,6 +10,7 @@
  *   else gets 404.
  */
 import { and, desc, eq, or, sql, type SQL } from "drizzle-orm";
+import type { PgUpdateSetSource } from "drizzle-orm/pg-core";
 import { isSystemAdmin, type Principal } from "../../auth/principal";
 import { webhookCursors, webhookDeliveries, webhookEndpoints, type WebhookDeliveryRow, type WebhookEndpointRow } from "../../db/schema";
 import { inOrgScope, orgScopeOf } from "../../domain/access";
@@ -19,7 +20,7 @@ import type { Services } from "../../services";
 import { TEST_EVENT_TYPE, isEventFilter } from "../../webhooks/event-types";
 import { newWebhookSecret } from "../../webhooks/signing";
 import { checkWebhookUrl } from "../../webhooks/url-guard";
-import { NO_CONVERSATION } from "../../webhooks/pair-statements";
+import { CLOSE_HEARD_PERIOD, NO_CONVERSATION, OPEN_HEARD_PERIOD } from "../../webhooks/pair-statements";
 import type { CreateWebhookInput, UpdateWebhookInput } from "./model";
 
 /** Per registering principal: enough for any agent, too few to fan one event out without bound. */
@@ -151,16 +152,16 @@ export async function getWebhook(services: Services, principal: Principal, id: s
 
 export async function updateWebhook(services: Services, principal: Principal, id: string, input: UpdateWebhookInput) {
   const current = await loadEndpoint(services, principal, id);
-  const changes: Partial<WebhookEndpointRow> = { updated_at: new Date() };
+  const changes: PgUpdateSetSource<typeof webhookEndpoints> = { updated_at: new Date() };
   if (input.url !== undefined) changes.url = (await checkWebhookUrl(input.url, services.config.webhooks.allowPrivate)).toString();
   if (input.events !== undefined) changes.events = checkEvents(input.events);
   if (input.description !== undefined) changes.description = input.description;
   if (input.enabled === true && !current.enabled) {
     // Re-enabled: it starts afresh; what waited when it was disabled is delivered now, what was written
     // while it was disabled is not.
-    Object.assign(changes, { enabled: true, disabled_reason: null, consecutive_failures: 0, receives_since: new Date() });
+    Object.assign(changes, { enabled: true, disabled_reason: null, consecutive_failures: 0, receives_since: sql`now()`, heard_periods: sql.raw(OPEN_HEARD_PERIOD) });
   } else if (input.enabled === false && current.enabled) {
-    Object.assign(changes, { enabled: false, disabled_reason: "disabled by its owner", disabled_at: new Date() });
+    Object.assign(changes, { enabled: false, disabled_reason: "disabled by its owner", disabled_at: sql`now()`, heard_periods: sql.raw(CLOSE_HEARD_PERIOD) });
   }
   let secret: string | undefined;
   if (input.rotateSecret) {
@@ -288,11 +289,13 @@ export async function listWebhooksAsOperator(db: Db) {
 export async function disableWebhookAsOperator(db: Db, id: string) {
   const [row] = await db
     .update(webhookEndpoints)
-    .set({ enabled: false, disabled_reason: "disabled by an operator", disabled_at: new Date(), updated_at: new Date() })
-    .where(eq(webhookEndpoints.id, id))
+    .set({ enabled: false, disabled_reason: "disabled by an operator", disabled_at: sql`now()`, heard_periods: sql.raw(CLOSE_HEARD_PERIOD), updated_at: new Date() })
+    .where(and(eq(webhookEndpoints.id, id), eq(webhookEndpoints.enabled, true)))
     .returning();
-  if (!row) throw notFound("Webhook endpoint");
-  return toWebhook(row);
+  // Disabled already: it stays as it is (its periods closed when it was disabled).
+  const endpoint = row ?? (await db.select().from(webhookEndpoints).where(eq(webhookEndpoints.id, id)))[0];
+  if (!endpoint) throw notFound("Webhook endpoint");
+  return toWebhook(endpoint);
 }
 
 export async function deleteWebhookAsOperator(db: Db, id: string) {
