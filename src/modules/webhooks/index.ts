@@ -63,7 +63,7 @@ export function webhooksModule(services: Services) {
       params: WebhookParams,
       query: ListDeliveriesQuery,
       response: { 200: WebhookDeliveryList },
-      detail: { summary: "Deliveries of the endpoint, newest first" },
+      detail: { summary: "Delivery log of the endpoint, newest first: events other than messages, and messages whose first attempt failed (kept 7 days)" },
     })
     .post(
       "/:id/deliveries/:deliveryId/retry",
