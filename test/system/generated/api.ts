@@ -555,7 +555,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Deliveries of the endpoint, newest first */
+        /** Delivery log of the endpoint, newest first: events other than messages, and messages whose first attempt failed (kept 7 days) */
         get: operations["getApiWebhooksByIdDeliveries"];
         put?: never;
         post?: never;
