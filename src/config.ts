@@ -103,6 +103,8 @@ export interface WebhookConfig {
   disableAfterFailures: number;
   /** How often each instance looks for due deliveries (it also wakes when it enqueues). */
   pollMs: number;
+  /** (Endpoint, conversation) pairs each instance delivers at once, one attempt in flight each. */
+  concurrency: number;
 }
 
 export class ConfigError extends Error {}
@@ -272,6 +274,7 @@ export function loadConfig(env: Env = process.env): Config {
       retryMaxMs: integer(env, "WEBHOOK_RETRY_MAX_MS", 3600 * SECOND, 10, DAY),
       disableAfterFailures: integer(env, "WEBHOOK_DISABLE_AFTER_FAILURES", 50, 1, 100_000),
       pollMs: integer(env, "WEBHOOK_POLL_MS", 1 * SECOND, 10, 600 * SECOND),
+      concurrency: integer(env, "WEBHOOK_CONCURRENCY", 128, 1, 10_000),
     },
   };
 }

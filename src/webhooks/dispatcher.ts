@@ -54,8 +54,14 @@ const DISCOVER_WINDOW_SECONDS = 600;
 const PRUNE_EVERY_MS = 3600_000;
 /** Delivered and failed rows are kept this long for GET …/deliveries and manual retries. */
 const RETENTION_DAYS = 7;
-/** Pairs delivered at once per instance, one attempt in flight each. */
-const MAX_SESSIONS = 128;
+/**
+ * While other pairs wait for room (more pairs with work than `WEBHOOK_CONCURRENCY`), a session that has
+ * delivered for this long gives its pair back and queues behind them: busy conversations take turns
+ * instead of holding the room for as long as they stay busy.
+ */
+const TURN_MS = 1_000;
+/** Reads, and records, of at most this many pairs per statement. */
+const BATCH_LIMIT = 128;
 /** Messages, and rows, read per pair at once. */
 const READ_AHEAD = 32;
 /** A session with nothing to deliver for this long gives its pair back. */
@@ -144,6 +150,8 @@ export class WebhookDispatcher {
   private readonly hinted = new Map<string, number>();
   /** Whom each recently hinted conversation concerns: its endpoints (each a pair with a cursor). */
   private readonly audiences = new Map<string, { endpoints: string[]; at: number }>();
+  /** How many pairs with work were left for lack of room at the last look: as many sessions end their turn (TURN_MS). */
+  private turnsWanted = 0;
   private claiming = false;
   private again = false;
   private sweepDue = true;
@@ -153,9 +161,9 @@ export class WebhookDispatcher {
   private endpoints = new Map<string, Endpoint>();
 
   /** Reads of every session that wants its next events, as one pair of statements. */
-  private readonly reads = new Batcher<PairRead>((reads) => this.readPairs(reads), MAX_SESSIONS, STATEMENT_SPACING_MS);
+  private readonly reads = new Batcher<PairRead>((reads) => this.readPairs(reads), BATCH_LIMIT, STATEMENT_SPACING_MS);
   /** Progress of every session that has some, as one statement. */
-  private readonly records = new Batcher<PairRecord>((records) => this.recordPairs(records), MAX_SESSIONS, STATEMENT_SPACING_MS);
+  private readonly records = new Batcher<PairRecord>((records) => this.recordPairs(records), BATCH_LIMIT, STATEMENT_SPACING_MS);
 
   constructor(
     private readonly database: Database,
@@ -253,8 +261,11 @@ export class WebhookDispatcher {
       return;
     }
     if (!this.outbox.isActive || (this.hinted.size === 0 && !this.sweepDue)) return;
-    const room = MAX_SESSIONS - this.sessions.size;
-    if (room <= 0) return;
+    const room = this.config.concurrency - this.sessions.size;
+    if (room <= 0) {
+      this.turnsWanted = Math.max(this.turnsWanted, this.hinted.size);
+      return;
+    }
     this.claiming = true;
     this.again = false;
     this.claim(room)
@@ -271,6 +282,7 @@ export class WebhookDispatcher {
     const sweep = this.sweepDue;
     this.sweepDue = false;
     const leaseSeconds = this.leaseSeconds();
+    let left = 0;
     if (hinted.size > 0) {
       const unknown = [...hinted.keys()].filter((id) => {
         const audience = this.audiences.get(id);
@@ -290,13 +302,34 @@ export class WebhookDispatcher {
           else wanted.push({ endpoint_id: endpointId, conversation_id: conversationId });
         }
       }
-      if (wanted.length > 0) room -= await this.lease(JSON.stringify(wanted.slice(0, room)), room, leaseSeconds);
+      const taking = wanted.slice(0, room);
+      if (taking.length > 0) room -= await this.lease(JSON.stringify(taking), room, leaseSeconds);
+      // Those beyond the room stay hinted, in their order, and are taken as sessions give pairs back.
+      for (const pair of wanted.slice(taking.length)) {
+        left++;
+        const sequence = hinted.get(pair.conversation_id) ?? 0;
+        this.hinted.set(pair.conversation_id, Math.max(sequence, this.hinted.get(pair.conversation_id) ?? 0));
+      }
     }
     if (sweep && room > 0) {
       const taken = await this.lease(null, room, leaseSeconds);
       // A full sweep may have left more behind.
-      if (taken === room) this.sweepDue = true;
+      if (taken === room) {
+        this.sweepDue = true;
+        left++;
+      }
     }
+    this.turnsWanted = Math.max(left, this.hinted.size);
+  }
+
+  /**
+   * Whether a session should give its pair back for another with work that waits for room; answers yes
+   * to as many sessions as pairs wait.
+   */
+  takeTurn(): boolean {
+    if (this.turnsWanted <= 0) return false;
+    this.turnsWanted--;
+    return true;
   }
 
   /** Leases pairs (those named, or any with work) and starts a session for each; answers how many. */
@@ -526,6 +559,9 @@ class PairSession {
   /** Delivered or turned into rows, not yet recorded. */
   private progress: PairRecord;
   private lastRecord = Date.now();
+  private readonly startedAt = Date.now();
+  /** It gave its pair back for others to have a turn, maybe with more to deliver. */
+  turnEnded = false;
 
   constructor(
     private readonly dispatcher: WebhookDispatcher,
@@ -547,9 +583,10 @@ class PairSession {
     this.wakeUp?.();
   }
 
-  /** A sequence hinted that this session did not reach before it ended (0: none). */
+  /** A sequence hinted that this session did not reach before it ended, or past its place when its turn ended (0: none). */
   get unhandledHint(): number {
-    return this.hintedSequence > this.sequence ? this.hintedSequence : 0;
+    if (this.hintedSequence > this.sequence) return this.hintedSequence;
+    return this.turnEnded ? this.sequence + 1 : 0;
   }
 
   rowsMayHaveCome(): void {
@@ -565,6 +602,11 @@ class PairSession {
     let held = true;
     try {
       while (!this.stopped && !this.dispatcher.isStopped && held) {
+        // Its turn is over when others wait for room (its own hints bring it back, behind them).
+        if (Date.now() - this.startedAt >= TURN_MS && this.dispatcher.takeTurn()) {
+          this.turnEnded = true;
+          break;
+        }
         const withRows = this.rowsWanted || Date.now() - this.rowsReadAt >= this.dispatcher.config.pollMs;
         const read: PairRead = { endpointId: this.endpointId, conversationId: this.conversationId, sequence: this.sequence, withRows, rows: [], messages: [], logEnd: this.sequence };
         if (withRows) {
@@ -587,7 +629,7 @@ class PairSession {
         // lives here meanwhile, and is recorded now and then.
         if (this.progress.delivered.length > 0 || Date.now() - this.lastRecord >= RECORD_EVERY_MS) held = await this.flush(false);
         if (outcome === "more" || this.hintedSequence > this.sequence) continue;
-        if (Date.now() - idleSince >= IDLE_MS) break;
+        if (Date.now() - idleSince >= IDLE_MS || this.dispatcher.takeTurn()) break;
         // Caught up: the place is recorded now, so that whoever reads the cursor next (a deletion turning
         // the log into rows, another instance after this one) sends little twice.
         if (this.progress.sequence !== this.sequence || this.progress.succeeded) {
