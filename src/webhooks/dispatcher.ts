@@ -686,6 +686,10 @@ class PairSession {
     let delivered = false;
     for (;;) {
       if (this.stopped || this.dispatcher.isStopped) return "stop";
+      // The endpoint changed (a new url or secret, disabled, deleted) since this read: read it again first.
+      if (this.dispatcher.endpoint(this.endpointId) !== endpoint) return "more";
+      // Attempts may take up to the timeout each: the lease is extended between them, and a lost one stops the pair.
+      if (delivered && Date.now() - this.lastRecord >= RECORD_EVERY_MS && !(await this.flush(false))) return "lost";
       let item: Item | undefined;
       const row = rows[r];
       const message = messages[m];

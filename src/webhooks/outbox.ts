@@ -19,10 +19,11 @@
  * Keys (./event-types.ts) make every insert idempotent, so an event is never enqueued twice.
  */
 import type { Database, Executor } from "../db/client";
+import type { MessageRow } from "../db/schema";
 import type { DomainEvent } from "../domain/domain-events";
 import { log } from "../log";
 import { run } from "./statement";
-import { ENSURE_PAIRS, LOG_TO_ROWS, MEMBER_UNTIL, PAIRS_OF_CONVERSATION, READ_LOG, cursorStart } from "./pair-statements";
+import { ENSURE_PAIRS, KEEP_PAYLOADS, LOG_TO_ROWS, MEMBER_UNTIL, PAIRS_OF_CONVERSATION, READ_LOG, ROWS_FROM_LOG, cursorStart } from "./pair-statements";
 import { logDeliveryId, logEventData, logEventKey, type LoggedMessage } from "./log-events";
 import { deliveredFromLog, webhookEventOf, type WebhookEvent } from "./event-types";
 
@@ -143,7 +144,7 @@ export class WebhookOutbox {
     }
     const inserted = rows.length > 0 && (await run(tx, ENQUEUE, [JSON.stringify(rows.map(enqueuedRow))])).length > 0;
     for (const event of events) {
-      if (event.type === "participant.removed") await run(tx, MEMBER_UNTIL, [event.participant.user_id, event.conversationId]);
+      if (event.type === "participant.removed") await run(tx, MEMBER_UNTIL, [event.participant.user_id, event.conversationId, event.participant.joined_at]);
     }
     // Marked even without a webhook event, so that the listener after commit knows it was written.
     for (const event of events) this.written.set(event, inserted);
@@ -155,6 +156,13 @@ export class WebhookOutbox {
    */
   async beforeConversationDeleted(tx: Executor, conversationId: string): Promise<void> {
     // Read in the transaction: the embedded database has one connection, which the transaction holds.
+    // Rows waiting for a retry that read their message from the log keep it (even an endpoint disabled
+    // now may be enabled again and retry them).
+    const waiting = await run<MessageRow & { delivery_id: string; delivery_type: string }>(tx, ROWS_FROM_LOG, [conversationId]);
+    if (waiting.length > 0) {
+      const payloads = waiting.map((row) => ({ id: row.delivery_id, payload: logEventData(row, row.delivery_type) }));
+      await run(tx, KEEP_PAYLOADS, [JSON.stringify(payloads)]);
+    }
     const [enabled] = await run<{ any: boolean }>(tx, "select exists (select 1 from webhook_endpoints where enabled) as any");
     if (!enabled?.any) return;
     const ids = JSON.stringify([conversationId]);

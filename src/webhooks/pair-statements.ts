@@ -57,15 +57,17 @@ const HEARS = `e.heard_periods @> m.created_at
               or exists (select 1 from participants p where p.conversation_id = m.conversation_id and p.user_id = e.principal_id and p.joined_at <= m.created_at))))`;
 
 /**
- * An agent removed from a conversation ($1 the agent, $2 the conversation) still hears what was written
- * before: its endpoints' cursors remember the sequence of the removal (made if missing).
+ * An agent removed from a conversation ($1 the agent, $2 the conversation, $3 when it had joined) still
+ * hears what was written while it participated, and nothing from before: its endpoints' cursors remember
+ * the sequence of the removal, and go no further back than where it joined (made if missing).
  */
 export const MEMBER_UNTIL = `
 insert into webhook_cursors (endpoint_id, conversation_id, sequence, member_until)
-select e.id, c.id, ${START}, c.last_sequence
+select e.id, c.id, greatest(${START}, ${cursorStart("c.id", "$3::timestamptz")}), c.last_sequence
   from webhook_endpoints e join conversations c on c.id = $2
  where e.scope = 'principal' and e.principal_id = $1 and e.enabled
-on conflict (endpoint_id, conversation_id) do update set member_until = excluded.member_until`;
+on conflict (endpoint_id, conversation_id) do update
+  set member_until = excluded.member_until, sequence = greatest(webhook_cursors.sequence, excluded.sequence)`;
 
 /**
  * The pairs of these conversations ($1: JSON array of ids) and enabled endpoints: cursors created where
@@ -141,7 +143,8 @@ returning w.endpoint_id, w.conversation_id, w.sequence`;
 
 /**
  * The next events of leased pairs ($1: JSON array of {endpoint_id, conversation_id, sequence}), at most
- * $2 messages and $2 rows each: the pair's pending rows in order, and its messages past the cursor that
+ * $2 messages and $2 rows each: the pair's pending rows in order, and its messages past the cursor (the
+ * session's, or the stored one if a removal or a deletion moved it further) that
  * the endpoint hears, with the conversation's last sequence as this read saw it (what the cursor may
  * skip to when fewer than $2 messages came back).
  */
@@ -164,7 +167,7 @@ select v.endpoint_id as pair_endpoint, v.conversation_id as pair_conversation, c
     select * from (
       select m.*, ${WANTED_TYPES} as types
         from messages m
-       where m.conversation_id = v.conversation_id and m.sequence > v.sequence and m.sequence <= c.last_sequence
+       where m.conversation_id = v.conversation_id and m.sequence > greatest(v.sequence, w.sequence) and m.sequence <= c.last_sequence
          and ${HEARS}
        order by m.sequence) m
      where cardinality(m.types) > 0
@@ -295,3 +298,18 @@ with added as (
 update webhook_cursors w set sequence = greatest(w.sequence, c.last_sequence), updated_at = now()
   from conversations c
  where c.id = $2 and w.conversation_id = $2`;
+
+/**
+ * A conversation's pending rows that take their payload from the log (a message's event that failed at
+ * first), with their message ($1 the conversation): before the conversation and its log are deleted.
+ */
+export const ROWS_FROM_LOG = `
+select d.id as delivery_id, d.event_type as delivery_type, m.*
+  from webhook_deliveries d join messages m on m.id = d.message_id
+ where d.conversation_id = $1 and d.status = 'pending' and d.payload is null`;
+
+/** Rows given the payload they took from the log ($1: JSON array of {id, payload}). */
+export const KEEP_PAYLOADS = `
+update webhook_deliveries d set payload = x.payload
+  from jsonb_to_recordset($1::jsonb) as x(id uuid, payload jsonb)
+ where d.id = x.id`;

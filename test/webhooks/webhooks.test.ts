@@ -64,6 +64,12 @@ describe("registering", () => {
     expect((await server.request("GET", "/api/webhooks", { as: stranger })).body).toEqual([]);
   });
 
+  test("events null, as PATCH takes it, means every event type", async () => {
+    const agent = await server.principal({ type: "agent" });
+    const created = await register(agent, { events: null });
+    expect(created.events).toBeNull();
+  });
+
   test("bad input is 400 with its code; organisation and installation endpoints need a system admin", async () => {
     const user = await server.principal();
     const bad = async (body: unknown) => (await server.request("POST", "/api/webhooks", { as: user, body })).body.code;
@@ -498,5 +504,105 @@ describe("organisation endpoints and recovery", () => {
     expect(run.payload).toMatchObject({ type: "run.started", data: { id: "lost-run", conversation_id: conversationId, owner_id: alice.id, state: "active" } });
     expect(run.payload.data.started_at).toBe(message.payload.data.created_at);
     expect(message.payload).toMatchObject({ type: "message.created", data: { id, run_id: "lost-run" } });
+  });
+});
+
+describe("changes while a pair is in delivery", () => {
+  /** A response that waits until the test lets it go. */
+  function gate() {
+    let open = () => {};
+    const opened = new Promise<void>((resolve) => (open = resolve));
+    return { open, opened };
+  }
+
+  test("a new url takes effect for the events already read, from the next one on", async () => {
+    const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
+    const endpoint = await register(agent, { events: ["message.created"] });
+    const elsewhere = startWebhookReceiver();
+    try {
+      const retried = gate();
+      receiver.respond = async (request, index) => {
+        if (index === 0) return new Response("later", { status: 503, headers: { "retry-after": "1" } });
+        if (request.payload.data?.content === "m0") await retried.opened;
+        return new Response("ok");
+      };
+      const conversationId = await groupConversation(server, alice, [agent]);
+      await restSend(server, alice, conversationId, "m0");
+      await receiver.waitFor(1);
+      // m0 waits for its retry; the messages behind it are read with it, in one read.
+      for (let i = 1; i <= 4; i++) await restSend(server, alice, conversationId, `m${i}`);
+      await receiver.waitFor(2);
+      expect((await server.request("PATCH", `/api/webhooks/${endpoint.id}`, { as: agent, body: { url: elsewhere.url } })).status).toBe(200);
+      retried.open();
+      await elsewhere.waitFor(4);
+      expect(elsewhere.received.map((r) => r.payload.data.content)).toEqual(["m1", "m2", "m3", "m4"]);
+      expect(receiver.received.map((r) => r.payload.data.content)).toEqual(["m0", "m0"]);
+    } finally {
+      elsewhere.stop();
+    }
+  });
+
+  test("the lease is extended between slow attempts, not only between reads", async () => {
+    const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
+    const endpoint = await register(agent, { events: ["message.created"] });
+    const first = gate();
+    receiver.respond = async (request) => {
+      if (request.payload.data.content === "m0") await first.opened;
+      else await Bun.sleep(600);
+      return new Response("ok");
+    };
+    const conversationId = await groupConversation(server, alice, [agent]);
+    await restSend(server, alice, conversationId, "m0");
+    await receiver.waitFor(1);
+    for (let i = 1; i <= 6; i++) await restSend(server, alice, conversationId, `m${i}`);
+    first.open();
+    const { db } = server.server.services.database;
+    const leaseUntil = async () => {
+      const result = await db.execute(sql`select lease_until from webhook_cursors where endpoint_id = ${endpoint.id} and conversation_id = ${conversationId}`);
+      const [row] = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as { lease_until: string | Date }[];
+      return new Date(row.lease_until).getTime();
+    };
+    // m1..m6 are one read; a lease of 7 s (twice the timeout plus 5 s) would run out within such a batch.
+    await receiver.waitFor(3);
+    const early = await leaseUntil();
+    await receiver.waitFor(6);
+    const later = await leaseUntil();
+    expect(later - early).toBeGreaterThan(1000);
+    await receiver.waitFor(7);
+  });
+
+  test("an agent removed while its pair was behind hears nothing from before it joined", async () => {
+    const [alice, bob, agent] = await Promise.all([server.principal(), server.principal(), server.principal({ type: "agent" })]);
+    await register(agent, { events: ["message.created", "participant.added", "participant.removed"] });
+    receiver.respond = (request, index) =>
+      index === 0 ? new Response("later", { status: 503, headers: { "retry-after": "1" } }) : new Response("ok");
+    const conversationId = await groupConversation(server, alice, [bob]);
+    await restSend(server, alice, conversationId, "before 1");
+    await restSend(server, alice, conversationId, "before 2");
+    await Bun.sleep(5);
+    expect((await server.request("POST", `/api/conversations/${conversationId}/participants`, { as: alice, body: { userId: agent.id, userType: "agent" } })).status).toBe(201);
+    // "You were added" waits for its retry: the pair's cursor is still before the join.
+    await receiver.waitFor(1);
+    await restSend(server, alice, conversationId, "while a member");
+    expect((await server.request("DELETE", `/api/conversations/${conversationId}/participants/${agent.id}`, { as: alice })).status).toBe(204);
+    await restSend(server, alice, conversationId, "after removal");
+    await receiver.waitFor(1, (r) => r.status === 200 && r.payload.type === "participant.removed", 10_000);
+    await Bun.sleep(200);
+    const heard = receiver.received.filter((r) => r.status === 200).map((r) => r.payload.data.content ?? r.payload.type);
+    expect(heard).toEqual(["participant.added", "while a member", "participant.removed"]);
+  });
+
+  test("a retry waiting for a message outlives the message's conversation", async () => {
+    const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
+    await register(agent, { events: ["message.created"] });
+    receiver.respond = (request, index) =>
+      index === 0 ? new Response("later", { status: 503, headers: { "retry-after": "1" } }) : new Response("ok");
+    const conversationId = await groupConversation(server, alice, [agent]);
+    const sent = await restSend(server, alice, conversationId, "kept for the retry");
+    await receiver.waitFor(1);
+    expect((await server.request("DELETE", `/api/conversations/${conversationId}`, { as: alice })).status).toBe(204);
+    const [delivered] = await receiver.waitFor(1, (r) => r.status === 200, 10_000);
+    expect(delivered.payload).toEqual({ type: "message.created", timestamp: sent.created_at, data: sent });
+    expect(delivered.id).toBe(receiver.received[0].id);
   });
 });

@@ -7,7 +7,8 @@ const Description = Text({ maxLength: 500 });
 
 export const CreateWebhookBody = t.Object({
   url: Url,
-  events: t.Optional(Events),
+  /** Absent or null: every event type. */
+  events: t.Optional(t.Union([Events, t.Null()])),
   description: t.Optional(Description),
   /** System admins only: an organisation's conversations, or (`installation: true`) every conversation. */
   orgId: t.Optional(OrgId),

@@ -2333,7 +2333,7 @@ export interface operations {
             content: {
                 "application/json": {
                     url: string;
-                    events?: string[];
+                    events?: string[] | null;
                     description?: string;
                     orgId?: string;
                     installation?: boolean;
