@@ -17,6 +17,8 @@ export type DomainEvent =
       type: "message.deleted";
       conversationId: string;
       message: { id: string; conversationId: string; sequence: number; deletedAt: string };
+      /** Who deleted it (the sender, or an owner or admin of the conversation). */
+      deletedBy: string;
     }
   /** `run`: the run after the transition, when the event applied to one. */
   | { type: "control.sent"; conversationId: string; message: MessageResource; control: ControlBroadcast; run?: RunResource }

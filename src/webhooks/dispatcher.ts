@@ -158,7 +158,8 @@ export class WebhookDispatcher {
   private stopped = true;
   private timers: ReturnType<typeof setInterval>[] = [];
   private detach: (() => void)[] = [];
-  private endpoints = new Map<string, Endpoint>();
+  /** Endpoints read for the sessions; null: read, and no longer there. Cleared when endpoints change. */
+  private endpoints = new Map<string, Endpoint | null>();
 
   /** Reads of every session that wants its next events, as one pair of statements. */
   private readonly reads = new Batcher<PairRead>((reads) => this.readPairs(reads), BATCH_LIMIT, STATEMENT_SPACING_MS);
@@ -437,10 +438,12 @@ export class WebhookDispatcher {
       "select id, url, secret, previous_secret, previous_secret_expires_at, enabled from webhook_endpoints where id in (select jsonb_array_elements_text($1::jsonb)::uuid)",
       [JSON.stringify(missing)],
     );
+    for (const id of missing) this.endpoints.set(id, null);
     for (const row of rows) this.endpoints.set(row.id, row);
   }
 
-  endpoint(id: string): Endpoint | undefined {
+  /** The endpoint as last read; null when it is gone, undefined when not read since endpoints changed. */
+  endpoint(id: string): Endpoint | null | undefined {
     return this.endpoints.get(id);
   }
 
@@ -617,7 +620,9 @@ class PairSession {
         // Rows read in full are delivered or hold the pair; more than were read are read next time too.
         if (read.rows.length > 0) this.rowsWanted = true;
         const endpoint = this.dispatcher.endpoint(this.endpointId);
-        if (!endpoint || !endpoint.enabled) break;
+        // Changed again since the read: read it (and the events) once more.
+        if (endpoint === undefined) continue;
+        if (endpoint === null || !endpoint.enabled) break;
         const outcome = await this.deliver(read, endpoint);
         if (outcome === "stop") break;
         if (outcome === "lost") {

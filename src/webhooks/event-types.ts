@@ -100,6 +100,7 @@ export function webhookEventOf(event: DomainEvent): WebhookEvent | undefined {
         occurredAt: event.message.deletedAt,
         data: event.message,
         messageId: event.message.id,
+        actorId: event.deletedBy,
       };
     case "participant.added":
       return {

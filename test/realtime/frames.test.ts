@@ -107,7 +107,7 @@ describe("frameOfDomainEvent", () => {
     const cases: [DomainEvent, Partial<TopicFrame> & { event: string; data?: unknown }][] = [
       [{ type: "message.updated", conversationId, message, json: "{}" }, { event: "message:updated", data: {} }],
       [
-        { type: "message.deleted", conversationId, message: { id: "m1", conversationId, sequence: 7, deletedAt: "t" } },
+        { type: "message.deleted", conversationId, message: { id: "m1", conversationId, sequence: 7, deletedAt: "t" }, deletedBy: "u1" },
         { event: "message:deleted", data: { id: "m1", conversationId, sequence: 7, deletedAt: "t" } },
       ],
       [

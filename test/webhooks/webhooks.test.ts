@@ -217,6 +217,20 @@ describe("delivering an agent's conversations", () => {
     expect(receiver.received.at(-1)!.payload.type).toBe("conversation.deleted");
   });
 
+  test("an agent hears the deletion of its message by someone else, not its own deletions", async () => {
+    const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
+    await register(agent, { events: ["message.deleted"] });
+    const conversationId = await groupConversation(server, alice, [agent]);
+    const path = `/api/conversations/${conversationId}/messages`;
+    const deletedByItself = (await server.request("POST", path, { as: agent, body: { content: "withdrawn" } })).body;
+    const deletedByOwner = (await server.request("POST", path, { as: agent, body: { content: "moderated" } })).body;
+    expect((await server.request("DELETE", `${path}/${deletedByItself.id}`, { as: agent })).status).toBe(204);
+    expect((await server.request("DELETE", `${path}/${deletedByOwner.id}`, { as: alice })).status).toBe(204);
+    await receiver.waitFor(1);
+    await Bun.sleep(200);
+    expect(receiver.received.map((r) => r.payload.data.id)).toEqual([deletedByOwner.id]);
+  });
+
   test("the event filter; removed agents hear their removal and then nothing", async () => {
     const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
     await register(agent, { events: ["message.created", "participant.removed"] });

@@ -385,7 +385,7 @@ export async function deleteMessage(
       sequence: Number(row.sequence),
       deletedAt: deleted.deleted_at!.toISOString(),
     };
-    announce({ type: "message.deleted", conversationId: row.conversation_id, message: result });
+    announce({ type: "message.deleted", conversationId: row.conversation_id, message: result, deletedBy: principal.id });
     return result;
   });
 }
