@@ -10,6 +10,7 @@
  * - for an agent's endpoint: not its own, and written while it participated (a participant now, that
  *   joined before it, or before it was last removed: the cursor's `member_until`).
  */
+import { TEST_EVENT_TYPE } from "./event-types";
 
 /**
  * An endpoint's `heard_periods` changed by its enabling (a period opens now) and its disabling (the open
@@ -38,6 +39,17 @@ const START = cursorStart("c.id", "e.receives_since");
 
 /** Whether endpoint `e` takes events of type `type` (its `events` filter). */
 const takes = (type: string) => `(e.events is null or ${type} = any(e.events) or (${type} like 'stream.%' and 'stream.*' = any(e.events)))`;
+
+/**
+ * An endpoint's events narrowed ($1 the endpoint): its pending rows of types it no longer takes fail, and
+ * say why, instead of being delivered after the change. Test events are always taken.
+ */
+export const FAIL_UNTAKEN_ROWS = `
+update webhook_deliveries d
+   set status = 'failed', lease_until = null, last_error = 'not delivered: the endpoint no longer takes this event type'
+  from webhook_endpoints e
+ where e.id = $1 and d.endpoint_id = e.id and d.status = 'pending' and d.event_type <> '${TEST_EVENT_TYPE}'
+   and not ${takes("d.event_type")}`;
 
 /** The main event of a stored message `m`: its control event, or `message.created`. */
 const MAIN_TYPE = `(case when m.content_type = 'event' then coalesce(m.metadata->'control'->>'event', m.content) else 'message.created' end)`;

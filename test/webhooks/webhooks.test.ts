@@ -231,6 +231,24 @@ describe("delivering an agent's conversations", () => {
     expect(receiver.received.map((r) => r.payload.data.id)).toEqual([deletedByOwner.id]);
   });
 
+  test("events narrowed while some wait for a retry: those no longer taken fail, and say why", async () => {
+    const [alice, bob, agent] = await Promise.all([server.principal(), server.principal(), server.principal({ type: "agent" })]);
+    const endpoint = await register(agent, { events: ["message.created", "participant.added"] });
+    receiver.respond = (request) =>
+      request.payload.type === "participant.added" ? new Response("later", { status: 503, headers: { "retry-after": "1" } }) : new Response("ok");
+    const conversationId = await groupConversation(server, alice, [agent]);
+    expect((await server.request("POST", `/api/conversations/${conversationId}/participants`, { as: alice, body: { userId: bob.id } })).status).toBe(201);
+    await receiver.waitFor(1, (r) => r.payload.type === "participant.added");
+    const narrowed = await server.request("PATCH", `/api/webhooks/${endpoint.id}`, { as: agent, body: { events: ["message.created"] } });
+    expect(narrowed.status).toBe(200);
+    const log = await server.request("GET", `/api/webhooks/${endpoint.id}/deliveries`, { as: agent });
+    expect(log.body).toMatchObject([{ type: "participant.added", status: "failed", last_error: "not delivered: the endpoint no longer takes this event type" }]);
+    await restSend(server, alice, conversationId, "still taken");
+    await receiver.waitFor(1, (r) => r.payload.type === "message.created");
+    await Bun.sleep(1200);
+    expect(receiver.received.map((r) => r.payload.type)).toEqual(["participant.added", "message.created"]);
+  });
+
   test("the event filter; removed agents hear their removal and then nothing", async () => {
     const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
     await register(agent, { events: ["message.created", "participant.removed"] });

@@ -20,7 +20,8 @@ import type { Services } from "../../services";
 import { TEST_EVENT_TYPE, isEventFilter } from "../../webhooks/event-types";
 import { newWebhookSecret } from "../../webhooks/signing";
 import { checkWebhookUrl } from "../../webhooks/url-guard";
-import { CLOSE_HEARD_PERIOD, NO_CONVERSATION, OPEN_HEARD_PERIOD } from "../../webhooks/pair-statements";
+import { CLOSE_HEARD_PERIOD, FAIL_UNTAKEN_ROWS, NO_CONVERSATION, OPEN_HEARD_PERIOD } from "../../webhooks/pair-statements";
+import { run } from "../../webhooks/statement";
 import type { CreateWebhookInput, UpdateWebhookInput } from "./model";
 
 /** Per registering principal: enough for any agent, too few to fan one event out without bound. */
@@ -172,7 +173,11 @@ export async function updateWebhook(services: Services, principal: Principal, id
       previous_secret_expires_at: new Date(Date.now() + PREVIOUS_SECRET_GRACE_MS),
     });
   }
-  const [row] = await services.database.db.update(webhookEndpoints).set(changes).where(eq(webhookEndpoints.id, id)).returning();
+  const row = await services.database.db.transaction(async (tx) => {
+    const [updated] = await tx.update(webhookEndpoints).set(changes).where(eq(webhookEndpoints.id, id)).returning();
+    if (updated && changes.events) await run(tx, FAIL_UNTAKEN_ROWS, [id]);
+    return updated;
+  });
   if (!row) throw notFound("Webhook endpoint");
   if (row.enabled) {
     services.webhooks.markActive();
