@@ -530,7 +530,7 @@ export class WebhookDispatcher {
   async rowFailed(session: PairSession, row: PendingRow, attempts: number, outcome: Exclude<AttemptOutcome, { kind: "delivered" }>): Promise<{ held: boolean; retry: boolean }> {
     const retry = outcome.kind === "retry" && attempts < this.config.maxAttempts;
     const delaySeconds = retry ? retryDelayMs(this.config, attempts, outcome.retryAfterMs) / 1000 : 0;
-    const updated = await run(this.database.db, ROW_FAILED, [
+    const [answer] = await run<{ held: boolean }>(this.database.db, ROW_FAILED, [
       row.id,
       this.token,
       retry ? "pending" : "failed",
@@ -541,7 +541,7 @@ export class WebhookDispatcher {
       session.endpointId,
       session.conversationId,
     ]);
-    return { held: updated.length > 0, retry };
+    return { held: Boolean(answer?.held), retry };
   }
 }
 

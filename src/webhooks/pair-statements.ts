@@ -249,14 +249,22 @@ moved as (
 )
 select exists (select 1 from moved) as held`;
 
-/** A row's attempt that did not deliver ($1 the row, $7 its attempts), under the pair's lease ($8 endpoint, $9 conversation, $2 token). */
+/**
+ * A row's attempt that did not deliver ($1 the row, $7 its attempts), under the pair's lease ($8 endpoint,
+ * $9 conversation, $2 token). Answers whether the lease held; a row no longer pending (failed meanwhile by
+ * its endpoint's narrowed events, or retried by hand) is left as it is.
+ */
 export const ROW_FAILED = `
-update webhook_deliveries d
-   set status = $3, next_attempt_at = now() + make_interval(secs => $4::double precision), lease_until = null,
-       last_status = $5, last_error = $6, attempts = $7
- where d.id = $1 and d.status = 'pending'
-   and exists (select 1 from webhook_cursors w where w.endpoint_id = $8 and w.conversation_id = $9 and w.lease_token = $2::uuid)
-returning endpoint_id`;
+with held as (
+  select 1 from webhook_cursors w where w.endpoint_id = $8 and w.conversation_id = $9 and w.lease_token = $2::uuid
+),
+updated as (
+  update webhook_deliveries d
+     set status = $3, next_attempt_at = now() + make_interval(secs => $4::double precision), lease_until = null,
+         last_status = $5, last_error = $6, attempts = $7
+   where d.id = $1 and d.status = 'pending' and exists (select 1 from held)
+)
+select exists (select 1 from held) as held`;
 
 export const COUNT_FAILURE = `
 update webhook_endpoints
