@@ -2,8 +2,10 @@
  * One HTTP attempt of one delivery, and what its outcome means: delivered, retry (after how long), or
  * failed for good. No redirects, a bounded time for the whole exchange and a bounded response read.
  */
+import { isIP } from "node:net";
+import { AppError } from "../core/errors";
 import { SERVICE_NAME, VERSION } from "../version";
-import { checkWebhookUrl } from "./url-guard";
+import { allowedAddresses, bareHostname, parseWebhookUrl } from "./url-guard";
 import { signatureHeader } from "./signing";
 
 /** At most this much of a response is read (and a little of it kept, for the delivery log). */
@@ -58,32 +60,79 @@ async function readBounded(response: Response): Promise<string> {
   return new TextDecoder().decode(Buffer.concat(chunks).subarray(0, KEPT_RESPONSE_CHARS * 4)).slice(0, KEPT_RESPONSE_CHARS);
 }
 
-export async function attemptDelivery(request: AttemptRequest): Promise<AttemptOutcome> {
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** A refused address is lasting; a name that does not resolve now may resolve on a later attempt. */
+function guardOutcome(error: unknown): AttemptOutcome {
+  if (error instanceof AppError && error.code === "webhook_url_forbidden") return { kind: "disable", error: messageOf(error) };
+  return { kind: "retry", error: messageOf(error) };
+}
+
+type PostInit = RequestInit & { headers: Record<string, string> };
+
+/** Connection errors that mean nothing reached that address, so another address of the name may be tried. */
+const UNREACHABLE = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH"]);
+
+function unreachable(error: unknown): boolean {
+  return UNREACHABLE.has(String((error as { code?: unknown }).code));
+}
+
+/** The URL with its host replaced by the address, so that fetch does not resolve the name again. */
+function pinnedUrl(url: URL, address: string): string {
+  const host = isIP(address) === 6 ? `[${address}]` : address;
+  return `${url.protocol}//${host}${url.port ? `:${url.port}` : ""}${url.pathname}${url.search}`;
+}
+
+/**
+ * The name still travels in Host and, over TLS, as SNI; Bun verifies the certificate against `serverName`
+ * (not the address), and keeps such connections alive, which a checkServerIdentity callback would not.
+ */
+function pinnedInit(url: URL, init: PostInit): BunFetchRequestInit {
+  const pinned: BunFetchRequestInit = { ...init, headers: { ...init.headers, host: url.host } };
+  if (url.protocol === "https:") pinned.tls = { serverName: url.hostname };
+  return pinned;
+}
+
+/** Tries the addresses in turn, moving on only while one cannot be reached at all. */
+async function fetchPinned(url: URL, init: PostInit, addresses: string[]): Promise<Response> {
+  const [address, ...others] = addresses;
   try {
-    await checkWebhookUrl(request.url, request.allowPrivate);
+    return await fetch(pinnedUrl(url, address), pinnedInit(url, init));
   } catch (error) {
-    return { kind: "disable", error: error instanceof Error ? error.message : "url not allowed" };
+    if (others.length === 0 || init.signal?.aborted || !unreachable(error)) throw error;
+    return fetchPinned(url, init, others);
   }
+}
+
+/**
+ * One POST to `request.url` and what its answer means. With `addresses` (already checked), the connection
+ * goes to them (a non-empty list) instead of to whatever the name resolves to now; without, fetch resolves
+ * the name.
+ */
+export async function deliverAttempt(request: AttemptRequest, addresses?: string[]): Promise<AttemptOutcome> {
   const now = new Date();
   let response: Response;
   const signal = AbortSignal.timeout(request.timeoutMs);
+  const init: PostInit = {
+    method: "POST",
+    redirect: "manual",
+    signal,
+    headers: {
+      "content-type": "application/json",
+      "user-agent": `${SERVICE_NAME}/${VERSION} webhooks`,
+      "webhook-id": request.deliveryId,
+      "webhook-timestamp": String(Math.floor(now.getTime() / 1000)),
+      "webhook-signature": signatureHeader(request.secrets, request.deliveryId, now, request.body),
+    },
+    body: request.body,
+  };
   try {
-    response = await fetch(request.url, {
-      method: "POST",
-      redirect: "manual",
-      signal,
-      headers: {
-        "content-type": "application/json",
-        "user-agent": `${SERVICE_NAME}/${VERSION} webhooks`,
-        "webhook-id": request.deliveryId,
-        "webhook-timestamp": String(Math.floor(now.getTime() / 1000)),
-        "webhook-signature": signatureHeader(request.secrets, request.deliveryId, now, request.body),
-      },
-      body: request.body,
-    });
+    response = await (addresses ? fetchPinned(new URL(request.url), init, addresses) : fetch(request.url, init));
   } catch (error) {
     const timedOut = signal.aborted;
-    return { kind: "retry", error: timedOut ? `no answer within ${request.timeoutMs} ms` : `connection failed: ${error instanceof Error ? error.message : String(error)}` };
+    return { kind: "retry", error: timedOut ? `no answer within ${request.timeoutMs} ms` : `connection failed: ${messageOf(error)}` };
   }
   let excerpt = "";
   try {
@@ -100,4 +149,25 @@ export async function attemptDelivery(request: AttemptRequest): Promise<AttemptO
   }
   if (status >= 300 && status < 400) return { kind: "failed", status, error: `HTTP ${status}: redirects are not followed` };
   return { kind: "failed", status, error: `HTTP ${status}${said}` };
+}
+
+/**
+ * Checks the URL, then sends. The connection goes to the addresses just checked, not to what the name
+ * resolves to a moment later (DNS rebinding); with private addresses allowed nothing is resolved here.
+ */
+export async function attemptDelivery(request: AttemptRequest): Promise<AttemptOutcome> {
+  let url: URL;
+  try {
+    url = parseWebhookUrl(request.url);
+  } catch (error) {
+    return { kind: "disable", error: messageOf(error) };
+  }
+  if (request.allowPrivate) return deliverAttempt(request);
+  let addresses: string[];
+  try {
+    addresses = await allowedAddresses(url);
+  } catch (error) {
+    return guardOutcome(error);
+  }
+  return deliverAttempt(request, isIP(bareHostname(url)) ? undefined : addresses);
 }
