@@ -151,6 +151,13 @@ export async function deliverAttempt(request: AttemptRequest, addresses?: string
   return { kind: "failed", status, error: `HTTP ${status}${said}` };
 }
 
+/** The promise's answer, or an error after `ms` (the lookup goes on, and its answer is kept for the next attempt). */
+function withinTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 /**
  * Checks the URL, then sends. The connection goes to the addresses just checked, not to what the name
  * resolves to a moment later (DNS rebinding); with private addresses allowed nothing is resolved here.
@@ -165,7 +172,7 @@ export async function attemptDelivery(request: AttemptRequest): Promise<AttemptO
   if (request.allowPrivate) return deliverAttempt(request);
   let addresses: string[];
   try {
-    addresses = await allowedAddresses(url);
+    addresses = await withinTimeout(allowedAddresses(url, { reuse: true }), request.timeoutMs, `the host ${url.hostname} did not resolve within ${request.timeoutMs} ms`);
   } catch (error) {
     return guardOutcome(error);
   }

@@ -116,12 +116,41 @@ async function resolve(host: string): Promise<string[]> {
 }
 
 /**
+ * Deliveries reuse a name's answer this long: a check before every delivery must not be a DNS query
+ * before every delivery (one can take hundreds of milliseconds, and a pair delivers one event at a time).
+ * Safe because the connection goes to the addresses checked, never to a later answer for the name.
+ */
+const REUSE_ANSWER_MS = 30_000;
+const MAX_REUSED_ANSWERS = 10_000;
+const answers = new Map<string, { addresses: Promise<string[]>; until: number }>();
+
+/** The name's addresses, asked at most once per REUSE_ANSWER_MS (and once for lookups under way). */
+function resolveReusing(host: string): Promise<string[]> {
+  const now = Date.now();
+  const known = answers.get(host);
+  if (known && known.until > now) return known.addresses;
+  if (answers.size >= MAX_REUSED_ANSWERS) answers.clear();
+  const addresses = resolve(host);
+  answers.set(host, { addresses, until: now + REUSE_ANSWER_MS });
+  // A failure is not reused: the next delivery asks again.
+  addresses.catch(() => answers.delete(host));
+  return addresses;
+}
+
+/** Forgets the answers kept for deliveries. */
+export function forgetResolvedNames(): void {
+  answers.clear();
+}
+
+/**
  * The addresses a URL's host stands for (an IP literal is its own), all of them public. Throws
  * `invalid_webhook_url` when the name does not resolve, `webhook_url_forbidden` when any address is refused.
+ * `reuse`: an answer up to REUSE_ANSWER_MS old will do (deliveries); otherwise the name is asked now
+ * (registration and changes).
  */
-export async function allowedAddresses(url: URL): Promise<string[]> {
+export async function allowedAddresses(url: URL, options: { reuse?: boolean } = {}): Promise<string[]> {
   const host = bareHostname(url);
-  const addresses = isIP(host) ? [host] : await resolve(host);
+  const addresses = isIP(host) ? [host] : await (options.reuse ? resolveReusing(host) : resolve(host));
   if (addresses.length === 0) throw fail.invalid_webhook_url(`the host ${host} does not resolve`);
   if (addresses.some(isBlockedAddress)) {
     throw fail.webhook_url_forbidden("url resolves to a loopback, private, link-local or otherwise non-public address");

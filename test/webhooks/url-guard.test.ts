@@ -6,9 +6,12 @@ import { afterEach, describe, expect, mock, spyOn, test } from "bun:test";
 import * as dns from "node:dns/promises";
 import { attemptDelivery, deliverAttempt, type AttemptRequest } from "../../src/webhooks/attempt";
 import { newWebhookSecret } from "../../src/webhooks/signing";
-import { checkWebhookUrl, isBlockedAddress } from "../../src/webhooks/url-guard";
+import { checkWebhookUrl, forgetResolvedNames, isBlockedAddress } from "../../src/webhooks/url-guard";
 
-afterEach(() => mock.restore());
+afterEach(() => {
+  mock.restore();
+  forgetResolvedNames();
+});
 
 function attempt(url: string): AttemptRequest {
   return { url, deliveryId: "msg_guard", body: '{"type":"test"}', secrets: [newWebhookSecret()], timeoutMs: 2000, allowPrivate: false };
@@ -84,6 +87,38 @@ describe("attemptDelivery", () => {
     expect(lookup).toHaveBeenCalledTimes(1);
     expect(seen.calls.map((call) => call.url)).toEqual(["http://93.184.216.34:8080/in?x=1"]);
     expect((seen.calls[0].init.headers as Record<string, string>).host).toBe("hooks.example:8080");
+  });
+
+  test("deliveries reuse a name's answer (one lookup for many attempts at once); registration asks again", async () => {
+    const lookup = spyOn(dns, "lookup").mockImplementation((async () => {
+      await Bun.sleep(20);
+      return [{ address: "93.184.216.34", family: 4 }];
+    }) as unknown as typeof dns.lookup);
+    const seen = captureFetch();
+    const outcomes = await Promise.all([1, 2, 3].map(() => attemptDelivery(attempt("http://hooks.example/in"))));
+    expect(outcomes.map((o) => o.kind)).toEqual(["delivered", "delivered", "delivered"]);
+    await attemptDelivery(attempt("http://hooks.example/in"));
+    expect(lookup).toHaveBeenCalledTimes(1);
+    expect(seen.calls.map((call) => call.url)).toEqual(Array(4).fill("http://93.184.216.34/in"));
+    await checkWebhookUrl("http://hooks.example/in", false);
+    expect(lookup).toHaveBeenCalledTimes(2);
+  });
+
+  test("a failed lookup is not reused, and one slower than the timeout is retried", async () => {
+    let calls = 0;
+    spyOn(dns, "lookup").mockImplementation((async () => {
+      calls++;
+      if (calls === 1) throw Object.assign(new Error("temporary failure"), { code: "EAI_AGAIN" });
+      if (calls === 2) await Bun.sleep(500);
+      return [{ address: "93.184.216.34", family: 4 }];
+    }) as unknown as typeof dns.lookup);
+    captureFetch();
+    expect(await attemptDelivery(attempt("http://slow.example/in"))).toMatchObject({ kind: "retry", error: expect.stringContaining("EAI_AGAIN") });
+    expect(await attemptDelivery({ ...attempt("http://slow.example/in"), timeoutMs: 100 })).toMatchObject({ kind: "retry", error: expect.stringContaining("within 100 ms") });
+    await Bun.sleep(500);
+    // The slow answer came after all, and is the one reused.
+    expect(await attemptDelivery(attempt("http://slow.example/in"))).toMatchObject({ kind: "delivered" });
+    expect(calls).toBe(2);
   });
 
   test("with private addresses allowed, nothing is resolved and fetch gets the URL as it is", async () => {
