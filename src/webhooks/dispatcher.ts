@@ -264,7 +264,8 @@ export class WebhookDispatcher {
     if (!this.outbox.isActive || (this.hinted.size === 0 && !this.sweepDue)) return;
     const room = this.config.concurrency - this.sessions.size;
     if (room <= 0) {
-      this.turnsWanted = Math.max(this.turnsWanted, this.hinted.size);
+      // A sweep that is due may find pairs that nothing here hints (another instance's writes): room for one.
+      this.turnsWanted = Math.max(this.turnsWanted, this.hinted.size + (this.sweepDue ? 1 : 0));
       return;
     }
     this.claiming = true;
@@ -284,6 +285,16 @@ export class WebhookDispatcher {
     this.sweepDue = false;
     const leaseSeconds = this.leaseSeconds();
     let left = 0;
+    // The sweep goes first, longest waiting pairs first: pairs that only it finds are not left behind
+    // by hinted ones that keep coming back.
+    if (sweep) {
+      room -= await this.lease(null, room, leaseSeconds);
+      // A full sweep may have left more behind.
+      if (room <= 0) {
+        this.sweepDue = true;
+        left++;
+      }
+    }
     if (hinted.size > 0) {
       const unknown = [...hinted.keys()].filter((id) => {
         const audience = this.audiences.get(id);
@@ -303,21 +314,13 @@ export class WebhookDispatcher {
           else wanted.push({ endpoint_id: endpointId, conversation_id: conversationId });
         }
       }
-      const taking = wanted.slice(0, room);
+      const taking = wanted.slice(0, Math.max(0, room));
       if (taking.length > 0) room -= await this.lease(JSON.stringify(taking), room, leaseSeconds);
       // Those beyond the room stay hinted, in their order, and are taken as sessions give pairs back.
       for (const pair of wanted.slice(taking.length)) {
         left++;
         const sequence = hinted.get(pair.conversation_id) ?? 0;
         this.hinted.set(pair.conversation_id, Math.max(sequence, this.hinted.get(pair.conversation_id) ?? 0));
-      }
-    }
-    if (sweep && room > 0) {
-      const taken = await this.lease(null, room, leaseSeconds);
-      // A full sweep may have left more behind.
-      if (taken === room) {
-        this.sweepDue = true;
-        left++;
       }
     }
     this.turnsWanted = Math.max(left, this.hinted.size);

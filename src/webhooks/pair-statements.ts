@@ -129,7 +129,7 @@ const HEAD = `(select d.after_sequence, d.next_attempt_at <= now() as due
  * Leases pairs with something to deliver now and no lease held: those named ($1: JSON array of
  * {endpoint_id, conversation_id}), or any ($1 null: the sweep). At most $2, for $3 s, under token $4.
  * Something to deliver: a due first row, or messages past the cursor that no waiting row holds back.
- * Answers each pair with its cursor.
+ * The pairs that recorded progress longest ago go first. Answers each pair with its cursor.
  */
 export const LEASE_PAIRS = `
 with named as (
@@ -144,6 +144,7 @@ work as (
    where ($1::jsonb is null or (w.endpoint_id, w.conversation_id) in (select endpoint_id, conversation_id from named))
      and (w.lease_until is null or w.lease_until < now())
      and (h.due or (c.last_sequence > w.sequence and (h.after_sequence is null or h.after_sequence > w.sequence)))
+   order by w.updated_at
    limit $2
      for update of w skip locked
 )

@@ -24,6 +24,21 @@ afterAll(async () => {
   await server.stop();
 });
 
+/** Keeps two conversations busy until the returned stop is called. */
+function keepBusy(alice: Parameters<typeof restSend>[1], conversations: [string, string]) {
+  let sending = true;
+  const done = (async () => {
+    for (let i = 0; sending; i++) {
+      await Promise.all([restSend(server, alice, conversations[0], `a${i}`), restSend(server, alice, conversations[1], `b${i}`)]);
+      await Bun.sleep(20);
+    }
+  })();
+  return async () => {
+    sending = false;
+    await done;
+  };
+}
+
 test("two conversations kept busy do not hold back the others' deliveries while they stay busy", async () => {
   const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
   const created = await server.request("POST", "/api/webhooks", { as: agent, body: { url: receiver.url, events: ["message.created"] } });
@@ -58,4 +73,32 @@ test("two conversations kept busy do not hold back the others' deliveries while 
   await receiver.waitFor(count, (r) => r.payload.data?.conversation_id === busyA, 10_000);
   const delivered = contentOf(busyA);
   expect(delivered).toEqual(Array.from({ length: delivered.length }, (_, i) => `a${i}`));
+});
+
+test("while busy conversations fill the room, one written behind this instance's back (no hint) is found by the sweep", async () => {
+  const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
+  const created = await server.request("POST", "/api/webhooks", { as: agent, body: { url: receiver.url, events: ["message.created"] } });
+  expect(created.status).toBe(201);
+  const { db } = server.server.services.database;
+  try {
+    const [busyA, busyB, elsewhere] = await Promise.all([1, 2, 3].map(() => groupConversation(server, alice, [agent])));
+    await restSend(server, alice, elsewhere, "its cursor exists");
+    await receiver.waitFor(1, (r) => r.payload.data?.conversation_id === elsewhere);
+    const stop = keepBusy(alice, [busyA, busyB]);
+    try {
+      await receiver.waitFor(4, (r) => r.payload.data?.conversation_id === busyA || r.payload.data?.conversation_id === busyB);
+      // What another instance's send writes: the message, and nothing this instance hears of.
+      const id = Bun.randomUUIDv7();
+      await db.execute(sql`
+        with next as (update conversations set last_sequence = last_sequence + 1, last_message_at = now() where id = ${elsewhere} returning last_sequence)
+        insert into messages (id, conversation_id, sender_id, sender_type, content, sequence)
+        select ${id}, ${elsewhere}, ${alice.id}, 'user', 'written elsewhere', last_sequence from next`);
+      const [found] = await receiver.waitFor(1, (r) => r.payload.data?.id === id, 6000);
+      expect(found.payload.data.content).toBe("written elsewhere");
+    } finally {
+      await stop();
+    }
+  } finally {
+    await db.execute(sql`delete from webhook_endpoints where id = ${created.body.id}`);
+  }
 });
