@@ -330,6 +330,14 @@ export class WebhookDispatcher {
    * Whether a session should give its pair back for another with work that waits for room; answers yes
    * to as many sessions as pairs wait.
    */
+  /**
+   * Whether pairs with work may be waiting for room: hinted ones, or a due sweep while every session is
+   * taken. A session with nothing left to deliver then gives its pair back at once instead of idling.
+   */
+  get roomWanted(): boolean {
+    return this.turnsWanted > 0 || this.hinted.size > 0 || (this.sweepDue && this.sessions.size >= this.config.concurrency);
+  }
+
   takeTurn(): boolean {
     if (this.turnsWanted <= 0) return false;
     this.turnsWanted--;
@@ -637,7 +645,8 @@ class PairSession {
         // lives here meanwhile, and is recorded now and then.
         if (this.progress.delivered.length > 0 || Date.now() - this.lastRecord >= RECORD_EVERY_MS) held = await this.flush(false);
         if (outcome === "more" || this.hintedSequence > this.sequence) continue;
-        if (Date.now() - idleSince >= IDLE_MS || this.dispatcher.takeTurn()) break;
+        // Caught up while others wait for room: the pair goes back at once (its next hint queues it again).
+        if (Date.now() - idleSince >= IDLE_MS || this.dispatcher.roomWanted) break;
         // Caught up: the place is recorded now, so that whoever reads the cursor next (a deletion turning
         // the log into rows, another instance after this one) sends little twice.
         if (this.progress.sequence !== this.sequence || this.progress.succeeded) {

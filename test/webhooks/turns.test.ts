@@ -15,7 +15,7 @@ let receiver: WebhookReceiver;
 let endpointId: string | undefined;
 
 beforeAll(async () => {
-  server = await startTestServer({ WEBHOOK_ALLOW_PRIVATE: "true", WEBHOOK_POLL_MS: "50", WEBHOOK_CONCURRENCY: "2" });
+  server = await startTestServer({ WEBHOOK_ALLOW_PRIVATE: "true", WEBHOOK_POLL_MS: "1000", WEBHOOK_CONCURRENCY: "2" });
   receiver = startWebhookReceiver();
 });
 afterAll(async () => {
@@ -98,6 +98,32 @@ test("while busy conversations fill the room, one written behind this instance's
     } finally {
       await stop();
     }
+  } finally {
+    await db.execute(sql`delete from webhook_endpoints where id = ${created.body.id}`);
+  }
+});
+
+test("a backlog over more pairs than the room is delivered without pairs idling on their places", async () => {
+  const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
+  const created = await server.request("POST", "/api/webhooks", { as: agent, body: { url: receiver.url, events: ["message.created"] } });
+  expect(created.status).toBe(201);
+  const { db } = server.server.services.database;
+  try {
+    const conversations = await Promise.all([1, 2, 3, 4, 5, 6].map(() => groupConversation(server, alice, [agent])));
+    for (const conversationId of conversations) await restSend(server, alice, conversationId, "first");
+    await receiver.waitFor(6, (r) => conversations.includes(r.payload.data?.conversation_id));
+    // Wait until the sessions of those six pairs have given them back (idle), then write behind the instance's back.
+    await Bun.sleep(2500);
+    for (const conversationId of conversations) {
+      await db.execute(sql`
+        with next as (update conversations set last_sequence = last_sequence + 2, last_message_at = now() where id = ${conversationId} returning last_sequence)
+        insert into messages (id, conversation_id, sender_id, sender_type, content, sequence)
+        select gen_random_uuid(), ${conversationId}, ${alice.id}, 'user', 'behind ' || n, last_sequence - 2 + n from next, generate_series(1, 2) n`);
+    }
+    const started = Date.now();
+    await receiver.waitFor(12, (r) => conversations.includes(r.payload.data?.conversation_id) && r.payload.data.content.startsWith("behind"), 10_000);
+    // Two at a time, three rounds: idling 2 s after each round would take seconds.
+    expect(Date.now() - started).toBeLessThan(1500);
   } finally {
     await db.execute(sql`delete from webhook_endpoints where id = ${created.body.id}`);
   }
