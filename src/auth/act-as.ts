@@ -56,3 +56,14 @@ export async function actAs(identity: IdentityProvider, caller: Principal, rawTa
     credential: caller.credential,
   };
 }
+
+/**
+ * `metadata.actedBy` is the server's: who asked when a service acted for the sender (X-As-User-Id), and
+ * absent otherwise, whatever the caller put there. Applied to every message and control event stored.
+ */
+export function withActor(metadata: Record<string, unknown>, principal: Pick<Principal, "actedBy">): Record<string, unknown> {
+  if (principal.actedBy) return { ...metadata, actedBy: principal.actedBy };
+  if (!("actedBy" in metadata)) return metadata;
+  const { actedBy: _claimed, ...rest } = metadata;
+  return rest;
+}

@@ -86,6 +86,25 @@ describe("acting for another principal over REST", () => {
     expect(sent.status).toBe(201);
     expect(sent.body.metadata).toEqual({ keep: true });
   });
+
+  test("a control event that moves a run records who acted, and drops a claimed actedBy", async () => {
+    const controller = await server.principal({ type: "service", orgs: [org], entitlements: ["messaging:act-as", "cap:messaging.interrupt"] });
+    const run = await server.request("POST", `/api/conversations/${conversationId}/runs`, { as: controller, headers: as(agent.id), body: {} });
+    expect([run.status, run.body.owner_id]).toEqual([201, agent.id]);
+    const control = (who: TestPrincipal, headers: Record<string, string>, event: string) =>
+      server.request("POST", `/api/conversations/${conversationId}/control`, {
+        as: who,
+        headers,
+        body: { event, runId: run.body.id, metadata: { actedBy: { id: "someone" }, keep: true } },
+      });
+    const paused = await control(controller, as(agent.id), "stream.pause");
+    expect(paused.status).toBe(201);
+    expect(paused.body.metadata).toMatchObject({ keep: true, actedBy: { id: controller.id, type: "service" } });
+    const resumed = await control(agent, {}, "stream.resume");
+    expect(resumed.status).toBe(201);
+    expect(resumed.body.metadata.actedBy).toBeUndefined();
+    expect(resumed.body.metadata.keep).toBe(true);
+  });
 });
 
 describe("acting for another principal over the WebSocket", () => {

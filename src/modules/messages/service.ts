@@ -6,6 +6,7 @@
  * inserts nothing, the reason is looked up afterwards, off the hot path.
  */
 import { and, asc, desc, eq, gt, gte, isNull, lt, type SQL } from "drizzle-orm";
+import { withActor } from "../../auth/act-as";
 import type { Principal } from "../../auth/principal";
 import { messages, messageVersions, participants, runs, type MessageRow } from "../../db/schema";
 import { requireParticipant, requireReader } from "../../domain/access";
@@ -46,17 +47,6 @@ export interface NewMessage {
   metadata: Record<string, unknown>;
   /** A streaming message: its content follows in appends (./streams.ts). */
   streaming?: boolean;
-}
-
-/**
- * `metadata.actedBy` is the server's: who asked when a service acted for the sender (X-As-User-Id), and
- * absent otherwise, whatever the caller put there.
- */
-function withActor(metadata: Record<string, unknown>, principal: Principal): Record<string, unknown> {
-  if (principal.actedBy) return { ...metadata, actedBy: principal.actedBy };
-  if (!("actedBy" in metadata)) return metadata;
-  const { actedBy: _claimed, ...rest } = metadata;
-  return rest;
 }
 
 /** Scope headers recorded on what a request creates. */

@@ -7,6 +7,7 @@
  * so a send and a transition never interleave: the send lands before the pause, or is refused after it.
  */
 import { and, asc, count, desc, eq, inArray, isNull, notInArray, sql } from "drizzle-orm";
+import { withActor } from "../../auth/act-as";
 import type { Principal } from "../../auth/principal";
 import { fail, notFound } from "../../core/errors";
 import type { Scope } from "../../core/scope";
@@ -239,7 +240,7 @@ async function transition(
   run: RunRow,
   to: RunState,
   request: ControlRequest,
-  sender: { id: string; type: string },
+  sender: Pick<Principal, "id" | "type" | "actedBy">,
   scope: Scope,
 ): Promise<{ message: MessageRow; run: RunRow }> {
   const now = new Date();
@@ -272,7 +273,7 @@ async function transition(
     runId: run.id,
     traceId: request.traceId,
     preemptedBy: request.preemptedBy,
-    metadata: { ...request.metadata, ...(scope.serviceId && { serviceId: scope.serviceId }), control },
+    metadata: withActor({ ...request.metadata, ...(scope.serviceId && { serviceId: scope.serviceId }), control }, sender),
     content: request.event,
   });
   return { message, run: updated };
