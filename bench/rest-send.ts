@@ -185,6 +185,7 @@ async function sqlLoad(config: SqlLoadConfig): Promise<LoadResult> {
         metadataJson: metadata,
         scope: {},
         streamState: null,
+        orgReach: null,
       });
       try {
         const rows = await sql.unsafe(SEND_STATEMENT, params as never[], { prepare: config.prepare });

@@ -67,3 +67,24 @@ export function withActor(metadata: Record<string, unknown>, principal: Pick<Pri
   const { actedBy: _claimed, ...rest } = metadata;
   return rest;
 }
+
+/**
+ * The organisations whose conversations an acting principal reaches: the ones it shares with the caller.
+ * Undefined when nobody acts, since a principal's own participation is then the only rule. Conversations
+ * of no organisation stay in reach: they belong to no organisation the caller could be kept out of.
+ */
+export function actingOrgReach(principal: Pick<Principal, "actedBy" | "orgs">): string[] | undefined {
+  return principal.actedBy ? principal.orgs.map((o) => o.id) : undefined;
+}
+
+export function withinActingReach(principal: Pick<Principal, "actedBy" | "orgs">, orgId: string | null): boolean {
+  const reach = actingOrgReach(principal);
+  return !reach || orgId === null || reach.includes(orgId);
+}
+
+/** A participant acted for may still not be reached there: the conversation is of another organisation. */
+export function requireActingReach(principal: Pick<Principal, "actedBy" | "orgs">, orgId: string | null): void {
+  if (!withinActingReach(principal, orgId)) {
+    throw fail.org_forbidden("Acting for another principal reaches only conversations of your organizations");
+  }
+}

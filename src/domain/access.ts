@@ -3,6 +3,7 @@
  * REST and the WebSocket alike.
  */
 import { and, eq } from "drizzle-orm";
+import { requireActingReach } from "../auth/act-as";
 import { ENTITLEMENT, hasEntitlement, isSystemAdmin, type Principal } from "../auth/principal";
 import type { Executor } from "../db/client";
 import { conversations, participants, type ConversationRow, type ParticipantRow } from "../db/schema";
@@ -44,6 +45,7 @@ export async function requireParticipant(
   const conversation = await loadConversation(db, conversationId);
   const participant = await findParticipant(db, conversationId, principal.id);
   if (!participant) throw fail.not_participant("You are not a participant of this conversation");
+  requireActingReach(principal, conversation.org_id);
   if (roles && !roles.includes(participant.role)) {
     throw fail.insufficient_role(`This needs the role ${roles.join(" or ")} in the conversation`);
   }
@@ -83,7 +85,10 @@ export function inOrgScope(principal: Principal, orgId: string | null): boolean 
 export async function requireReader(db: Executor, principal: Principal, conversationId: string): Promise<ConversationAccess> {
   const conversation = await loadConversation(db, conversationId);
   const participant = await findParticipant(db, conversationId, principal.id);
-  if (participant) return { conversation, participant };
+  if (participant) {
+    requireActingReach(principal, conversation.org_id);
+    return { conversation, participant };
+  }
   if (mayObserve(principal) && inOrgScope(principal, conversation.org_id)) return { conversation };
   throw fail.not_participant("You are not a participant of this conversation");
 }

@@ -107,6 +107,42 @@ describe("acting for another principal over REST", () => {
   });
 });
 
+describe("acting reaches no further than the caller's organisations", () => {
+  test("the conversations of another organisation the principal is in stay closed, over REST and the WebSocket", async () => {
+    const elsewhere = await server.org();
+    const member = await server.principal({ orgs: [elsewhere] });
+    const both = await server.principal({ type: "agent", orgs: [org, elsewhere] });
+    const created = await server.request("POST", "/api/conversations", {
+      as: member,
+      body: { type: "group", name: "elsewhere", orgId: elsewhere, participants: [{ userId: both.id, userType: "agent" }] },
+    });
+    const foreignId = created.body.id;
+    const refusals = [
+      await server.request("GET", `/api/conversations/${foreignId}`, { as: service, headers: as(both.id) }),
+      await server.request("GET", `/api/conversations/${foreignId}/messages`, { as: service, headers: as(both.id) }),
+      await server.request("POST", `/api/conversations/${foreignId}/messages`, { as: service, headers: as(both.id), body: { content: "in" } }),
+      await server.request("POST", `/api/conversations/${foreignId}/runs`, { as: service, headers: as(both.id), body: {} }),
+    ];
+    expect(refusals.map((r) => [r.status, r.body.code])).toEqual(Array(refusals.length).fill([403, "org_forbidden"]));
+    const listed = await server.request("GET", "/api/conversations", { as: service, headers: as(both.id) });
+    expect(listed.body.map((c: { id: string }) => c.id)).not.toContain(foreignId);
+
+    const socket = new RawSocket(new WebSocket(`${server.wsUrl}?asUserId=${encodeURIComponent(both.id)}`, { headers: service.headers } as any));
+    await socket.next("session:ready");
+    const join = await socket.request("join:conversation", { conversationId: foreignId });
+    expect([join.ok, join.error?.code]).toEqual([false, "org_forbidden"]);
+    socket.close();
+
+    // The principal itself still reaches it, and the caller's organisation stays open to the acting.
+    expect((await server.request("POST", `/api/conversations/${foreignId}/messages`, { as: both, body: { content: "mine" } })).status).toBe(201);
+    const home = (await server.request("POST", "/api/conversations", {
+      as: owner,
+      body: { type: "group", name: "home", orgId: org, participants: [{ userId: both.id, userType: "agent" }] },
+    })).body.id;
+    expect((await server.request("POST", `/api/conversations/${home}/messages`, { as: service, headers: as(both.id), body: { content: "home" } })).status).toBe(201);
+  });
+});
+
 describe("acting for another principal over the WebSocket", () => {
   const open = (who: TestPrincipal, query: string) => new RawSocket(new WebSocket(`${server.wsUrl}?${query}`, { headers: who.headers } as any));
 

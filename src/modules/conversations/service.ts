@@ -1,7 +1,8 @@
 /**
  * Conversations: create, read, update, delete, list. No HTTP here; REST and the WebSocket call these.
  */
-import { and, count, desc, eq, sql } from "drizzle-orm";
+import { and, count, desc, eq, inArray, isNull, or, sql } from "drizzle-orm";
+import { actingOrgReach } from "../../auth/act-as";
 import { isOrgMember, type Principal } from "../../auth/principal";
 import { conversations, messages, participants, type ParticipantRow } from "../../db/schema";
 import { requireParticipant, requireReader } from "../../domain/access";
@@ -115,7 +116,12 @@ export async function listConversations(
   const orgId = resolveOrg(principal, options.orgId, scope);
   const { db } = services.database;
   const mine = and(eq(participants.conversation_id, conversations.id), eq(participants.user_id, principal.id));
-  const where = orgId ? eq(conversations.org_id, orgId) : undefined;
+  const reach = actingOrgReach(principal);
+  const where = and(
+    orgId ? eq(conversations.org_id, orgId) : undefined,
+    // Acting for someone lists only what the acting reaches (src/auth/act-as.ts).
+    reach ? or(isNull(conversations.org_id), inArray(conversations.org_id, reach)) : undefined,
+  );
   // Others' messages (not control events, not deleted) after the reader's last read, through the
   // (conversation_id, created_at) index, stopping at the limit.
   const unread = sql<number>`(select count(*) from (select 1 from ${messages} m

@@ -1,7 +1,8 @@
 /**
  * The statement behind every send (messages and control events), as fixed text with numbered parameters.
  *
- * One statement does it all: it bumps the conversation's counter, checks that the sender participates and
+ * One statement does it all: it bumps the conversation's counter, checks that the sender participates (and,
+ * when a service acts for the sender, that the conversation is of an organisation the acting reaches) and
  * that the references name messages of the conversation, and inserts the message with the new sequence.
  * A message with a `runId` is let in only while that run is active and the sender owns it (the run's row
  * is share-locked, so a concurrent transition waits for the send or the send sees the new state); a run
@@ -28,6 +29,7 @@ with next as (
    where c.id = $1
      and not exists (select 1 from messages m where m.id = $5)
      and exists (select 1 from participants p where p.conversation_id = c.id and p.user_id = $2)
+     and ($17::text[] is null or c.org_id is null or c.org_id = any($17::text[]))
      and ($3::uuid is null or exists (select 1 from messages r where r.id = $3::uuid and r.conversation_id = c.id))
      and ($4::uuid is null or exists (select 1 from messages r where r.id = $4::uuid and r.conversation_id = c.id))
   returning c.last_sequence, c.org_id, (c.metadata->>'autoPreempt') is distinct from 'false' as auto_preempt
@@ -69,6 +71,7 @@ next as (
    where c.id = $1
      and not exists (select 1 from messages m where m.id = $5)
      and exists (select 1 from participants p where p.conversation_id = c.id and p.user_id = $2)
+     and ($17::text[] is null or c.org_id is null or c.org_id = any($17::text[]))
      and ($3::uuid is null or exists (select 1 from messages r where r.id = $3::uuid and r.conversation_id = c.id))
      and ($4::uuid is null or exists (select 1 from messages r where r.id = $4::uuid and r.conversation_id = c.id))
      and ($9::text is null or not exists (select 1 from run) or exists (select 1 from run where state = 'active' and owner_id = $2))
@@ -151,9 +154,12 @@ select inserted.*,
        ) as preempts_runs
   from inserted join next on next.id = inserted.conversation_id`;
 
-/** A send SEND_MANY_STATEMENT can take: no reply, no preemption, no run (their checks need one statement each). */
-export function isPlainSend(row: Pick<SendRow, "replyTo" | "preemptedBy" | "runId">): boolean {
-  return row.replyTo === null && row.preemptedBy === null && row.runId === null;
+/**
+ * A send SEND_MANY_STATEMENT can take: no reply, no preemption, no run, nobody acting for the sender
+ * (their checks need one statement each).
+ */
+export function isPlainSend(row: Pick<SendRow, "replyTo" | "preemptedBy" | "runId" | "orgReach">): boolean {
+  return row.replyTo === null && row.preemptedBy === null && row.runId === null && row.orgReach === null;
 }
 
 /** Plain sends that follow one another in a batch, written as one SEND_MANY_STATEMENT. */
@@ -253,6 +259,11 @@ export interface SendRow {
   scope: Pick<Scope, "dataClass" | "policyRef">;
   /** "streaming" for a message whose content follows in appends (docs/streaming.md), else null. */
   streamState: "streaming" | null;
+  /**
+   * When a service acts for the sender: the organisations whose conversations it may write in (those of
+   * no organisation aside). Null when nobody acts.
+   */
+  orgReach: string[] | null;
 }
 
 /** The statement for a send: into a run, or not. Both take the parameters of sendParameters. */
@@ -279,5 +290,6 @@ export function sendParameters(row: SendRow): unknown[] {
     row.scope.dataClass ?? null,
     row.scope.policyRef ?? null,
     row.streamState,
+    row.orgReach,
   ];
 }

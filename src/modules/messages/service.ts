@@ -6,7 +6,7 @@
  * inserts nothing, the reason is looked up afterwards, off the hot path.
  */
 import { and, asc, desc, eq, gt, gte, isNull, lt, type SQL } from "drizzle-orm";
-import { withActor } from "../../auth/act-as";
+import { actingOrgReach, withActor } from "../../auth/act-as";
 import type { Principal } from "../../auth/principal";
 import { messages, messageVersions, participants, runs, type MessageRow } from "../../db/schema";
 import { requireParticipant, requireReader } from "../../domain/access";
@@ -131,6 +131,7 @@ export async function insertMessage(
     metadataJson: JSON.stringify(withActor(m.metadata, principal)),
     scope,
     streamState: m.streaming ? "streaming" : null,
+    orgReach: actingOrgReach(principal) ?? null,
   };
   try {
     await services.sends.submit<MessageRow & SendOutcome>({
