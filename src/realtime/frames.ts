@@ -180,6 +180,11 @@ export interface PrincipalFrame {
   frame: string;
   /** `conversation:added` can be rebuilt from the database when it is too large to relay. */
   reload?: { conversationId: string; role: string };
+  /**
+   * The organisation of the conversation it tells of, when known: a socket acting for the principal hears
+   * only of conversations within the acting's reach (src/auth/act-as.ts).
+   */
+  orgId?: string;
 }
 
 export function conversationAddedFrame(principalId: string, conversation: ConversationResource, role: string): PrincipalFrame {
@@ -187,6 +192,7 @@ export function conversationAddedFrame(principalId: string, conversation: Conver
     principalId,
     frame: serverFrame("conversation:added", { conversation, role }),
     reload: { conversationId: conversation.id, role },
+    ...(conversation.org_id ? { orgId: conversation.org_id } : {}),
   };
 }
 
@@ -212,7 +218,8 @@ export function principalFramesOfDomainEvent(event: DomainEvent): PrincipalFrame
       ];
     case "conversation.deleted": {
       const frame = serverFrame("conversation:removed", { conversationId: event.conversationId });
-      return event.participantIds.map((principalId) => ({ principalId, frame }));
+      const orgId = event.orgId ?? undefined;
+      return event.participantIds.map((principalId) => ({ principalId, frame, ...(orgId !== undefined && { orgId }) }));
     }
     default:
       return [];

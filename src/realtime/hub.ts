@@ -11,6 +11,7 @@
  * and relays through a Broker (./broker.ts).
  */
 import type { Server } from "bun";
+import { withinActingReach } from "../auth/act-as";
 import { extractCredentials } from "../auth/identity";
 import type { Principal } from "../auth/principal";
 import type { Config } from "../config";
@@ -185,7 +186,10 @@ export class RealtimeHub implements BrokerHub {
   }
 
   deliverRemoteToPrincipal(frame: PrincipalFrame): void {
-    for (const connection of this.byPrincipal.get(frame.principalId) ?? []) connection.send(frame.frame);
+    for (const connection of this.byPrincipal.get(frame.principalId) ?? []) {
+      // A service acting for the principal is not told of conversations it may not reach.
+      if (withinActingReach(connection.principal, frame.orgId ?? null)) connection.send(frame.frame);
+    }
   }
 
   async reloadPrincipalFrame(principalId: string, reload: NonNullable<PrincipalFrame["reload"]>): Promise<PrincipalFrame | undefined> {

@@ -143,6 +143,32 @@ describe("acting reaches no further than the caller's organisations", () => {
   });
 });
 
+describe("principal notifications on a socket acting for the principal", () => {
+  test("it hears of conversations in the caller's organisations only; the principal's own socket hears of all", async () => {
+    const elsewhere = await server.org();
+    const member = await server.principal({ orgs: [elsewhere] });
+    const both = await server.principal({ type: "agent", orgs: [org, elsewhere] });
+    const acting = new RawSocket(new WebSocket(`${server.wsUrl}?asUserId=${encodeURIComponent(both.id)}`, { headers: service.headers } as any));
+    await acting.next("session:ready");
+    const own = new RawSocket(new WebSocket(server.wsUrl, { headers: both.headers } as any));
+    await own.next("session:ready");
+    const create = (who: TestPrincipal, orgId: string) =>
+      server.request("POST", "/api/conversations", {
+        as: who,
+        body: { type: "group", name: "notified", orgId, participants: [{ userId: both.id, userType: "agent" }] },
+      });
+    const foreign = (await create(member, elsewhere)).body.id;
+    const home = (await create(owner, org)).body.id;
+    const addedTo = (id: string) => (f: { event: string; data?: any }) => f.event === "conversation:added" && f.data.conversation.id === id;
+    await own.next(addedTo(foreign));
+    await own.next(addedTo(home));
+    await acting.next(addedTo(home));
+    expect(acting.count(addedTo(foreign))).toBe(0);
+    acting.close();
+    own.close();
+  });
+});
+
 describe("acting for another principal over the WebSocket", () => {
   const open = (who: TestPrincipal, query: string) => new RawSocket(new WebSocket(`${server.wsUrl}?${query}`, { headers: who.headers } as any));
 

@@ -3,6 +3,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import type { ConversationResource, ParticipantResource } from "../../src/domain/resources";
+import { principalItem } from "../../src/broker/postgres/relay-items";
 import { principalFramesOfDomainEvent } from "../../src/realtime/frames";
 
 const conversationId = "0190d3c4-0000-7000-8000-000000000001";
@@ -32,5 +33,18 @@ describe("principalFramesOfDomainEvent", () => {
       ["u0", { event: "conversation:removed", data: { conversationId } }],
       ["u1", { event: "conversation:removed", data: { conversationId } }],
     ]);
+  });
+
+  test("a frame about a conversation of an organisation names it, also when relayed, for sockets acting for the principal", () => {
+    const inOrg = { ...conversation, org_id: "org-a" };
+    const [added] = principalFramesOfDomainEvent({ type: "participant.added", conversationId, participant, conversation: inOrg });
+    expect(added.orgId).toBe("org-a");
+    expect(principalItem(added, 8000)).toMatchObject({ k: "u", u: "u1", o: "org-a" });
+    expect(principalItem(added, 10)).toMatchObject({ k: "u", u: "u1", c: conversationId, o: "org-a" });
+    const [deleted] = principalFramesOfDomainEvent({ type: "conversation.deleted", conversationId, orgId: "org-a", participantIds: ["u1"] });
+    expect(deleted.orgId).toBe("org-a");
+    const [orgless] = principalFramesOfDomainEvent({ type: "participant.added", conversationId, participant, conversation: { ...conversation, org_id: null } });
+    expect(orgless.orgId).toBeUndefined();
+    expect(principalItem(orgless, 8000)).not.toHaveProperty("o");
   });
 });

@@ -197,7 +197,7 @@ export class PostgresBroker implements Broker {
         case "u": {
           const frame =
             item.f !== undefined
-              ? { principalId: item.u, frame: item.f }
+              ? { principalId: item.u, frame: item.f, ...(item.o !== undefined && { orgId: item.o }) }
               : item.c && item.ro
                 ? await hub.reloadPrincipalFrame(item.u, { conversationId: item.c, role: item.ro })
                 : undefined;

@@ -27,9 +27,9 @@ export type RelayItem =
   | { k: "s"; s: StreamSignal }
   /**
    * A frame for every connection of principal `u`; without `f` (too large) it is rebuilt from
-   * conversation `c` with role `ro`.
+   * conversation `c` with role `ro`. `o`: the organisation of the conversation it tells of, when known.
    */
-  | { k: "u"; u: string; f?: string; c?: string; ro?: string }
+  | { k: "u"; u: string; f?: string; c?: string; ro?: string; o?: string }
   | { k: "p"; c: string; u: string; t: string; st?: PresenceStatus }
   | { k: "hb" }
   | { k: "sync" }
@@ -74,7 +74,8 @@ export type PrincipalItem = Extract<RelayItem, { k: "u" }>;
 
 /** A principal frame as an item: inline when it fits, else what rebuilds it; undefined when neither. */
 export function principalItem(frame: PrincipalFrame, inlineLimitBytes: number): PrincipalItem | undefined {
-  if (Buffer.byteLength(frame.frame) <= inlineLimitBytes) return { k: "u", u: frame.principalId, f: frame.frame };
-  if (frame.reload) return { k: "u", u: frame.principalId, c: frame.reload.conversationId, ro: frame.reload.role };
+  const org = frame.orgId !== undefined ? { o: frame.orgId } : {};
+  if (Buffer.byteLength(frame.frame) <= inlineLimitBytes) return { k: "u", u: frame.principalId, f: frame.frame, ...org };
+  if (frame.reload) return { k: "u", u: frame.principalId, c: frame.reload.conversationId, ro: frame.reload.role, ...org };
   return undefined;
 }
