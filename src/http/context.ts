@@ -88,6 +88,11 @@ export async function admitRequest(request: Request, ip: string, deps: GateDeps)
   if (!isPublic && !state.principal) throw fail.unauthorized();
   // Acting for another principal replaces the principal here, before anything looks at it: every route,
   // the org scope check below and the WebSocket alike see only the principal acted for.
+  // On REST the header alone acts; a query parameter there would otherwise be ignored, and the request
+  // go out as the caller.
+  if (!isSocket && query?.includes(`${ACT_AS_QUERY}=`) && new URLSearchParams(query).has(ACT_AS_QUERY)) {
+    throw fail.invalid_input(`${ACT_AS_QUERY} is a parameter of the WebSocket upgrade only; over REST send the X-As-User-Id header`);
+  }
   const asUserId = request.headers.get(ACT_AS_HEADER) ?? socketQuery?.get(ACT_AS_QUERY) ?? null;
   if (asUserId !== null) {
     if (!state.principal) throw fail.act_as_forbidden("Acting for another principal needs a credential");

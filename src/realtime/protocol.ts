@@ -4,6 +4,7 @@
  */
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { t, type TSchema } from "elysia";
+import { ACT_AS_QUERY } from "../auth/act-as";
 import { SendControlBody } from "../modules/control/model";
 import { AppendBody, EditMessageBody, FinishBody, SendMessageBody } from "../modules/messages/model";
 import { Uuid } from "../modules/shared-models";
@@ -76,6 +77,11 @@ export function parseClientFrame(message: unknown): ParsedFrame {
   const event = frame.event;
   if (!KNOWN_EVENTS.has(event)) {
     return { ok: false, code: "unknown_event", message: `Unknown event ${JSON.stringify(event.slice(0, 64))}`, event: event.slice(0, 64), ack };
+  }
+  // Acting for someone is the connection's (?asUserId= on the upgrade); ignored here, the frame would go
+  // out as the caller.
+  if (typeof frame.data === "object" && frame.data !== null && ACT_AS_QUERY in frame.data) {
+    return { ok: false, code: "invalid_input", message: `${ACT_AS_QUERY} is not a frame field: act for another principal with ?${ACT_AS_QUERY}= on the connection`, event, ack };
   }
   const check = checks[event as ClientEvent];
   if (!check.Check(frame.data)) {

@@ -52,6 +52,12 @@ describe("acting for another principal over REST", () => {
     expect(health.body.code).toBe("act_as_forbidden");
   });
 
+  test("asUserId as a REST query parameter is refused, not ignored", async () => {
+    const refused = await server.request("POST", `/api/conversations/${conversationId}/messages?asUserId=${encodeURIComponent(agent.id)}`, { as: service, body: { content: "whose?" } });
+    expect([refused.status, refused.body.code]).toEqual([400, "invalid_input"]);
+    expect(refused.body.error).toContain("X-As-User-Id");
+  });
+
   test("a prefix entitlement allows only ids with that prefix", async () => {
     const limited = await server.principal({ type: "service", orgs: [org], entitlements: ["messaging:act-as:assistant:"] });
     expect((await send(limited, as(agent.id))).status).toBe(201);
@@ -180,6 +186,14 @@ describe("acting for another principal over the WebSocket", () => {
     expect((await socket.request("join:conversation", { conversationId })).ok).toBe(true);
     const ack = await socket.request("message:send", { conversationId, content: "over the socket" });
     expect(ack.data).toMatchObject({ sender_id: agent.id, metadata: { actedBy: { id: service.id, type: "service" } } });
+    socket.close();
+  });
+
+  test("asUserId in a frame is refused, not ignored: acting is the connection's", async () => {
+    const socket = open(service, "");
+    await socket.next("session:ready");
+    const ack = await socket.request("message:send", { conversationId, content: "whose?", asUserId: agent.id });
+    expect(ack).toMatchObject({ ok: false, error: { code: "invalid_input" } });
     socket.close();
   });
 
