@@ -27,7 +27,8 @@ export type DomainEvent =
   | { type: "run.ended"; conversationId: string; run: RunResource }
   /** `conversation`: the conversation the participant was added to, as it stood then. */
   | { type: "participant.added"; conversationId: string; participant: ParticipantResource; conversation: ConversationResource }
-  | { type: "participant.removed"; conversationId: string; participant: ParticipantResource }
+  /** `orgId`: the conversation's organisation, for whom the removal may be told (an acting socket's reach). */
+  | { type: "participant.removed"; conversationId: string; participant: ParticipantResource; orgId: string | null }
   | { type: "participant.updated"; conversationId: string; participant: ParticipantResource }
   | { type: "conversation.created"; conversationId: string; conversation: ConversationWithParticipants }
   | { type: "conversation.updated"; conversationId: string; conversation: ConversationResource }

@@ -214,6 +214,7 @@ export function principalFramesOfDomainEvent(event: DomainEvent): PrincipalFrame
         {
           principalId: event.participant.user_id,
           frame: serverFrame("conversation:removed", { conversationId: event.conversationId }),
+          ...(event.orgId !== null && { orgId: event.orgId }),
         },
       ];
     case "conversation.deleted": {

@@ -119,6 +119,7 @@ export function webhookEventOf(event: DomainEvent): WebhookEvent | undefined {
         occurredAt: now,
         data: event.participant,
         members: [event.participant.user_id],
+        orgId: event.orgId,
       };
     case "conversation.created":
       return {

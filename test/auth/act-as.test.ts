@@ -170,6 +170,15 @@ describe("principal notifications on a socket acting for the principal", () => {
     await own.next(addedTo(home));
     await acting.next(addedTo(home));
     expect(acting.count(addedTo(foreign))).toBe(0);
+    // Removals too: from both conversations; the acting socket hears only of the one it reaches.
+    const removedFrom = (id: string) => (f: { event: string; data?: any }) => f.event === "conversation:removed" && f.data.conversationId === id;
+    for (const [who, id] of [[member, foreign], [owner, home]] as const) {
+      expect((await server.request("DELETE", `/api/conversations/${id}/participants/${both.id}`, { as: who })).status).toBe(204);
+    }
+    await own.next(removedFrom(foreign));
+    await own.next(removedFrom(home));
+    await acting.next(removedFrom(home));
+    expect(acting.count(removedFrom(foreign))).toBe(0);
     acting.close();
     own.close();
   });

@@ -115,7 +115,7 @@ describe("frameOfDomainEvent", () => {
         { event: "participant:joined", data: { conversationId, userId: "u1", userType: "agent", role: "member" } },
       ],
       [
-        { type: "participant.removed", conversationId, participant },
+        { type: "participant.removed", conversationId, participant, orgId: null },
         { event: "participant:left", revoke: { principalId: "u1" } },
       ],
       [{ type: "participant.updated", conversationId, participant }, { event: "participant:updated" }],

@@ -25,8 +25,10 @@ describe("principalFramesOfDomainEvent", () => {
     expect(created[0].reload).toEqual({ conversationId, role: "owner" });
     const added = principalFramesOfDomainEvent({ type: "participant.added", conversationId, participant, conversation });
     expect(JSON.parse(added[0].frame)).toEqual({ event: "conversation:added", data: { conversation, role: "member" } });
-    const removed = principalFramesOfDomainEvent({ type: "participant.removed", conversationId, participant });
+    const removed = principalFramesOfDomainEvent({ type: "participant.removed", conversationId, participant, orgId: null });
     expect(removed).toEqual([{ principalId: "u1", frame: JSON.stringify({ event: "conversation:removed", data: { conversationId } }) }]);
+    const removedInOrg = principalFramesOfDomainEvent({ type: "participant.removed", conversationId, participant, orgId: "org-a" });
+    expect(removedInOrg).toEqual([{ principalId: "u1", frame: JSON.stringify({ event: "conversation:removed", data: { conversationId } }), orgId: "org-a" }]);
     expect(principalFramesOfDomainEvent({ type: "participant.updated", conversationId, participant })).toEqual([]);
     const deleted = principalFramesOfDomainEvent({ type: "conversation.deleted", conversationId, orgId: null, participantIds: ["u0", "u1"] });
     expect(deleted.map((f) => [f.principalId, JSON.parse(f.frame)])).toEqual([

@@ -45,11 +45,11 @@ export async function joinConversation(services: Services, principal: Principal,
 }
 
 export async function leaveConversation(services: Services, principal: Principal, conversationId: string): Promise<void> {
-  const { participant } = await requireParticipant(services.database.db, principal, conversationId);
+  const { conversation, participant } = await requireParticipant(services.database.db, principal, conversationId);
   if (participant.role === "owner") {
     throw fail.owner_cannot_leave("The owner cannot leave; transfer ownership first");
   }
-  await deleteParticipant(services, participant);
+  await deleteParticipant(services, participant, conversation.org_id);
 }
 
 export async function addParticipant(
@@ -140,31 +140,31 @@ export async function removeParticipant(
   userId: string,
 ): Promise<void> {
   const { db } = services.database;
-  const { participant: actor } = await requireParticipant(db, principal, conversationId, ["owner", "admin"]);
+  const { conversation, participant: actor } = await requireParticipant(db, principal, conversationId, ["owner", "admin"]);
   const target = await findParticipant(db, conversationId, userId);
   if (!target) throw notFound("Participant");
   if (target.role === "owner") throw fail.owner_cannot_be_removed("The owner cannot be removed");
   if (target.role === "admin" && actor.role !== "owner" && target.user_id !== principal.id) {
     throw fail.insufficient_role("Only the owner can remove an admin");
   }
-  await deleteParticipant(services, target);
+  await deleteParticipant(services, target, conversation.org_id);
 }
 
 /** Removal by a system admin through the admin API: anyone but the owner. */
 export async function removeParticipantAsAdmin(services: Services, conversationId: string, userId: string): Promise<void> {
   const { db } = services.database;
-  await loadConversation(db, conversationId);
+  const conversation = await loadConversation(db, conversationId);
   const target = await findParticipant(db, conversationId, userId);
   if (!target) throw notFound("Participant");
   if (target.role === "owner") throw fail.owner_cannot_be_removed("The owner cannot be removed");
-  await deleteParticipant(services, target);
+  await deleteParticipant(services, target, conversation.org_id);
 }
 
-async function deleteParticipant(services: Services, target: ParticipantRow): Promise<void> {
+async function deleteParticipant(services: Services, target: ParticipantRow, orgId: string | null): Promise<void> {
   await writeAndAnnounce(services, async (tx, announce) => {
     const deleted = await tx.delete(participants).where(eq(participants.id, target.id)).returning();
     if (deleted.length === 0) throw notFound("Participant");
-    announce({ type: "participant.removed", conversationId: target.conversation_id, participant: toParticipant(deleted[0]) });
+    announce({ type: "participant.removed", conversationId: target.conversation_id, participant: toParticipant(deleted[0]), orgId });
   });
 }
 
