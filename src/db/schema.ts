@@ -209,6 +209,11 @@ export const webhookEndpoints = pgTable("webhook_endpoints", {
   org_id: text("org_id"),
   /** Event types it receives (`stream.*` for every control event); null for all of them. */
   events: text("events").array(),
+  /**
+   * Registered by a service acting for its principal: the organisations that service reached, beyond which
+   * the endpoint hears nothing (conversations of no organisation aside). Null: the principal's own reach.
+   */
+  org_reach: text("org_reach").array(),
   /** `whsec_…`; signs every delivery. Shown once, when created or rotated. */
   secret: text("secret").notNull(),
   /** After a rotation the old secret signs too, until `previous_secret_expires_at`. */

@@ -23,7 +23,7 @@ import type { MessageRow } from "../db/schema";
 import type { DomainEvent } from "../domain/domain-events";
 import { log } from "../log";
 import { run } from "./statement";
-import { ENSURE_PAIRS, KEEP_PAYLOADS, LOG_TO_ROWS, MEMBER_UNTIL, PAIRS_OF_CONVERSATION, READ_LOG, ROWS_FROM_LOG, cursorStart } from "./pair-statements";
+import { ENSURE_PAIRS, KEEP_PAYLOADS, LOG_TO_ROWS, MEMBER_UNTIL, PAIRS_OF_CONVERSATION, READ_LOG, ROWS_FROM_LOG, cursorStart, reaches } from "./pair-statements";
 import { logDeliveryId, logEventData, logEventKey, type LoggedMessage } from "./log-events";
 import { deliveredFromLog, webhookEventOf, type WebhookEvent } from "./event-types";
 
@@ -52,6 +52,7 @@ with inserted as (
            when 'installation' then true
            when 'org' then e.org_id = coalesce(v.org_id, (select c.org_id from conversations c where c.id = v.conversation_id))
            else e.principal_id is distinct from v.actor_id
+                and ${reaches("coalesce(v.org_id, (select c.org_id from conversations c where c.id = v.conversation_id))")}
                 and (e.principal_id in (select jsonb_array_elements_text(v.members))
                      or exists (select 1 from participants p where p.conversation_id = v.conversation_id and p.user_id = e.principal_id))
          end

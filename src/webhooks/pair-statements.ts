@@ -22,10 +22,17 @@ export const CLOSE_HEARD_PERIOD = "heard_periods * tstzmultirange(tstzrange(null
 /** The conversation-less "pair" of an endpoint: its test events. */
 export const NO_CONVERSATION = "00000000-0000-0000-0000-000000000000";
 
+/**
+ * Whether endpoint `e`, registered by a service acting for its principal, reaches a conversation of the
+ * organisation `orgId` (an SQL expression): its `org_reach` allows it, or it has none.
+ */
+export const reaches = (orgId: string) => `(e.org_reach is null or ${orgId} is null or ${orgId} = any(e.org_reach))`;
+
 /** Whether endpoint `e` hears the conversation `c` at all (its scope). */
 const IN_SCOPE = `(e.scope = 'installation'
    or (e.scope = 'org' and c.org_id = e.org_id)
-   or (e.scope = 'principal' and exists (select 1 from participants p where p.conversation_id = c.id and p.user_id = e.principal_id)))`;
+   or (e.scope = 'principal' and ${reaches("c.org_id")}
+       and exists (select 1 from participants p where p.conversation_id = c.id and p.user_id = e.principal_id)))`;
 
 /**
  * Where a new pair's cursor starts: after the last message of the conversation (its id: `conversation`)
@@ -77,7 +84,7 @@ export const MEMBER_UNTIL = `
 insert into webhook_cursors (endpoint_id, conversation_id, sequence, member_until)
 select e.id, c.id, greatest(${START}, ${cursorStart("c.id", "$3::timestamptz")}), c.last_sequence
   from webhook_endpoints e join conversations c on c.id = $2
- where e.scope = 'principal' and e.principal_id = $1 and e.enabled
+ where e.scope = 'principal' and e.principal_id = $1 and e.enabled and ${reaches("c.org_id")}
 on conflict (endpoint_id, conversation_id) do update
   set member_until = excluded.member_until, sequence = greatest(webhook_cursors.sequence, excluded.sequence)`;
 

@@ -262,6 +262,36 @@ describe("delivering an agent's conversations", () => {
   });
 });
 
+describe("registered by a service acting for its agent", () => {
+  test("the endpoint hears only the organisations the service reached; the service sees only such endpoints", async () => {
+    const [home, elsewhere] = await Promise.all([server.org(), server.org()]);
+    const service = await server.principal({ type: "service", orgs: [home], entitlements: ["messaging:act-as"] });
+    const agent = await server.principal({ type: "agent", orgs: [home, elsewhere] });
+    const [homeOwner, elsewhereOwner] = await Promise.all([server.principal({ orgs: [home] }), server.principal({ orgs: [elsewhere] })]);
+    const acting = { "x-as-user-id": agent.id };
+    const created = await server.request("POST", "/api/webhooks", { as: service, headers: acting, body: { url: receiver.url, events: ["message.created", "conversation.created"] } });
+    expect(created.status).toBe(201);
+    registered.push(created.body.id);
+    const own = await register(agent, { events: ["participant.added"] });
+    const inOrg = async (owner: TestPrincipal, orgId: string) =>
+      (await server.request("POST", "/api/conversations", { as: owner, body: { type: "group", name: "reach", orgId, participants: [{ userId: agent.id, userType: "agent" }] } })).body.id as string;
+    const foreign = await inOrg(elsewhereOwner, elsewhere);
+    await restSend(server, elsewhereOwner, foreign, "not for the service");
+    const reached = await inOrg(homeOwner, home);
+    await restSend(server, homeOwner, reached, "for the service");
+    await receiver.waitFor(2, (r) => r.id !== "" && r.payload.data?.id !== foreign && r.payload.data?.conversation_id !== foreign);
+    await Bun.sleep(300);
+    const heard = receiver.received.filter((r) => r.status === 200).map((r) => [r.payload.type, r.payload.data.conversation_id ?? r.payload.data.id]);
+    expect(heard).toEqual([["conversation.created", reached], ["message.created", reached]]);
+    // Acting, the service manages what it registered, not the agent's own endpoint (whose url it could redirect).
+    const listed = await server.request("GET", "/api/webhooks", { as: service, headers: acting });
+    expect(listed.body.map((w: { id: string }) => w.id)).toEqual([created.body.id]);
+    expect((await server.request("PATCH", `/api/webhooks/${own.id}`, { as: service, headers: acting, body: { url: receiver.url } })).status).toBe(404);
+    const mine = await server.request("GET", "/api/webhooks", { as: agent });
+    expect(mine.body.map((w: { id: string }) => w.id).sort()).toEqual([created.body.id, own.id].sort());
+  });
+});
+
 describe("order, retries and disabling", () => {
   test("one conversation's messages arrive in sequence order, each first attempt failing with 500", async () => {
     const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);

@@ -11,6 +11,7 @@
  */
 import { and, desc, eq, or, sql, type SQL } from "drizzle-orm";
 import type { PgUpdateSetSource } from "drizzle-orm/pg-core";
+import { actingOrgReach } from "../../auth/act-as";
 import { isSystemAdmin, type Principal } from "../../auth/principal";
 import { webhookCursors, webhookDeliveries, webhookEndpoints, type WebhookDeliveryRow, type WebhookEndpointRow } from "../../db/schema";
 import { inOrgScope, orgScopeOf } from "../../domain/access";
@@ -79,8 +80,17 @@ async function loadEndpoint(services: Services, principal: Principal, id: string
   return row;
 }
 
+/**
+ * Whether an acting service may see and manage the principal's endpoint: only one registered within its
+ * own reach. Otherwise a new url would carry the principal's other organisations' events to the service.
+ */
+function withinActingReachOf(principal: Principal, row: WebhookEndpointRow): boolean {
+  const reach = actingOrgReach(principal);
+  return !reach || (row.org_reach !== null && row.org_reach.every((org) => reach.includes(org)));
+}
+
 function mayManage(principal: Principal, row: WebhookEndpointRow): boolean {
-  if (row.created_by === principal.id) return true;
+  if (row.created_by === principal.id) return withinActingReachOf(principal, row);
   if (!isSystemAdmin(principal)) return false;
   const reach = orgScopeOf(principal);
   return !reach || (row.org_id !== null && reach.includes(row.org_id));
@@ -120,6 +130,8 @@ export async function createWebhook(services: Services, principal: Principal, in
       principal_id: scope === "principal" ? principal.id : null,
       org_id: scope === "org" ? input.orgId! : null,
       events,
+      // Registered by a service acting for the principal: it hears no more than that service reached.
+      org_reach: actingOrgReach(principal) ?? null,
       secret,
       created_by: principal.id,
     })
@@ -140,6 +152,12 @@ export async function listWebhooks(services: Services, principal: Principal) {
 
 /** Endpoints the principal may manage, as a condition (the same rule as `mayManage`). */
 function manageableCondition(principal: Principal): SQL {
+  const acting = actingOrgReach(principal);
+  if (acting) {
+    // Acting (never an admin then): the principal's endpoints registered within this reach.
+    const reachArray = sql`array(select jsonb_array_elements_text(${JSON.stringify(acting)}::jsonb))`;
+    return and(eq(webhookEndpoints.created_by, principal.id), sql`${webhookEndpoints.org_reach} <@ ${reachArray}`)!;
+  }
   const own = eq(webhookEndpoints.created_by, principal.id);
   if (!isSystemAdmin(principal)) return own;
   const reach = orgScopeOf(principal);
