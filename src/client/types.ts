@@ -233,6 +233,8 @@ export interface Webhook {
   principal_id: string | null;
   org_id: string | null;
   events: string[] | null;
+  /** Registered by a service acting for its principal: the only organisations it hears; null: no such limit. */
+  org_reach: string[] | null;
   enabled: boolean;
   disabled_reason: string | null;
   consecutive_failures: number;

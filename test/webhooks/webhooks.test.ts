@@ -271,8 +271,10 @@ describe("registered by a service acting for its agent", () => {
     const acting = { "x-as-user-id": agent.id };
     const created = await server.request("POST", "/api/webhooks", { as: service, headers: acting, body: { url: receiver.url, events: ["message.created", "conversation.created"] } });
     expect(created.status).toBe(201);
+    expect(created.body.org_reach).toEqual([home]);
     registered.push(created.body.id);
     const own = await register(agent, { events: ["participant.added"] });
+    expect(own.org_reach).toBeNull();
     const inOrg = async (owner: TestPrincipal, orgId: string) =>
       (await server.request("POST", "/api/conversations", { as: owner, body: { type: "group", name: "reach", orgId, participants: [{ userId: agent.id, userType: "agent" }] } })).body.id as string;
     const foreign = await inOrg(elsewhereOwner, elsewhere);

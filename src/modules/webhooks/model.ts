@@ -43,6 +43,7 @@ export const Webhook = t.Object(
     principal_id: NullableString,
     org_id: NullableString,
     events: t.Nullable(t.Array(t.String(), { description: "null: every event type" })),
+    org_reach: t.Nullable(t.Array(t.String()), { description: "Registered by a service acting for its principal: the only organisations it hears (and conversations of none); null: no such limit" }),
     enabled: t.Boolean(),
     disabled_reason: NullableString,
     consecutive_failures: t.Integer({ minimum: 0 }),

@@ -41,6 +41,7 @@ export function toWebhook(row: WebhookEndpointRow) {
     principal_id: row.principal_id ?? null,
     org_id: row.org_id ?? null,
     events: row.events ?? null,
+    org_reach: row.org_reach ?? null,
     enabled: row.enabled,
     disabled_reason: row.disabled_reason ?? null,
     consecutive_failures: row.consecutive_failures,

@@ -938,6 +938,8 @@ export interface components {
             org_id: string | null;
             /** @description null: every event type */
             events: string[] | null;
+            /** @description Registered by a service acting for its principal: the only organisations it hears (and conversations of none); null: no such limit */
+            org_reach: string[] | null;
             enabled: boolean;
             disabled_reason: string | null;
             consecutive_failures: number;
