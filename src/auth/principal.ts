@@ -63,5 +63,7 @@ export function describePrincipal(principal: Principal) {
     orgs: principal.orgs,
     entitlements: principal.entitlements,
     isSuperAdmin: principal.isSuperAdmin,
+    // Who really asks, while a service acts for this principal (X-As-User-Id).
+    ...(principal.actedBy && { actedBy: principal.actedBy }),
   };
 }

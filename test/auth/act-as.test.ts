@@ -38,7 +38,8 @@ describe("acting for another principal over REST", () => {
     expect(sent.status).toBe(201);
     expect(sent.body).toMatchObject({ sender_id: agent.id, sender_type: "agent", metadata: { k: 1, actedBy: { id: service.id, type: "service" } } });
     const me = await server.request("GET", "/api/auth/me", { as: service, headers: as(agent.id) });
-    expect(me.body).toMatchObject({ id: agent.id, type: "agent" });
+    expect(me.body).toMatchObject({ id: agent.id, type: "agent", actedBy: { id: service.id, type: "service" } });
+    expect((await server.request("GET", "/api/auth/me", { as: agent })).body.actedBy).toBeUndefined();
   });
 
   test("without the entitlement the header is refused, not ignored", async () => {

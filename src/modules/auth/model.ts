@@ -14,6 +14,12 @@ export const AuthUser = t.Object(
     orgs: t.Array(t.Object({ id: t.String(), role: t.Union([t.Literal("admin"), t.Literal("member")]) })),
     entitlements: t.Array(t.String()),
     isSuperAdmin: t.Boolean(),
+    actedBy: t.Optional(
+      t.Object(
+        { id: t.String(), type: t.Union([t.Literal("user"), t.Literal("agent"), t.Literal("service")]) },
+        { description: "Present while a service acts for this principal (X-As-User-Id): the caller" },
+      ),
+    ),
   },
   { title: "AuthUser", description: "The authenticated principal" },
 );

@@ -664,6 +664,12 @@ export interface components {
             }[];
             entitlements: string[];
             isSuperAdmin: boolean;
+            /** @description Present while a service acts for this principal (X-As-User-Id): the caller */
+            actedBy?: {
+                id: string;
+                /** @enum {string} */
+                type: "user" | "agent" | "service";
+            };
         };
         /** @description What this service is and how to talk to it */
         Bootstrap: {
