@@ -3,6 +3,8 @@
  * conversation, added to an existing one, removed. The SDK can join what it is added to by itself.
  */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import postgres from "postgres";
+import { TEST_DATABASE_URL } from "../support/database";
 import { startTestServer, type TestServer } from "../support/server";
 import { eventually, groupConversation, openSocket, restSend, sdkClient } from "./helpers";
 
@@ -107,5 +109,29 @@ describe("principal notifications", () => {
     await eventually(() => removed.length === 1, 3000, "the removal");
     expect(client.joined()).toEqual([]);
     client.close();
+  });
+});
+
+describe.skipIf(!TEST_DATABASE_URL)("a deletion racing an add (PostgreSQL: two transactions at once)", () => {
+  test("a participant committed while the conversation is being deleted is told of the deletion", async () => {
+    const [alice, latecomer] = await Promise.all([server.principal(), server.principal()]);
+    const conversationId = await groupConversation(server, alice);
+    const socket = await openSocket(server, latecomer);
+    const other = postgres(TEST_DATABASE_URL!, { max: 1, onnotice: () => {} });
+    try {
+      // An add in flight: its row written, its transaction not yet committed (it holds the conversation's key share lock).
+      const reserved = await other.reserve();
+      await reserved`begin`;
+      await reserved`insert into participants (id, conversation_id, user_id, user_type, role) values (${Bun.randomUUIDv7()}, ${conversationId}, ${latecomer.id}, 'user', 'member')`;
+      const deletion = server.request("DELETE", `/api/conversations/${conversationId}`, { as: alice });
+      await Bun.sleep(300);
+      await reserved`commit`;
+      reserved.release();
+      expect((await deletion).status).toBe(204);
+      expect((await socket.next("conversation:removed")).data).toEqual({ conversationId });
+    } finally {
+      socket.close();
+      await other.end();
+    }
   });
 });

@@ -184,6 +184,10 @@ export async function deleteConversation(services: Services, principal: Principa
 /** Deletes a conversation with its participants and messages (cascade) and announces it. */
 export async function removeConversation(services: Services, conversationId: string): Promise<void> {
   await writeAndAnnounce(services, async (tx, announce) => {
+    // Locked first: a participant being added meanwhile is either committed before the list below is
+    // read (and told of the deletion) or waits, and then finds the conversation gone (404).
+    const [locked] = await tx.select({ id: conversations.id }).from(conversations).where(eq(conversations.id, conversationId)).for("update");
+    if (!locked) return;
     // Who took part, read before the cascade removes them: listeners (webhooks) tell them too.
     const members = await tx.select({ user_id: participants.user_id }).from(participants).where(eq(participants.conversation_id, conversationId));
     // The log is the outbox of sends (src/webhooks/): what endpoints have not had yet must outlive it.
