@@ -393,11 +393,15 @@ export class WebhookDispatcher {
     const input = pairsOf(reads);
     const withRows = reads.filter((r) => r.withRows);
     const rowsInput = pairsOf(withRows);
-    const [rows, messages] = await Promise.all([
-      withRows.length > 0 ? runPrepared<PendingRow>(this.database, READ_ROWS, [rowsInput, READ_AHEAD]) : Promise.resolve([] as PendingRow[]),
-      runPrepared<LoggedMessage>(this.database, READ_LOG, [input, READ_AHEAD]),
-      this.loadEndpoints(reads),
-    ]);
+    // The log is read before the rows, not beside them: a row committed before a message the log read
+    // saw is then always among the rows (on another connection, the rows' read could have run first and
+    // missed it, and the message would go out ahead of the row written before it).
+    const readEvents = async (): Promise<[PendingRow[], LoggedMessage[]]> => {
+      const messages = await runPrepared<LoggedMessage>(this.database, READ_LOG, [input, READ_AHEAD]);
+      const rows = withRows.length > 0 ? await runPrepared<PendingRow>(this.database, READ_ROWS, [rowsInput, READ_AHEAD]) : [];
+      return [rows, messages];
+    };
+    const [[rows, messages]] = await Promise.all([readEvents(), this.loadEndpoints(reads)]);
     const byPair = new Map(reads.map((r) => [pairKey(r.endpointId, r.conversationId), r]));
     for (const read of reads) {
       read.rows = [];

@@ -157,13 +157,20 @@ export class WebhookOutbox {
    */
   async beforeConversationDeleted(tx: Executor, conversationId: string): Promise<void> {
     // Read in the transaction: the embedded database has one connection, which the transaction holds.
+    await this.copyUnreadLog(tx, conversationId);
     // Rows waiting for a retry that read their message from the log keep it (even an endpoint disabled
-    // now may be enabled again and retry them).
+    // now may be enabled again and retry them). Read after the copy: a first attempt that failed while
+    // the copy was made is either seen by the copy (its cursor still before the message) or committed
+    // before this read (its row is found here); a row the copy inserted first makes it insert nothing.
     const waiting = await run<MessageRow & { delivery_id: string; delivery_type: string }>(tx, ROWS_FROM_LOG, [conversationId]);
     if (waiting.length > 0) {
       const payloads = waiting.map((row) => ({ id: row.delivery_id, payload: logEventData(row, row.delivery_type) }));
       await run(tx, KEEP_PAYLOADS, [JSON.stringify(payloads)]);
     }
+  }
+
+  /** The messages of a conversation its enabled endpoints have not read yet become rows with their payload. */
+  private async copyUnreadLog(tx: Executor, conversationId: string): Promise<void> {
     const [enabled] = await run<{ any: boolean }>(tx, "select exists (select 1 from webhook_endpoints where enabled) as any");
     if (!enabled?.any) return;
     const ids = JSON.stringify([conversationId]);
