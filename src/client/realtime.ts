@@ -50,7 +50,8 @@ export interface RealtimeOptions {
   reconnect?: ReconnectOptions;
   /**
    * Join every conversation this principal is added to (`conversation:added`) as soon as it is told,
-   * from its start, and keep it joined like any other. Default false.
+   * from its start, and keep it joined like any other; after a reconnect, also those it was added to
+   * while away (the server tells of them, see `addedSince` in docs/protocol.md). Default false.
    */
   autoJoin?: boolean;
   /** Sending again after `rate_limited` (default: up to 5 times, waiting up to 10 s); false to surface it. */
@@ -89,6 +90,8 @@ interface PendingRequest {
 
 /** Close codes after which reconnecting with the same credential is pointless. */
 const FINAL_CLOSE_CODES = new Set([4401]);
+/** How far before the last frame heard a reconnect asks from: room for the clocks' estimate. */
+const ADDED_SINCE_MARGIN_MS = 5_000;
 const OPEN = 1;
 
 export class RealtimeClient {
@@ -105,6 +108,10 @@ export class RealtimeClient {
   private reconnectTimer?: ReturnType<typeof setTimeout>;
   private watchdog?: ReturnType<typeof setInterval>;
   private lastFrameAt = 0;
+  /** Server time minus local time, as the last session:ready told. */
+  private serverClockOffsetMs = 0;
+  /** Server time of the last frame a finished session heard (undefined before the first one ends). */
+  private heardUntil?: number;
   private readonly pacer = new FramePacer();
   /** Counters, for monitoring and tests. */
   readonly stats = { reconnects: 0, duplicatesDropped: 0, rateLimitedRetries: 0 };
@@ -292,9 +299,11 @@ export class RealtimeClient {
   }
 
   private socketUrl(auth: CredentialTransport): string {
-    if (auth === "header") return this.options.url;
-    const { token, apiKey, headers } = this.options.credentials();
     const url = new URL(this.options.url);
+    // Back after a session: the server tells of conversations this principal joined while away.
+    if (this.heardUntil !== undefined) url.searchParams.set("addedSince", new Date(this.heardUntil - ADDED_SINCE_MARGIN_MS).toISOString());
+    if (auth === "header") return url.toString();
+    const { token, apiKey, headers } = this.options.credentials();
     if (token) url.searchParams.set("token", token);
     if (apiKey) url.searchParams.set("apiKey", apiKey);
     if (headers["x-as-user-id"]) url.searchParams.set("asUserId", headers["x-as-user-id"]);
@@ -317,6 +326,7 @@ export class RealtimeClient {
         if (frame.event === "session:ready" && !settled) {
           settled = true;
           this.sessionInfo = frame.data as SessionReady;
+          this.serverClockOffsetMs = Date.parse(this.sessionInfo.serverTime) - Date.now() || 0;
           this.attempt = 0;
           this.startWatchdog(this.sessionInfo.heartbeatMs);
           resolve(this.sessionInfo);
@@ -327,6 +337,8 @@ export class RealtimeClient {
       };
       socket.onclose = (event: { code: number; reason: string }) => {
         if (this.socket !== socket) return;
+        // What this session heard, in the server's clock: the next one asks for what came after.
+        if (settled) this.heardUntil = this.lastFrameAt + this.serverClockOffsetMs;
         this.socket = undefined;
         this.sessionInfo = undefined;
         this.stopWatchdog();

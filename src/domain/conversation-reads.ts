@@ -7,7 +7,7 @@
 import { and, asc, eq, gt, isNull, notInArray } from "drizzle-orm";
 import type { Principal } from "../auth/principal";
 import type { Executor } from "../db/client";
-import { conversations, messages, runs } from "../db/schema";
+import { conversations, messages, participants, runs } from "../db/schema";
 import { ENDED_STATES } from "./run-rules";
 import { currentMembers, requireReader, requireTypist } from "./access";
 import { toConversation, toMessage, toRun, type ConversationResource, type MessageResource, type RunResource } from "./resources";
@@ -48,6 +48,21 @@ export class ConversationReads {
   async conversation(conversationId: string): Promise<ConversationResource | undefined> {
     const [row] = await this.db.select().from(conversations).where(eq(conversations.id, conversationId));
     return row && toConversation(row);
+  }
+
+  /**
+   * The conversations a principal joined after `since`, oldest first, at most `limit`: what a socket
+   * reconnecting with `addedSince` was not told while it was away.
+   */
+  async conversationsJoinedSince(principalId: string, since: Date, limit: number): Promise<{ conversation: ConversationResource; role: string }[]> {
+    const rows = await this.db
+      .select({ conversation: conversations, role: participants.role })
+      .from(participants)
+      .innerJoin(conversations, eq(conversations.id, participants.conversation_id))
+      .where(and(eq(participants.user_id, principalId), gt(participants.joined_at, since)))
+      .orderBy(asc(participants.joined_at), asc(participants.conversation_id))
+      .limit(limit);
+    return rows.map((row) => ({ conversation: toConversation(row.conversation), role: row.role }));
   }
 
   /** Runs not ended, oldest first: a client joining late learns what is streaming and who owns it. */

@@ -13,6 +13,7 @@ import type { Scope } from "../core/scope";
 import { clientAddress } from "./client-address";
 import { readScope } from "./scope";
 import { socketOriginAllowed } from "./socket-origin";
+import { addedSinceOf } from "./socket-query";
 
 export interface RequestState {
   requestId: string;
@@ -86,6 +87,7 @@ export async function admitRequest(request: Request, ip: string, deps: GateDeps)
     else if (outcome && !isPublic) throw new AppError(outcome.code, outcome.message);
   }
   if (!isPublic && !state.principal) throw fail.unauthorized();
+  if (socketQuery) addedSinceOf(socketQuery);
   // Acting for another principal replaces the principal here, before anything looks at it: every route,
   // the org scope check below and the WebSocket alike see only the principal acted for.
   // On REST the header alone acts; a query parameter there would otherwise be ignored, and the request

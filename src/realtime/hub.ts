@@ -15,9 +15,10 @@ import { withinActingReach } from "../auth/act-as";
 import { extractCredentials } from "../auth/identity";
 import type { Principal } from "../auth/principal";
 import type { Config } from "../config";
+import { addedSinceOf } from "../http/socket-query";
 import type { Scope } from "../core/scope";
 import type { DomainEvent } from "../domain/domain-events";
-import { log } from "../log";
+import { describeError, log } from "../log";
 import { wsClosesOf, wsConnectionsOpen, wsConnectionsOpened, wsFramesPublished, wsSlowConsumerCloses } from "../metrics/registry";
 import { LocalBroker, type Broker, type BrokerHub, type FrameReference, type StreamSignal } from "./broker";
 import { CLOSE, Connection, type RealtimeSocket } from "./connection";
@@ -44,6 +45,8 @@ export type { JoinResult } from "./join";
 
 /** How often connections are checked for a full send buffer and an expired credential. */
 const SWEEP_INTERVAL_MS = 200;
+/** At most this many `conversation:added` frames for a connection opened with `addedSince`. */
+export const ADDED_SINCE_LIMIT = 100;
 /** Ordering state of a conversation is kept this long after its last frame. */
 const ORDER_IDLE_MS = 60_000;
 /** How long a frame waits for a missing predecessor before the gap is read from the database. */
@@ -275,7 +278,25 @@ export class RealtimeHub implements BrokerHub {
       }),
     );
     log.debug("socket opened", { requestId: connection.requestId, connectionId: connection.id, principal: connection.principal.id });
+    const addedSince = addedSinceOf(query);
+    if (addedSince) void this.tellJoinedSince(connection, addedSince);
     return connection;
+  }
+
+  /**
+   * A client reconnecting after a while asks what it missed: each conversation its principal joined
+   * since then, as the `conversation:added` it would have heard (one added meanwhile may come twice).
+   */
+  private async tellJoinedSince(connection: Connection, since: Date): Promise<void> {
+    try {
+      const joined = await this.store.conversationsJoinedSince(connection.principal.id, since, ADDED_SINCE_LIMIT);
+      for (const { conversation, role } of joined) {
+        if (connection.closed) return;
+        if (withinActingReach(connection.principal, conversation.org_id ?? null)) connection.send(serverFrame("conversation:added", { conversation, role }));
+      }
+    } catch (error) {
+      log.warn("conversations joined since a reconnect not read", { connectionId: connection.id, ...describeError(error) });
+    }
   }
 
   /** Bun reports the socket closed (by either side): forget it everywhere. */

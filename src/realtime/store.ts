@@ -19,6 +19,8 @@ export interface RealtimeStore {
   openRuns(conversationId: string): Promise<RunResource[]>;
   message(messageId: string): Promise<MessageResource | undefined>;
   conversation(conversationId: string): Promise<ConversationResource | undefined>;
+  /** Conversations the principal joined after `since`, oldest first, at most `limit`. */
+  conversationsJoinedSince(principalId: string, since: Date, limit: number): Promise<{ conversation: ConversationResource; role: string }[]>;
   /** Last sequence and current members, or undefined once the conversation is deleted. */
   conversationState(conversationId: string): Promise<{ lastSequence: number; members: ReadonlySet<string> } | undefined>;
 }

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "
 import postgres from "postgres";
 import { TEST_DATABASE_URL } from "../support/database";
 import { startTestServer, type TestServer } from "../support/server";
-import { eventually, groupConversation, openSocket, restSend, sdkClient } from "./helpers";
+import { RawSocket, eventually, groupConversation, openSocket, restSend, sdkClient } from "./helpers";
 
 // End-to-end tests start servers and processes: more than the runner's 5 s default.
 setDefaultTimeout(60_000);
@@ -108,6 +108,67 @@ describe("principal notifications", () => {
     await server.request("DELETE", `/api/conversations/${conversationId}/participants/${agent.id}`, { as: alice });
     await eventually(() => removed.length === 1, 3000, "the removal");
     expect(client.joined()).toEqual([]);
+    client.close();
+  });
+
+  test("a socket opened with addedSince is told of the conversations its principal joined since then and is still in", async () => {
+    const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
+    const before = await groupConversation(server, alice, [agent]);
+    await Bun.sleep(20);
+    const since = new Date().toISOString();
+    await Bun.sleep(20);
+    const first = await groupConversation(server, alice, [agent]);
+    const left = await groupConversation(server, alice, [agent]);
+    const second = await groupConversation(server, alice);
+    expect((await server.request("POST", `/api/conversations/${second}/participants`, { as: alice, body: { userId: agent.id, userType: "agent" } })).status).toBe(201);
+    expect((await server.request("DELETE", `/api/conversations/${left}/participants/${agent.id}`, { as: alice })).status).toBe(204);
+
+    const socket = new RawSocket(new WebSocket(`${server.wsUrl}?addedSince=${encodeURIComponent(since)}`, { headers: agent.headers } as any));
+    await socket.next("session:ready");
+    await socket.next((frame) => frame.event === "conversation:added" && frame.data.conversation.id === second);
+    const told = socket.frames.filter((frame) => frame.event === "conversation:added").map((frame) => frame.data);
+    expect(told.map((added) => added.conversation.id)).toEqual([first, second]);
+    expect(told.map((added) => added.role)).toEqual(["member", "member"]);
+    expect(told[0].conversation.participants).toBeUndefined();
+    await socket.expectNone("conversation:added", 200);
+    expect(told.map((added) => added.conversation.id)).not.toContain(before);
+    // Without the parameter nothing is told.
+    const plain = await openSocket(server, agent);
+    await plain.expectNone("conversation:added", 200);
+    socket.close();
+    plain.close();
+  });
+
+  test("addedSince that is not a time refuses the upgrade with 400", async () => {
+    const agent = await server.principal({ type: "agent" });
+    for (const value of ["yesterday", "2026-12-01", "2026-12-01T20:33:33", "2026-13-45T99:00:00Z"]) {
+      const response = await fetch(`${server.url}/api/ws?addedSince=${encodeURIComponent(value)}`, {
+        headers: { ...agent.headers, connection: "upgrade", upgrade: "websocket", "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==" },
+      });
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as { code: string }).code).toBe("invalid_input");
+    }
+  });
+
+  test("the SDK with autoJoin joins, after a reconnect, what its principal was added to while it was away", async () => {
+    const [alice, agent] = await Promise.all([server.principal(), server.principal({ type: "agent" })]);
+    const client = sdkClient(server, agent).realtime({ autoJoin: true, reconnect: { initialDelayMs: 3000 } });
+    const received: string[] = [];
+    client.on("message:new", (message) => received.push(message.content));
+    const closed = new Promise<void>((resolve) => client.on("close", () => resolve()));
+    await client.connect();
+    client.reconnect();
+    await closed;
+    // Added and written to while no socket was open.
+    const conversationId = await groupConversation(server, alice, [agent]);
+    await restSend(server, alice, conversationId, "while away");
+    expect(client.connected).toBe(false);
+    await eventually(() => received.includes("while away"), 8000, "the message sent while away");
+    expect(client.joined()).toEqual([conversationId]);
+    expect(client.stats.reconnects).toBe(1);
+    await restSend(server, alice, conversationId, "live");
+    await eventually(() => received.includes("live"), 3000, "the live message");
+    expect(received).toEqual(["while away", "live"]);
     client.close();
   });
 });
