@@ -82,6 +82,8 @@ export interface MessageVersion {
   content: string;
   content_type: string;
   edited_by: string;
+  /** Who wrote this version for `edited_by` when a service acted for it; null otherwise. */
+  acted_by: { id: string; type: PrincipalType } | null;
   created_at: string;
   current: boolean;
 }

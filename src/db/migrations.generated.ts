@@ -8,6 +8,7 @@ import m5 from "../../drizzle/0005_stream_holder.sql" with { type: "text" };
 import m6 from "../../drizzle/0006_webhook_cursors.sql" with { type: "text" };
 import m7 from "../../drizzle/0007_webhook_heard_periods.sql" with { type: "text" };
 import m8 from "../../drizzle/0008_webhook_org_reach.sql" with { type: "text" };
+import m9 from "../../drizzle/0009_version_acted_by.sql" with { type: "text" };
 
 export const MIGRATIONS: { tag: string; sql: string }[] = [
   { tag: "0000_init", sql: m0 },
@@ -19,4 +20,5 @@ export const MIGRATIONS: { tag: string; sql: string }[] = [
   { tag: "0006_webhook_cursors", sql: m6 },
   { tag: "0007_webhook_heard_periods", sql: m7 },
   { tag: "0008_webhook_org_reach", sql: m8 },
+  { tag: "0009_version_acted_by", sql: m9 },
 ];

@@ -190,6 +190,8 @@ export const messageVersions = pgTable("message_versions", {
   content: text("content").notNull(),
   content_type: text("content_type").notNull(),
   edited_by: text("edited_by").notNull(),
+  /** Who wrote this version for the sender, when a service acted for it (X-As-User-Id); null otherwise. */
+  acted_by: jsonb("acted_by").$type<{ id: string; type: "user" | "agent" | "service" }>(),
   created_at: timestamp("created_at", { withTimezone: true }).notNull(),
   superseded_at: timestamp("superseded_at", { withTimezone: true }).notNull().defaultNow(),
 }, (t) => [primaryKey({ columns: [t.message_id, t.version] })]);

@@ -88,6 +88,29 @@ describe("acting for another principal over REST", () => {
     expect([acting.status, acting.body.code]).toEqual([403, "admin_required"]);
   });
 
+  test("edits: metadata.actedBy tells who wrote the current version, the history who wrote each", async () => {
+    const sent = await send(agent, {}, { content: "v1 by the agent", metadata: { k: 1 } });
+    const path = `/api/conversations/${conversationId}/messages/${sent.body.id}`;
+    const byService = await server.request("PATCH", path, { as: service, headers: as(agent.id), body: { content: "v2 for the agent" } });
+    expect(byService.status).toBe(200);
+    expect(byService.body.metadata).toEqual({ k: 1, actedBy: { id: service.id, type: "service" } });
+    const byAgent = await server.request("PATCH", path, { as: agent, body: { content: "v3 by the agent" } });
+    expect(byAgent.body.metadata).toEqual({ k: 1 });
+    // Over the socket, acting from its upgrade, like REST.
+    const socket = new RawSocket(new WebSocket(`${server.wsUrl}?asUserId=${encodeURIComponent(agent.id)}`, { headers: service.headers } as any));
+    await socket.next("session:ready");
+    const edited = await socket.request("message:edit", { messageId: sent.body.id, content: "v4 for the agent" });
+    expect(edited).toMatchObject({ ok: true, data: { version: 4, metadata: { k: 1, actedBy: { id: service.id, type: "service" } } } });
+    socket.close();
+    const history = await server.request("GET", `${path}/history`, { as: owner });
+    expect(history.body.versions.map((v: { version: number; edited_by: string; acted_by: unknown }) => [v.version, v.edited_by, v.acted_by])).toEqual([
+      [1, agent.id, null],
+      [2, agent.id, { id: service.id, type: "service" }],
+      [3, agent.id, null],
+      [4, agent.id, { id: service.id, type: "service" }],
+    ]);
+  });
+
   test("a caller's own metadata.actedBy is dropped", async () => {
     const sent = await send(owner, {}, { content: "claims", metadata: { actedBy: { id: "someone" }, keep: true } });
     expect(sent.status).toBe(201);

@@ -468,7 +468,7 @@ describe("GET /api/conversations/:id/messages/:mid/history", () => {
     const res = await t.request("GET", messagesPath(id, `/${message.id}/history`), { as: alice });
     expectStatus(res, 200);
     expect(res.body.versions).toEqual([
-      { version: 1, content: "only", content_type: "text/plain", edited_by: alice.id, created_at: message.created_at, current: true },
+      { version: 1, content: "only", content_type: "text/plain", edited_by: alice.id, acted_by: null, created_at: message.created_at, current: true },
     ]);
     expectError(await t.request("GET", messagesPath(id, `/${message.id}/history`), { as: stranger }), 403, "not_participant");
     expectError(await t.request("GET", messagesPath(id, `/${UNKNOWN_ID}/history`), { as: alice }), 404);

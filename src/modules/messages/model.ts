@@ -48,6 +48,12 @@ export const MessageVersion = t.Object(
     content: t.String(),
     content_type: t.String(),
     edited_by: t.String(),
+    acted_by: t.Nullable(
+      t.Object(
+        { id: t.String(), type: t.Union([t.Literal("user"), t.Literal("agent"), t.Literal("service")]) },
+        { description: "Who wrote this version for edited_by when a service acted for it (X-As-User-Id)" },
+      ),
+    ),
     created_at: t.String({ format: "date-time" }),
     current: t.Boolean(),
   },

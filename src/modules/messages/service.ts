@@ -7,7 +7,7 @@
  */
 import { and, asc, desc, eq, gt, gte, isNull, lt, type SQL } from "drizzle-orm";
 import { actingOrgReach, withActor } from "../../auth/act-as";
-import type { Principal } from "../../auth/principal";
+import type { Principal, PrincipalType } from "../../auth/principal";
 import { messages, messageVersions, participants, runs, type MessageRow } from "../../db/schema";
 import { requireParticipant, requireReader } from "../../domain/access";
 import { checkContent, checkMetadata, normaliseContentType } from "../../domain/limits";
@@ -340,11 +340,15 @@ export async function editMessage(
       content: current.content,
       content_type: current.content_type,
       edited_by: current.sender_id,
+      acted_by: actorOf(current.metadata),
       created_at: current.updated_at ?? current.created_at,
     });
+    // metadata.actedBy tells who wrote the current version: set when a service edits for the sender,
+    // dropped when the sender edits itself (the version replaced keeps its own in acted_by).
+    const metadata = withActor((current.metadata ?? {}) as Record<string, unknown>, principal);
     const [next] = await tx
       .update(messages)
-      .set({ content: input.content, content_type: contentType, version: current.version + 1, updated_at: new Date() })
+      .set({ content: input.content, content_type: contentType, metadata, version: current.version + 1, updated_at: new Date() })
       .where(eq(messages.id, current.id))
       .returning();
     const message = toMessage(next);
@@ -381,11 +385,20 @@ export async function deleteMessage(
   });
 }
 
+/** The actor a stored message's metadata names (set by the server only, see withActor), or null. */
+function actorOf(metadata: unknown): { id: string; type: PrincipalType } | null {
+  const actedBy = (metadata as { actedBy?: { id?: unknown; type?: unknown } } | null)?.actedBy;
+  if (!actedBy || typeof actedBy.id !== "string" || typeof actedBy.type !== "string") return null;
+  return { id: actedBy.id, type: actedBy.type as PrincipalType };
+}
+
 export interface MessageVersion {
   version: number;
   content: string;
   content_type: string;
   edited_by: string;
+  /** Who wrote the version for `edited_by` when a service acted for it; null otherwise. */
+  acted_by: { id: string; type: PrincipalType } | null;
   created_at: string;
   current: boolean;
 }
@@ -417,6 +430,7 @@ export async function messageHistory(
         content: v.content,
         content_type: v.content_type,
         edited_by: v.edited_by,
+        acted_by: v.acted_by ?? null,
         created_at: v.created_at.toISOString(),
         current: false,
       })),
@@ -425,6 +439,7 @@ export async function messageHistory(
         content: row.content,
         content_type: row.content_type,
         edited_by: row.sender_id,
+        acted_by: actorOf(row.metadata),
         created_at: (row.updated_at ?? row.created_at).toISOString(),
         current: true,
       },

@@ -841,6 +841,12 @@ export interface components {
             content: string;
             content_type: string;
             edited_by: string;
+            /** @description Who wrote this version for edited_by when a service acted for it (X-As-User-Id) */
+            acted_by: {
+                id: string;
+                /** @enum {string} */
+                type: "user" | "agent" | "service";
+            } | null;
             /** Format: date-time */
             created_at: string;
             current: boolean;

@@ -1,0 +1,1 @@
+ALTER TABLE "message_versions" ADD COLUMN "acted_by" jsonb;
