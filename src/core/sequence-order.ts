@@ -9,12 +9,15 @@
  * the predecessor arrives, or for at most `holdMs`. A gap that lasts is real: a message written by another
  * instance whose notification was lost or is late. It is then read from the database (`fill`; every
  * sequence below a committed one is committed too, since the counter's row lock orders them), and only
- * if that fails does the frame go out anyway.
+ * if that keeps failing (a few tries, FILL_RETRY_DELAYS_MS) does the frame go out anyway.
  *
  * A conversation's state starts with the first sequenced frame seen for it (everything below counts as
  * released) and is dropped when idle. Frames without a sequence queue behind held ones, so an edit never
  * overtakes the message it edits.
  */
+/** How long to wait before reading a gap again after a failed read; then the held frames go out anyway. */
+const FILL_RETRY_DELAYS_MS = [100, 200, 400, 800];
+
 /** What the stage orders: anything of a conversation, with its sequence when it has one. */
 export interface Sequenced {
   conversationId: string;
@@ -29,6 +32,8 @@ interface ConversationOrder<F extends Sequenced> {
   timer?: ReturnType<typeof setTimeout>;
   /** A read of the missing sequences from the database is under way. */
   filling?: boolean;
+  /** Reads of the gap that failed in a row (the database unreachable for a moment). */
+  fillFailures: number;
   lastActivity: number;
 }
 
@@ -57,7 +62,7 @@ export class SequenceOrder<F extends Sequenced> {
    * arriving after it (a message of another instance, relayed later than a local one) would go out of order.
    */
   track(conversationId: string, released: number, now = Date.now()): void {
-    if (!this.conversations.has(conversationId)) this.conversations.set(conversationId, { conversationId, released, held: [], lastActivity: now });
+    if (!this.conversations.has(conversationId)) this.conversations.set(conversationId, { conversationId, released, held: [], lastActivity: now, fillFailures: 0 });
   }
 
   push(frame: F, now = Date.now()): void {
@@ -65,7 +70,7 @@ export class SequenceOrder<F extends Sequenced> {
     let order = this.conversations.get(frame.conversationId);
     if (!order) {
       if (frame.sequence === undefined) return this.release(frame);
-      order = { conversationId: frame.conversationId, released: frame.sequence - 1, held: [], lastActivity: now };
+      order = { conversationId: frame.conversationId, released: frame.sequence - 1, held: [], lastActivity: now, fillFailures: 0 };
       this.conversations.set(frame.conversationId, order);
     }
     order.lastActivity = now;
@@ -107,16 +112,26 @@ export class SequenceOrder<F extends Sequenced> {
         }
         read = true;
       } catch {
-        // The database is unreachable: release what is held rather than hold it forever.
+        // The database is unreachable: read again shortly (its connections are usually back within
+        // moments), and only after a few tries release what is held rather than hold it forever.
       } finally {
         order.filling = false;
       }
       if (this.conversations.get(order.conversationId) !== order) return; // forgotten meanwhile
       if (read) {
+        order.fillFailures = 0;
         this.flush(order, false, firstHeld - 1);
         this.holdRest(order);
         return;
       }
+      if (order.fillFailures < FILL_RETRY_DELAYS_MS.length && order.held.length > 0 && !order.timer) {
+        order.timer = setTimeout(() => {
+          order.timer = undefined;
+          void this.fillThenFlush(order);
+        }, FILL_RETRY_DELAYS_MS[order.fillFailures++]);
+        return;
+      }
+      order.fillFailures = 0;
     }
     this.flush(order, true);
   }

@@ -177,18 +177,38 @@ describe("SequenceOrder", () => {
     expect(reads.asked).toHaveLength(1);
   });
 
-  test("a failed read releases what is held rather than holding it forever", async () => {
+  test("a failed read is tried again shortly; one that succeeds then keeps the order", async () => {
+    const out: string[] = [];
+    const reads = deferredFill();
+    const order = new SequenceOrder<TopicFrame>((f) => out.push(f.frame), 10, reads.fill);
+    order.push(frame(1));
+    order.push(frame(3));
+    await eventually(() => reads.asked.length === 1, 3000, "the gap read");
+    reads.fail(new Error("database unreachable"));
+    await eventually(() => reads.asked.length === 2, 3000, "the second read");
+    expect(out).toEqual(["f1"]);
+    expect(reads.asked).toEqual([[1, 2], [1, 2]]);
+    reads.answer([frame(2)]);
+    await eventually(() => out.length === 3, 3000, "the release");
+    expect(out).toEqual(["f1", "f2", "f3"]);
+  });
+
+  test("reads that keep failing release what is held rather than holding it forever", async () => {
     const out: string[] = [];
     const reads = deferredFill();
     const order = new SequenceOrder<TopicFrame>((f) => out.push(f.frame), 10, reads.fill);
     order.push(frame(1));
     order.push(frame(3));
     order.push(frame(undefined, "edit"));
-    await eventually(() => reads.asked.length === 1, 3000, "the gap read");
-    expect(out).toEqual(["f1"]);
-    reads.fail(new Error("database unreachable"));
+    // The first read and four more, 100 + 200 + 400 + 800 ms apart.
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      await eventually(() => reads.asked.length === attempt, 3000, `read ${attempt}`);
+      expect(out).toEqual(["f1"]);
+      reads.fail(new Error("database unreachable"));
+    }
     await eventually(() => out.length === 3, 3000, "the release");
     expect(out).toEqual(["f1", "f3", "edit"]);
+    expect(reads.asked).toHaveLength(5);
     order.push(frame(4));
     expect(out.at(-1)).toBe("f4");
   });
