@@ -10,7 +10,7 @@ import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { mkdirSync } from "node:fs";
 import postgres from "postgres";
-import { dbQueriesInFlight, dbQueryDuration, watchPool } from "../metrics/registry";
+import { dbQueriesInFlight, dbQueryDuration } from "../metrics/registry";
 import { loadPgliteAssets } from "./pglite-assets";
 import { isEmpty, isInitialised, makePrivate, pgdataOf, PRIVATE_DIR_MODE, seedDataDir } from "./data-dir";
 import { claimDataDir, releaseDataDir } from "./data-dir-lock";
@@ -112,7 +112,6 @@ export async function openPostgres(url: string, poolSize: number): Promise<Datab
     throw new DatabaseUnavailableError(`cannot reach PostgreSQL at ${describeTarget(url)}: ${reason}`);
   }
   const db = drizzlePostgres(pg, { schema }) as unknown as Db;
-  const unwatchPool = watchPool(() => pg.stats);
   const timings = dbQueryDuration.labels("postgres");
   const inFlight = dbQueriesInFlight.postgres;
   return {
@@ -162,7 +161,6 @@ export async function openPostgres(url: string, poolSize: number): Promise<Datab
       }
     },
     async close() {
-      unwatchPool();
       await pg.end({ timeout: 5 });
     },
   };

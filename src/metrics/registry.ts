@@ -178,50 +178,6 @@ export const dbQueriesInFlight = define.gaugeBy({
   values: ["postgres", "pglite"] as const,
 });
 
-/** A pool's counts as postgres.js keeps them (`sql.stats`). */
-interface PoolCounts {
-  connections: number;
-  opening: number;
-  idle: number;
-  leased: number;
-  waiting: number;
-}
-
-const watchedPools = new Set<() => PoolCounts>();
-
-define.gaugeReading({
-  name: "symbia_db_pool_connections",
-  help: "Connections of the PostgreSQL pool by state: idle, busy (running statements), leased (held by a transaction or batch), opening.",
-  labelNames: ["state"],
-  *read() {
-    for (const stats of watchedPools) {
-      const counts = stats();
-      const busy = Math.max(0, counts.connections - counts.idle - counts.leased);
-      yield* [
-        [{ state: "idle" }, counts.idle],
-        [{ state: "busy" }, busy],
-        [{ state: "leased" }, counts.leased],
-        [{ state: "opening" }, counts.opening],
-      ] as [Record<string, string>, number][];
-    }
-  },
-});
-
-define.gaugeReading({
-  name: "symbia_db_pool_waiting_queries",
-  help: "Statements waiting for a connection of the PostgreSQL pool (all connections busy or opening).",
-  labelNames: [],
-  *read() {
-    for (const stats of watchedPools) yield [{}, stats().waiting];
-  },
-});
-
-/** Exposes a PostgreSQL pool's counts when scraped; returns the function that stops it. */
-export function watchPool(stats: () => PoolCounts): () => void {
-  watchedPools.add(stats);
-  return () => watchedPools.delete(stats);
-}
-
 // Coalesced sends (src/db/statement-batcher.ts)
 
 export const sendBatches = define.counter({

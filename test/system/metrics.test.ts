@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "
 import { ConfigError, loadConfig } from "../../src/config";
 import { isLoopback, isMetricsPath, metricsAccess } from "../../src/http/metrics-endpoint";
 import { parseExposition, type Exposition } from "../support/prometheus";
-import { TEST_DATABASE_URL } from "../support/database";
 import { startTestServer, type TestServer } from "../support/server";
 import { eventually, groupConversation, joinedSocket, openSocket, restSend } from "../realtime/helpers";
 
@@ -55,18 +54,6 @@ describe("GET /metrics", () => {
     }
     expect(metrics.sum("symbia_build_info")).toBe(1);
     expect(metrics.value("process_resident_memory_bytes")).toBeGreaterThan(1024 * 1024);
-  });
-
-  test.skipIf(!TEST_DATABASE_URL)("the PostgreSQL pool's connections by state, and the statements waiting for one", async () => {
-    const who = await t.principal();
-    // Many requests at once: the pool opens its connections, and some statements wait for one.
-    await Promise.all(Array.from({ length: 64 }, () => t.request("GET", "/api/conversations", { as: who })));
-    const metrics = await scrape();
-    const states = ["idle", "busy", "leased", "opening"].map((state) => metrics.value("symbia_db_pool_connections", { state }));
-    expect(states.every((count) => count !== undefined && count >= 0)).toBe(true);
-    const total = states.reduce((sum, count) => sum! + count!, 0)!;
-    expect(total).toBeGreaterThan(0);
-    expect(metrics.value("symbia_db_pool_waiting_queries")).toBeGreaterThanOrEqual(0);
   });
 
   test("sends count by transport, exactly, and HTTP requests by route template", async () => {
