@@ -10,6 +10,7 @@ import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { mkdirSync } from "node:fs";
 import postgres from "postgres";
+import { isDatabaseUnavailable } from "../core/database-errors";
 import { dbQueriesInFlight, dbQueryDuration } from "../metrics/registry";
 import { loadPgliteAssets } from "./pglite-assets";
 import { isEmpty, isInitialised, makePrivate, pgdataOf, PRIVATE_DIR_MODE, seedDataDir } from "./data-dir";
@@ -133,6 +134,10 @@ export async function openPostgres(url: string, poolSize: number): Promise<Datab
       const started = performance.now();
       inFlight.inc();
       const connection = await pg.reserve();
+      // postgres.js 3.4 gives a reserved connection back as open even when PostgreSQL closed it meanwhile
+      // (a failover, a terminated backend): its next query would write to a socket that is gone. One
+      // that failed as unavailable is not given back; the pool has already taken it back as closed.
+      let lost = false;
       try {
         // Written together, answered together. After a failure PostgreSQL refuses the statements that
         // follow (25P02) and turns the COMMIT into a rollback; every answer is awaited before the
@@ -144,10 +149,13 @@ export async function openPostgres(url: string, poolSize: number): Promise<Datab
         ];
         const settled = await Promise.allSettled(sent);
         const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
-        if (failed) throw failed.reason;
+        if (failed) {
+          lost = settled.some((r) => r.status === "rejected" && isDatabaseUnavailable(r.reason));
+          throw failed.reason;
+        }
         return settled.slice(1, -1).map((r) => (r as PromiseFulfilledResult<unknown>).value as T[]);
       } finally {
-        connection.release();
+        if (!lost) connection.release();
         inFlight.dec();
         timings.since(started);
       }
