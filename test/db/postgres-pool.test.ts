@@ -1,7 +1,7 @@
 /**
- * The PostgreSQL pool after PostgreSQL closes one of its connections in the middle of a batch (as a
- * failover or a terminated backend does): the batch fails as unavailable, and the pool goes on answering
- * from live connections, not from the one that was closed.
+ * The PostgreSQL pool after PostgreSQL closes its connections (as a failover or a terminated backend
+ * does): what was under way fails as unavailable, and the pool goes on answering at once from live
+ * connections, not from one that was closed nor after waiting out a connect timeout.
  */
 import { describe, expect, test } from "bun:test";
 import { openPostgres } from "../../src/db/client";
