@@ -206,6 +206,33 @@ describe("principal notifications on a socket acting for the principal", () => {
     acting.close();
     own.close();
   });
+
+  test("addedSince on an acting socket tells only of the conversations the caller reaches", async () => {
+    const elsewhere = await server.org();
+    const member = await server.principal({ orgs: [elsewhere] });
+    const both = await server.principal({ type: "agent", orgs: [org, elsewhere] });
+    const since = new Date(Date.now() - 1000).toISOString();
+    const create = async (who: TestPrincipal, orgId: string) =>
+      (await server.request("POST", "/api/conversations", {
+        as: who,
+        body: { type: "group", name: "while away", orgId, participants: [{ userId: both.id, userType: "agent" }] },
+      })).body.id as string;
+    const foreign = await create(member, elsewhere);
+    const home = await create(owner, org);
+    const open = (headers: Record<string, string>, asUser = "") =>
+      new RawSocket(new WebSocket(`${server.wsUrl}?addedSince=${encodeURIComponent(since)}${asUser}`, { headers } as any));
+    const acting = open(service.headers, `&asUserId=${encodeURIComponent(both.id)}`);
+    const own = open(both.headers);
+    const told = async (socket: RawSocket, last: string) => {
+      await socket.next((f) => f.event === "conversation:added" && f.data.conversation.id === last);
+      await Bun.sleep(100);
+      return socket.frames.filter((f) => f.event === "conversation:added").map((f) => f.data.conversation.id);
+    };
+    expect(await told(own, home)).toEqual([foreign, home]);
+    expect(await told(acting, home)).toEqual([home]);
+    acting.close();
+    own.close();
+  });
 });
 
 describe("acting for another principal over the WebSocket", () => {
